@@ -1,0 +1,105 @@
+"""File IO shared by the stages: atomic writes, hashing, tables, JSON.
+
+Every output is written to a temporary file in the destination folder and then
+moved into place with ``os.replace``, so a killed stage never leaves a
+half-written file that looks complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# The earliest timestamp a zip entry can carry; used to make zip files reproducible.
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+@contextlib.contextmanager
+def atomic_path(dest: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``dest``; on success move it onto ``dest``.
+
+    On any exception the temporary file is removed and ``dest`` is left as it was.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.chmod(tmp_path, 0o644)
+        os.replace(tmp_path, dest)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def write_bytes(dest: Path, data: bytes) -> None:
+    with atomic_path(dest) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text(dest: Path, text: str) -> None:
+    write_bytes(dest, text.encode("utf-8"))
+
+
+def dumps_json(obj: Any) -> str:
+    """Canonical JSON: sorted keys, two-space indent, trailing newline, strict floats."""
+    return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def write_json(dest: Path, obj: Any) -> None:
+    write_text(dest, dumps_json(obj))
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_table(dest: Path, frame: pd.DataFrame) -> None:
+    """Write a DataFrame as Parquet, atomically and byte-reproducibly."""
+    with atomic_path(dest) as tmp:
+        frame.to_parquet(tmp, engine="pyarrow", index=False, compression="zstd")
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.read_parquet(path, engine="pyarrow")
+
+
+def normalise_zip(path: Path) -> None:
+    """Rewrite a zip file in place with fixed timestamps and sorted entries.
+
+    Zip-based formats (such as skops) stamp every entry with the current time;
+    this makes the same content give the same bytes.
+    """
+    with zipfile.ZipFile(path) as src:
+        entries = sorted((info.filename, src.read(info)) for info in src.infolist())
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as dst:
+        for name, data in entries:
+            info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            dst.writestr(info, data)

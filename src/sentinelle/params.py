@@ -1,0 +1,239 @@
+"""The typed schema of ``params.yaml`` and its validation.
+
+Defaults live in ``params.yaml``; this module owns the types and allowed ranges.
+Every key must be present and known: a misspelled or missing key is an error,
+reported as one line that names the key, the bad value and what is allowed.
+
+Each section is a frozen dataclass. A field's type says what YAML value it takes
+(``bool``, ``int``, ``float``, ``str``, ``Literal[...]``, ``X | None``,
+``tuple[int, int]``), and ``Annotated[..., Range(...)]`` bounds a number.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+
+from sentinelle.errors import UserError
+
+DEFAULT_PARAMS = Path("params.yaml")
+
+
+@dataclass(frozen=True)
+class Range:
+    """Bounds for a number; ``None`` means unbounded on that side."""
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+
+    def describe(self) -> str:
+        parts = []
+        if self.ge is not None:
+            parts.append(f">= {self.ge:g}")
+        if self.gt is not None:
+            parts.append(f"> {self.gt:g}")
+        if self.le is not None:
+            parts.append(f"<= {self.le:g}")
+        if self.lt is not None:
+            parts.append(f"< {self.lt:g}")
+        return " and ".join(parts)
+
+    def admits(self, x: float) -> bool:
+        return (
+            (self.ge is None or x >= self.ge)
+            and (self.gt is None or x > self.gt)
+            and (self.le is None or x <= self.le)
+            and (self.lt is None or x < self.lt)
+        )
+
+
+Seed = Annotated[int, Range(ge=0, le=2**32 - 1)]
+Positive = Annotated[float, Range(gt=0)]
+Fraction = Annotated[float, Range(gt=0, lt=1)]
+Count = Annotated[int, Range(ge=1)]
+NgramRange = Annotated[tuple[int, int], Range(ge=1, le=10)]
+
+
+@dataclass(frozen=True)
+class BaseParams:
+    seed: Seed
+
+
+@dataclass(frozen=True)
+class IngestParams:
+    source: str
+    test_size: Annotated[float, Range(ge=0.05, le=0.5)]
+
+
+@dataclass(frozen=True)
+class PreprocessParams:
+    placeholders: bool
+    stem: bool
+    remove_stopwords: bool
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    features: Literal["word", "char", "union"]
+    word_ngrams: NgramRange
+    char_ngrams: NgramRange
+    min_df: Count
+    max_features: Annotated[int, Range(ge=1)] | None
+    sublinear_tf: bool
+    classifier: Literal[
+        "linear_svm", "logreg", "complement_nb", "multinomial_nb", "sgd", "random_forest"
+    ]
+    C: Positive
+    alpha: Positive
+    class_weight: Literal["balanced"] | None
+    n_estimators: Annotated[int, Range(ge=1, le=5000)]
+    max_depth: Annotated[int, Range(ge=1)] | None
+    n_jobs: Annotated[int, Range(ge=1, le=64)]
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    top_errors: Annotated[int, Range(ge=0, le=1000)]
+
+
+@dataclass(frozen=True)
+class Params:
+    base: BaseParams
+    ingest: IngestParams
+    preprocess: PreprocessParams
+    train: TrainParams
+    evaluate: EvaluateParams
+
+
+def _describe(tp: Any) -> str:
+    """What a type admits, in words for an error message."""
+    origin = typing.get_origin(tp)
+    if origin is Annotated:
+        inner, *meta = typing.get_args(tp)
+        ranges = [m.describe() for m in meta if isinstance(m, Range)]
+        return _describe(inner) + (f" {' and '.join(ranges)}" if ranges else "")
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (Union, types.UnionType):
+        return " or ".join(_describe(a) for a in typing.get_args(tp))
+    if origin is tuple:
+        args = typing.get_args(tp)
+        return f"a list of {len(args)} {_describe(args[0])}s [low, high]"
+    if tp is type(None):
+        return "null"
+    return {bool: "true/false", int: "an integer", float: "a number", str: "a string"}[tp]
+
+
+def _coerce(value: Any, tp: Any) -> Any:
+    """Return ``value`` converted to ``tp``, or raise ``ValueError`` if it does not fit."""
+    origin = typing.get_origin(tp)
+    if origin is Annotated:
+        inner, *meta = typing.get_args(tp)
+        out = _coerce(value, inner)
+        for m in meta:
+            if isinstance(m, Range):
+                for x in out if isinstance(out, tuple) else (out,):
+                    if not m.admits(x):
+                        raise ValueError
+        return out
+    if origin is Literal:
+        if value in typing.get_args(tp) and not isinstance(value, bool):
+            return value
+        raise ValueError
+    if origin in (Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            try:
+                return _coerce(value, arg)
+            except ValueError:
+                continue
+        raise ValueError
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise ValueError
+        out = tuple(_coerce(v, a) for v, a in zip(value, args, strict=True))
+        if list(out) != sorted(out):
+            raise ValueError
+        return out
+    if tp is type(None):
+        if value is None:
+            return None
+        raise ValueError
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ValueError
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ValueError
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
+        raise ValueError
+    if tp is str:
+        if isinstance(value, str) and value.strip():
+            return value
+        raise ValueError
+    raise TypeError(f"unsupported schema type {tp!r}")
+
+
+def _unknown_key(where: str, key: str, allowed: list[str]) -> str:
+    hint = difflib.get_close_matches(key, allowed, n=1)
+    dym = f" (did you mean '{where}{hint[0]}'?)" if hint else ""
+    return f"unknown key '{where}{key}'{dym}; allowed: {', '.join(allowed)}"
+
+
+def _build(cls: type, data: Any, where: str, source: str) -> Any:
+    if not isinstance(data, dict):
+        raise UserError(f"{source}: '{where.rstrip('.') or '<top>'}' must be a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls, include_extras=True)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in data:
+        if key not in hints:
+            raise UserError(f"{source}: {_unknown_key(where, str(key), names)}")
+    values = {}
+    for name in names:
+        if name not in data:
+            raise UserError(f"{source}: missing key '{where}{name}' ({_describe(hints[name])})")
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            values[name] = _build(tp, data[name], f"{where}{name}.", source)
+            continue
+        try:
+            values[name] = _coerce(data[name], tp)
+        except ValueError:
+            raise UserError(
+                f"{source}: {where}{name} = {data[name]!r} is invalid: must be {_describe(tp)}"
+            ) from None
+    return cls(**values)
+
+
+def parse(data: Any, source: str = "params.yaml") -> Params:
+    """Validate a parsed params mapping and return the typed params."""
+    return _build(Params, data, "", source)
+
+
+def load(path: Path = DEFAULT_PARAMS) -> Params:
+    """Read and validate a params file; every problem is a one-line ``UserError``."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read params file: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise UserError(f"{path}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
+    return parse(data, str(path))
