@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import tempfile
 import zipfile
 from collections.abc import Iterator
@@ -89,14 +90,43 @@ def read_table(path: Path) -> pd.DataFrame:
     return pd.read_parquet(path, engine="pyarrow")
 
 
-def normalise_zip(path: Path) -> None:
-    """Rewrite a zip file in place with fixed timestamps and sorted entries.
+_SKOPS_ID_RE = re.compile(rb'("__id__": )(\d+)|("file": ")(\d+)(\.npy")')
 
-    Zip-based formats (such as skops) stamp every entry with the current time;
-    this makes the same content give the same bytes.
+
+def _renumber_skops_ids(entries: dict[str, bytes]) -> dict[str, bytes]:
+    """Replace the memory addresses skops uses as object ids by 1, 2, 3, … in order.
+
+    skops names objects (``"__id__"``) and array files (``"<id>.npy"``) after
+    ``id(obj)``, which differs from run to run. The renaming is a bijection, so
+    the file loads exactly as before.
+    """
+    ids: dict[bytes, bytes] = {}
+
+    def renumber(m: re.Match[bytes]) -> bytes:
+        if m.group(2) is not None:
+            return m.group(1) + ids.setdefault(m.group(2), str(len(ids) + 1).encode())
+        return m.group(3) + ids.setdefault(m.group(4), str(len(ids) + 1).encode()) + m.group(5)
+
+    schema = _SKOPS_ID_RE.sub(renumber, entries.pop("schema.json"))
+    out = {"schema.json": schema}
+    for name, data in entries.items():
+        stem, dot, ext = name.partition(".")
+        out[(ids[stem.encode()].decode() if stem.encode() in ids else stem) + dot + ext] = data
+    return out
+
+
+def normalise_zip(path: Path) -> None:
+    """Rewrite a zip file in place with fixed timestamps, sorted entries and stable names.
+
+    Zip-based formats stamp every entry with the current time, and skops also
+    names objects after their memory address; this makes the same content give
+    the same bytes.
     """
     with zipfile.ZipFile(path) as src:
-        entries = sorted((info.filename, src.read(info)) for info in src.infolist())
+        contents = {info.filename: src.read(info) for info in src.infolist()}
+    if "schema.json" in contents:
+        contents = _renumber_skops_ids(contents)
+    entries = sorted(contents.items())
     with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as dst:
         for name, data in entries:
             info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)

@@ -120,11 +120,25 @@ def spam_scores(model: Pipeline, texts: Any) -> np.ndarray:
 def save(model: Pipeline, path: Path = MODEL_PATH) -> str:
     """Save with skops as a reproducible zip, atomically; return the file's SHA-256."""
     import skops.io as sio
+    from sklearn.feature_extraction.text import CountVectorizer
 
+    # scikit-learn remembers id(stop_words) in fitted vectorisers, a memory address
+    # that changes from run to run; without it the vectoriser simply re-checks its
+    # stop words once, so drop it for reproducible bytes.
+    for _, step in _walk(model):
+        if isinstance(step, CountVectorizer):
+            step.__dict__.pop("_stop_words_id", None)
     with io.atomic_path(path) as tmp:
         sio.dump(model, tmp)
         io.normalise_zip(tmp)
     return io.sha256_file(path)
+
+
+def _walk(estimator: Any, name: str = "") -> Any:
+    """Yield ``(name, estimator)`` for an estimator and everything nested in it."""
+    yield name, estimator
+    for child_name, child in getattr(estimator, "steps", None) or getattr(estimator, "transformer_list", []):
+        yield from _walk(child, f"{name}/{child_name}" if name else child_name)
 
 
 def load(path: Path = MODEL_PATH, expected_sha256: str | None = None) -> Pipeline:
