@@ -1,0 +1,66 @@
+"""Helpers shared by the unit and end-to-end tests (importable as `helpers`)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "datasets"
+UCI_FULL = SHARED / "sms_spam_collection.tsv"
+KAGGLE_FULL = SHARED / "sms_spam_kaggle.csv"
+BIN = Path(sys.executable).parent
+
+
+def env() -> dict[str, str]:
+    """Environment for subprocesses: this interpreter's venv first on PATH, no analytics."""
+    e = dict(os.environ)
+    e["PATH"] = f"{BIN}{os.pathsep}{e.get('PATH', '')}"
+    e["DVC_NO_ANALYTICS"] = "1"
+    e["GIT_AUTHOR_NAME"] = e["GIT_COMMITTER_NAME"] = "Sentinelle tests"
+    e["GIT_AUTHOR_EMAIL"] = e["GIT_COMMITTER_EMAIL"] = "tests@sentinelle.invalid"
+    return e
+
+
+def sh(*cmd: str | Path, cwd: Path, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run a command, capture its output; on unexpected failure show it all."""
+    proc = subprocess.run(
+        [str(c) for c in cmd], cwd=cwd, env=env(), text=True, capture_output=True, timeout=timeout
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(map(str, cmd))} exited {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
+        )
+    return proc
+
+
+def project_files() -> list[str]:
+    """The files a fresh clone of the working tree would have (tracked + new, not ignored)."""
+    out = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=ROOT, capture_output=True, check=True,
+    ).stdout.decode()
+    return [f for f in out.split("\0") if f and (ROOT / f).is_file()]
+
+
+def make_project(dest: Path) -> Path:
+    """Copy the project into ``dest`` as a new git repository with one commit."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for rel in project_files():
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, target)
+    sh("git", "init", "-q", "-b", "main", cwd=dest)
+    sh("git", "add", "-A", cwd=dest)
+    sh("git", "commit", "-q", "-m", "initial", cwd=dest)
+    return dest
+
+
+def needs_shared(path: Path):
+    """Skip a test, with the reason, when a ../shared dataset is absent."""
+    return pytest.mark.skipif(not path.is_file(), reason=f"{path} is absent (only beside the repo in the dev workplace)")
