@@ -39,8 +39,8 @@ def split(
     Messages with the same ``canonical`` form (e.g. the same spam template with
     another phone number) form a group, and a group goes wholly to one side, so
     the test set never holds a message the model saw in all but name. Groups are
-    shuffled per class with ``seed`` and moved to test until the class has
-    ``round(n * test_size)`` test messages. Row order within each side is the
+    shuffled per class with ``seed`` and moved to test, skipping any that would
+    overshoot, until the class has ``round(n * test_size)`` test messages. Row order within each side is the
     original order, so the output depends only on the input and the params.
     """
     keys = frame["text"].map(canonical)
@@ -50,14 +50,20 @@ def split(
     first = pd.Series(frame["label"].to_numpy()).groupby(group).first()
     sizes = np.bincount(group)
     rng = np.random.default_rng(seed)
-    chosen = []
+    chosen: list[int] = []
     for label in sorted(first.unique()):
         groups = first.index[first == label].to_numpy()
         target = round(sizes[groups].sum() * test_size)
-        order = groups[rng.permutation(len(groups))]
-        take = order[np.cumsum(sizes[order]) <= target]
-        chosen.append(take if len(take) or not target else order[:1])
-    is_test = np.isin(group, np.concatenate(chosen))
+        taken = 0
+        # Greedy fill in seeded random order: a group that would overshoot the
+        # target is skipped, so the test share stays exact when groups are small.
+        for g in groups[rng.permutation(len(groups))]:
+            if taken + sizes[g] <= target:
+                chosen.append(g)
+                taken += sizes[g]
+                if taken == target:
+                    break
+    is_test = np.isin(group, chosen)
     train, test = frame.loc[~is_test], frame.loc[is_test]
     for name, part in (("train", train), ("test", test)):
         counts = part["label"].value_counts()

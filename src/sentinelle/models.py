@@ -7,6 +7,8 @@ SHA-256 matches the metadata written beside it by the train stage.
 
 from __future__ import annotations
 
+import json
+import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +29,15 @@ METADATA_PATH = Path("models/model.json")
 # holds any other type is refused.
 ALLOWED_TYPES = frozenset(
     {
+        "builtins.NoneType",
+        "builtins.bool",
+        "builtins.dict",
+        "builtins.float",
+        "builtins.int",
+        "builtins.list",
         "builtins.slice",
+        "builtins.str",
+        "builtins.tuple",
         "numpy.dtype",
         "numpy.float32",
         "numpy.float64",
@@ -42,6 +52,7 @@ ALLOWED_TYPES = frozenset(
         "sklearn.feature_extraction.text.TfidfTransformer",
         "sklearn.feature_extraction.text.TfidfVectorizer",
         "sklearn.linear_model._logistic.LogisticRegression",
+        "sklearn.linear_model._sgd_fast.ModifiedHuber",
         "sklearn.linear_model._stochastic_gradient.SGDClassifier",
         "sklearn.naive_bayes.ComplementNB",
         "sklearn.naive_bayes.MultinomialNB",
@@ -155,14 +166,35 @@ def load(path: Path = MODEL_PATH, expected_sha256: str | None = None) -> Pipelin
                 f"{path}: SHA-256 {actual[:12]}… does not match the recorded {expected_sha256[:12]}…; "
                 "refusing to load a model that is not the one trained"
             )
-    try:
-        untrusted = set(sio.get_untrusted_types(file=path))
-    except Exception as exc:  # a corrupt or non-skops file
-        raise UserError(f"{path}: not a readable skops model file: {exc}") from None
-    refused = sorted(untrusted - ALLOWED_TYPES)
+    found = types_in(path)
+    refused = sorted(found - ALLOWED_TYPES)
     if refused:
         raise UserError(f"{path}: refusing to load types not on the allowlist: {', '.join(refused)}")
-    return sio.load(path, trusted=sorted(untrusted))
+    return sio.load(path, trusted=sorted(found))
+
+
+def types_in(path: Path) -> set[str]:
+    """Every type and function a skops file names, as ``module.name``.
+
+    skops itself trusts many types by default (any scikit-learn estimator, numpy
+    functions); we check every node of the file's schema against our own list.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            schema = json.loads(archive.read("schema.json"))
+    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
+        raise UserError(f"{path}: not a readable skops model file: {exc}") from None
+    found: set[str] = set()
+    stack: list[Any] = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if "__class__" in node:
+                found.add(f"{node.get('__module__')}.{node['__class__']}")
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
 
 
 def load_with_metadata(

@@ -37,16 +37,8 @@ class Range:
     lt: float | None = None
 
     def describe(self) -> str:
-        parts = []
-        if self.ge is not None:
-            parts.append(f">= {self.ge:g}")
-        if self.gt is not None:
-            parts.append(f"> {self.gt:g}")
-        if self.le is not None:
-            parts.append(f"<= {self.le:g}")
-        if self.lt is not None:
-            parts.append(f"< {self.lt:g}")
-        return " and ".join(parts)
+        bounds = ((">=", self.ge), (">", self.gt), ("<=", self.le), ("<", self.lt))
+        return " and ".join(f"{op} {_number(v)}" for op, v in bounds if v is not None)
 
     def admits(self, x: float) -> bool:
         return (
@@ -55,6 +47,10 @@ class Range:
             and (self.le is None or x <= self.le)
             and (self.lt is None or x < self.lt)
         )
+
+
+def _number(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
 Seed = Annotated[int, Range(ge=0, le=2**32 - 1)]
@@ -128,7 +124,7 @@ def _describe(tp: Any) -> str:
         return " or ".join(_describe(a) for a in typing.get_args(tp))
     if origin is tuple:
         args = typing.get_args(tp)
-        return f"a list of {len(args)} {_describe(args[0])}s [low, high]"
+        return f"a list of {len(args)} {_describe(args[0]).removeprefix('an ')}s [low, high]"
     if tp is type(None):
         return "null"
     return {bool: "true/false", int: "an integer", float: "a number", str: "a string"}[tp]

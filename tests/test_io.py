@@ -1,0 +1,51 @@
+"""Atomic writes and reproducible zips."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from sentinelle import io
+
+
+def test_atomic_path_replaces_only_on_success(tmp_path: Path) -> None:
+    dest = tmp_path / "out" / "file.txt"
+    io.write_text(dest, "first\n")
+    with pytest.raises(RuntimeError), io.atomic_path(dest) as tmp:
+        tmp.write_text("half-writ")
+        raise RuntimeError("killed")
+    assert dest.read_text() == "first\n"
+    assert [p.name for p in dest.parent.iterdir()] == ["file.txt"]  # no temp file left
+
+
+def test_json_is_canonical_and_strict(tmp_path: Path) -> None:
+    io.write_json(tmp_path / "a.json", {"b": 1, "a": [1.5, "é"]})
+    assert (tmp_path / "a.json").read_text(encoding="utf-8") == '{\n  "a": [\n    1.5,\n    "é"\n  ],\n  "b": 1\n}\n'
+    with pytest.raises(ValueError):
+        io.dumps_json({"x": float("inf")})
+
+
+def test_normalise_zip_makes_bytes_independent_of_time_and_order(tmp_path: Path) -> None:
+    def make(path: Path, stamp: tuple, order: list[str]) -> None:
+        with zipfile.ZipFile(path, "w") as z:
+            for name in order:
+                z.writestr(zipfile.ZipInfo(name, date_time=stamp), f"data of {name}")
+        io.normalise_zip(path)
+
+    make(tmp_path / "a.zip", (2020, 5, 1, 12, 0, 0), ["x.txt", "y.txt"])
+    make(tmp_path / "b.zip", (2024, 1, 2, 3, 4, 6), ["y.txt", "x.txt"])
+    assert (tmp_path / "a.zip").read_bytes() == (tmp_path / "b.zip").read_bytes()
+    with zipfile.ZipFile(tmp_path / "a.zip") as z:
+        assert z.read("y.txt") == b"data of y.txt"
+
+
+def test_table_round_trip_is_byte_reproducible(tmp_path: Path) -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame({"text": ["a", "b"], "label": ["ham", "spam"]})
+    io.write_table(tmp_path / "1.parquet", frame)
+    io.write_table(tmp_path / "2.parquet", frame)
+    assert io.sha256_file(tmp_path / "1.parquet") == io.sha256_file(tmp_path / "2.parquet")
+    pd.testing.assert_frame_equal(io.read_table(tmp_path / "1.parquet"), frame)

@@ -1,0 +1,70 @@
+"""Each stage script runs alone (`python src/<stage>.py`), without DVC."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from helpers import ROOT, sh
+
+STAGES = ["check_params", "bundled_data", "ingest", "preprocess", "train", "evaluate"]
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with src/ and params.yaml in which all stage scripts have run in order."""
+    work = tmp_path_factory.mktemp("stages")
+    shutil.copytree(ROOT / "src", work / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["train"].update(classifier="logreg", features="word")  # fast
+    (work / "custom.yaml").write_text(yaml.safe_dump(params))
+    for stage in STAGES:
+        sh(sys.executable, f"src/{stage}.py", "--params", "custom.yaml", cwd=work)
+    return work
+
+
+def test_stages_run_in_order_without_dvc(workdir: Path) -> None:
+    meta = json.loads((workdir / "models/model.json").read_text())
+    assert meta["params"]["train"]["classifier"] == "logreg"
+    assert meta["model_version"] == "sentinelle-" + meta["model_sha256"][:12]
+    metrics = json.loads((workdir / "dvclive/evaluate/metrics.json").read_text())
+    assert metrics["accuracy"] > 0.95
+    assert metrics["tp"] + metrics["fn"] + metrics["tn"] + metrics["fp"] == json.loads(
+        (workdir / "data/report.json").read_text()
+    )["splits"]["test"]["rows"]
+
+
+def test_outputs_hold_no_absolute_paths(workdir: Path) -> None:
+    for path in [*workdir.glob("data/**/*.json"), *workdir.glob("models/*.json"), *workdir.glob("dvclive/**/*.*")]:
+        assert str(workdir) not in path.read_text(errors="replace"), path
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_bad_params_fail_with_one_line_before_touching_outputs(workdir: Path, stage: str) -> None:
+    before = {p: p.read_bytes() for p in workdir.glob("**/*") if p.is_file() and "src" not in p.parts}
+    params = yaml.safe_load((workdir / "custom.yaml").read_text())
+    params["train"]["n_estimators"] = 0
+    (workdir / "bad.yaml").write_text(yaml.safe_dump(params))
+    proc = sh(sys.executable, f"src/{stage}.py", "--params", "bad.yaml", cwd=workdir, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        f"{stage}: error: bad.yaml: train.n_estimators = 0 is invalid: must be an integer >= 1 and <= 5000\n"
+    )
+    (workdir / "bad.yaml").unlink()
+    after = {p: p.read_bytes() for p in workdir.glob("**/*") if p.is_file() and "src" not in p.parts}
+    assert after == before
+
+
+def test_missing_input_is_one_line(tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "src", tmp_path / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    proc = sh(sys.executable, "src/evaluate.py", cwd=tmp_path, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "evaluate: error: models/model.json: model metadata not found (run `dvc repro` or `dvc pull`)"
+    ]

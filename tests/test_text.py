@@ -1,0 +1,48 @@
+"""Text normalisation shared by preprocess and inference."""
+
+from __future__ import annotations
+
+import pytest
+
+from sentinelle.text import Normaliser, canonical
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Visit http://x.co/abc NOW", "visit _url_ now"),
+        ("www.win.co.uk", "_url_"),
+        ("mail me: Bob.Smith+x@example.co.uk", "mail me: _email_"),
+        ("call 09061701461 or +44 7911 123456", "call _phone_ or _phone_"),
+        ("win £1,000 cash or 150p/msg", "win _money_ cash or _money_ /msg"),
+        ("txt WIN to 87121", "txt win to _num_"),
+        ("ﬁnd ＦＲＥＥ", "find free"),  # NFKC: ligature and full-width letters
+        ("fr\u200bee\u00ad prize", "free prize"),  # zero-width space and soft hyphen vanish
+        ("frее рrizе", "free prize"),  # Cyrillic е, р look like Latin e, p
+        ("  many\t\tspaces \n here ", "many spaces here"),
+    ],
+)
+def test_canonical(raw: str, expected: str) -> None:
+    assert canonical(raw) == expected
+
+
+def test_canonical_without_placeholders_keeps_numbers() -> None:
+    assert canonical("Call 09061701461 NOW", placeholders=False) == "call 09061701461 now"
+
+
+def test_normaliser_tokenises_and_keeps_placeholders_whole() -> None:
+    norm = Normaliser()
+    assert norm("Don't miss: WIN £100!!! at www.x.com") == "don't miss : win _money_ !!! at _url_"
+
+
+def test_stemming_and_stopwords_are_optional() -> None:
+    text = "The winners are claiming their prizes"
+    assert Normaliser()(text) == "the winners are claiming their prizes"
+    assert Normaliser(stem=True)(text) == "the winner are claim their prize"
+    assert Normaliser(stem=True, remove_stopwords=True)(text) == "winner claim prize"
+
+
+def test_normalisation_is_idempotent_on_its_own_output() -> None:
+    norm = Normaliser(stem=True)
+    once = norm("URGENT! Call 09061701461 to claim your £900 prize: http://win.com")
+    assert norm(once) == once
