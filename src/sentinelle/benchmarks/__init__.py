@@ -1,0 +1,1 @@
+"""Benchmarks: synthetic corpora and measurement commands (not part of the unit tests)."""
