@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from sentinelle.benchmarks.pipeline import copy_project
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "datasets"
@@ -39,26 +40,9 @@ def sh(*cmd: str | Path, cwd: Path, check: bool = True, timeout: float = 600) ->
     return proc
 
 
-def project_files() -> list[str]:
-    """The files a fresh clone of the working tree would have (tracked + new, not ignored)."""
-    out = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=ROOT, capture_output=True, check=True,
-    ).stdout.decode()
-    return [f for f in out.split("\0") if f and (ROOT / f).is_file()]
-
-
 def make_project(dest: Path) -> Path:
     """Copy the project into ``dest`` as a new git repository with one commit."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for rel in project_files():
-        target = dest / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / rel, target)
-    sh("git", "init", "-q", "-b", "main", cwd=dest)
-    sh("git", "add", "-A", cwd=dest)
-    sh("git", "commit", "-q", "-m", "initial", cwd=dest)
-    return dest
+    return copy_project(ROOT, dest, env())
 
 
 def needs_shared(path: Path):
