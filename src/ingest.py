@@ -8,11 +8,17 @@ seeded by `base.seed` that keeps near-duplicates on one side.
 Writes data/raw/{train,test}.parquet, data/report.json and dvclive/ingest/metrics.json.
 """
 
+from __future__ import annotations
+
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sentinelle import dataset, io, sources
 from sentinelle.params import Params
 from sentinelle.stage import log, run
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 RAW = Path("data/raw")
 REPORT = Path("data/report.json")
@@ -41,7 +47,14 @@ def main(params: Params) -> None:
     )  # fmt: skip
 
 
-def build_report(source: str, fetched, parsed, cleaned, train, test) -> dict:
+def build_report(
+    source: str,
+    fetched: sources.Fetched,
+    parsed: sources.Parsed,
+    cleaned: dataset.Cleaned,
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+) -> dict[str, Any]:
     """The data report: where the data came from, what was dropped and why, what is left."""
     import numpy as np
 
@@ -52,7 +65,7 @@ def build_report(source: str, fetched, parsed, cleaned, train, test) -> dict:
         "sha256": fetched.sha256,
         "bytes": fetched.size,
         "compression": fetched.compression,
-        "member": fetched.where.partition("!")[2] or None,
+        "member": fetched.member,
         "format": parsed.format,
         "encoding": parsed.encoding,
         "rows_read": len(parsed.records.rows),
@@ -72,7 +85,7 @@ def build_report(source: str, fetched, parsed, cleaned, train, test) -> dict:
     }
 
 
-def log_metrics(report: dict) -> None:
+def log_metrics(report: dict[str, Any]) -> None:
     """Log the report's numbers as the stage's DVCLive metrics (no plots, no steps)."""
     from dvclive import Live
 

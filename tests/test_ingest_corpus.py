@@ -190,6 +190,8 @@ CASES = [
          error="pinned.tsv: sha256 is "),
     Case("wrong-explicit-format", "export.csv", csv_bytes(["label", "text"], [list(r) for r in P]), params={"format": "uci"},
          error="export.csv: line 1: expected 'label<TAB>text' (UCI layout), found no tab: 'label,text'"),
+    Case("member-without-zip", "ok.tsv", uci(P).encode(), params={"member": "x.tsv"},
+         error="ok.tsv: ingest.member = 'x.tsv' is set but the source is not a zip; set ingest.member: null"),
     Case("bad-encoding-name", "ok.tsv", uci(P).encode(), params={"encoding": "klingon"},
          error="ingest.encoding = 'klingon' is not a known encoding"),
 ]

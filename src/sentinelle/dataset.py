@@ -119,11 +119,11 @@ def clean(records: Records, where: str, p: IngestParams) -> Cleaned:
     conflicts = {t: c for t, c in labels_of.items() if len(c) > 1}
     if conflicts and p.on_conflict == "fail":
         text = next(iter(conflicts))
-        rows = [f"{r} ({lab})" for r, t, lab in zip(keep_row, keep_text, keep_label, strict=True)
-                if t == text]
+        at = [(r, lab) for r, t, lab in zip(keep_row, keep_text, keep_label, strict=True) if t == text]
+        shown = ", ".join(f"{r} ({lab})" for r, lab in at[:4])
         raise UserError(
-            f"{where}: {records.unit} {rows[0].split()[0]}: {len(conflicts)} text(s) carry both "
-            f"labels, e.g. {text[:50]!r} at {records.unit}s {', '.join(rows[:4])}; "
+            f"{where}: {records.unit} {at[0][0]}: {len(conflicts)} text(s) carry both labels, "
+            f"e.g. {text[:50]!r} at {records.unit}s {shown}; "
             "set ingest.on_conflict: drop or majority"
         )
     winner: dict[str, str | None] = {}

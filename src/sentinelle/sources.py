@@ -88,6 +88,7 @@ class Fetched:
     sha256: str  # of the source as fetched (before decompression)
     size: int  # bytes fetched (before decompression)
     compression: str  # none | gzip | zip
+    member: str | None = None  # the file read inside a zip
 
 
 def _kind(source: str) -> str:
@@ -306,7 +307,7 @@ def fetch(p: IngestParams) -> Fetched:
             "the content changed: check the source, then update or clear ingest.sha256"
         )
     name = PurePosixPath(source.split("?", 1)[0]).name
-    where, compression, data = source, "none", raw
+    where, compression, data, member = source, "none", raw, None
     if raw[:2] == b"\x1f\x8b":
         compression, data = "gzip", _gunzip(raw, source, p.max_bytes)
         name = name.removesuffix(".gz").removesuffix(".gzip")
@@ -318,7 +319,7 @@ def fetch(p: IngestParams) -> Fetched:
         raise UserError(f"{source}: ingest.member = {p.member!r} is set but the source is not a zip; "
                         "set ingest.member: null")
     return Fetched(data=data, name=name, where=where, sha256=digest, size=len(raw),
-                   compression=compression)
+                   compression=compression, member=member)
 
 
 # -------------------------------------------------------------------------- decode
