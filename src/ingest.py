@@ -1,47 +1,106 @@
-"""Stage `ingest`: read the raw labelled messages, deduplicate, split train/test.
+"""Stage `ingest`: read the raw labelled messages, check them, deduplicate, split train/test.
 
-Reads `ingest.source` (UCI layout: label<TAB>text), drops exact duplicate texts
-and texts labelled both ways *before* splitting, then makes a stratified split
+Reads `ingest.source` (a path, an http(s) URL or s3://bucket/key; .gz and .zip
+unpacked) in any supported format (UCI, Kaggle spam.csv, CSV/TSV/JSONL/Parquet),
+applies the validation policies (`ingest.on_*`), drops exact duplicate texts and
+resolves conflicting ones *before* splitting, then makes a stratified split
 seeded by `base.seed` that keeps near-duplicates on one side.
-Writes data/raw/{train,test}.parquet and data/report.json.
+Writes data/raw/{train,test}.parquet, data/report.json and dvclive/ingest/metrics.json.
 """
 
+from __future__ import annotations
+
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sentinelle import dataset, io, sources
 from sentinelle.params import Params
 from sentinelle.stage import log, run
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 RAW = Path("data/raw")
 REPORT = Path("data/report.json")
+LIVE_DIR = Path("dvclive/ingest")
+PERCENTILES = (5, 25, 50, 75, 95, 99)
 
 
 def main(params: Params) -> None:
     p = params.ingest
-    source = Path(p.source)
-    frame = sources.read_uci(source)
-    cleaned = dataset.deduplicate(frame)
+    fetched, parsed = sources.read(p)
+    records = parsed.records
+    cleaned = dataset.clean(records, fetched.where, p)
+    dataset.check_sizes(cleaned.frame, fetched.where, p.test_size, p.min_rows)
     train, test = dataset.split(cleaned.frame, p.test_size, params.base.seed)
 
+    report = build_report(p.source, fetched, parsed, cleaned, train, test)
     io.write_table(RAW / "train.parquet", train)
     io.write_table(RAW / "test.parquet", test)
-    report = {
-        "source": p.source,
-        "source_sha256": io.sha256_file(source),
-        "rows_read": len(frame),
-        "exact_duplicates_dropped": cleaned.exact_duplicates,
-        "conflicting_dropped": cleaned.conflicting,
+    io.write_json(REPORT, report)
+    log_metrics(report)
+    log.info(
+        "%s: %d rows read (%s, %s); dropped %s; train %d, test %d",
+        fetched.where, len(records.rows), parsed.format, parsed.encoding or "binary",
+        ", ".join(f"{k} {v}" for k, v in report["dropped"].items() if v) or "none",
+        len(train), len(test),
+    )  # fmt: skip
+
+
+def build_report(
+    source: str,
+    fetched: sources.Fetched,
+    parsed: sources.Parsed,
+    cleaned: dataset.Cleaned,
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+) -> dict[str, Any]:
+    """The data report: where the data came from, what was dropped and why, what is left."""
+    import numpy as np
+
+    lengths = cleaned.frame["text"].str.len().to_numpy()
+    pct = np.percentile(lengths, PERCENTILES)
+    return {
+        "source": source,
+        "sha256": fetched.sha256,
+        "bytes": fetched.size,
+        "compression": fetched.compression,
+        "member": fetched.member,
+        "format": parsed.format,
+        "encoding": parsed.encoding,
+        "rows_read": len(parsed.records.rows),
+        "dropped": cleaned.dropped,
+        "duplicates": cleaned.exact_duplicates,
+        "conflicts": {"texts": cleaned.conflicting_texts, "rows_dropped": cleaned.conflicting},
         "rows": len(cleaned.frame),
         "splits": {
-            name: {"rows": len(part), **part["label"].value_counts().sort_index().to_dict()}
+            name: {"rows": len(part), **{c: int((part["label"] == c).sum()) for c in ("ham", "spam")}}
             for name, part in (("train", train), ("test", test))
         },
+        "length_chars": {
+            "min": int(lengths.min()),
+            **{f"p{q}": round(float(v), 1) for q, v in zip(PERCENTILES, pct, strict=True)},
+            "max": int(lengths.max()),
+        },
     }
-    io.write_json(REPORT, report)
-    log.info(
-        "%d rows read, %d duplicates and %d conflicting dropped; train %d, test %d",
-        len(frame), cleaned.exact_duplicates, cleaned.conflicting, len(train), len(test),
-    )  # fmt: skip
+
+
+def log_metrics(report: dict[str, Any]) -> None:
+    """Log the report's numbers as the stage's DVCLive metrics (no plots, no steps)."""
+    from dvclive import Live
+
+    numbers = {
+        "rows_read": report["rows_read"],
+        "rows": report["rows"],
+        "duplicates": report["duplicates"],
+        "conflicting_texts": report["conflicts"]["texts"],
+        **{f"dropped/{k}": v for k, v in report["dropped"].items()},
+        **{f"{s}/{k}": v for s, part in report["splits"].items() for k, v in part.items()},
+        **{f"length_chars/{k}": v for k, v in report["length_chars"].items()},
+    }
+    with Live(str(LIVE_DIR), dvcyaml=False, save_dvc_exp=False, report=None) as live:
+        for name, value in numbers.items():
+            live.log_metric(name, value, plot=False)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from sentinelle.benchmarks.corpus import generate, read_base, write_uci
-from sentinelle.sources import bundled_bytes, read_uci
+import dataclasses
+
+from helpers import ROOT
+from sentinelle.params import load
+from sentinelle.sources import bundled_bytes, read
 
 
 def base(tmp_path: Path) -> dict[str, list[str]]:
@@ -34,5 +38,7 @@ def test_same_seed_same_bytes_and_readable_by_ingest(tmp_path: Path) -> None:
     write_uci(generate(b, 3000, seed=2), tmp_path / "c.tsv")
     assert (tmp_path / "a.tsv").read_bytes() == (tmp_path / "b.tsv").read_bytes()
     assert (tmp_path / "a.tsv").read_bytes() != (tmp_path / "c.tsv").read_bytes()
-    frame = read_uci(tmp_path / "a.tsv")
-    assert len(frame) == 3000 and set(frame["label"]) == {"ham", "spam"}
+    ingest = dataclasses.replace(load(ROOT / "params.yaml").ingest, source=str(tmp_path / "a.tsv"))
+    _, parsed = read(ingest)
+    assert parsed.format == "uci"
+    assert len(parsed.records.texts) == 3000

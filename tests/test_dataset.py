@@ -5,22 +5,13 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from sentinelle.dataset import assert_no_leakage, deduplicate, split
+from sentinelle.dataset import assert_no_leakage, split
 from sentinelle.errors import UserError
 from sentinelle.text import canonical
 
 
 def frame(rows: list[tuple[str, str]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["label", "text"])
-
-
-def test_deduplicate_drops_exact_repeats_and_conflicts() -> None:
-    cleaned = deduplicate(
-        frame([("ham", "hi"), ("ham", "hi"), ("spam", "win"), ("ham", "x"), ("spam", "x"), ("ham", "hi")])
-    )
-    assert cleaned.frame.to_dict("records") == [{"text": "hi", "label": "ham"}, {"text": "win", "label": "spam"}]
-    assert cleaned.exact_duplicates == 2
-    assert cleaned.conflicting == 2
 
 
 def corpus() -> pd.DataFrame:

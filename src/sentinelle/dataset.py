@@ -1,34 +1,177 @@
-"""Cleaning and splitting labelled messages: deduplication and a leak-free split."""
+"""Cleaning and splitting labelled messages: validation policies, deduplication, a leak-free split."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from sentinelle.errors import UserError
+from sentinelle.sources import Records, label_key
 from sentinelle.text import canonical
+
+if TYPE_CHECKING:
+    from sentinelle.params import IngestParams
+
+
+# Problems a row can have, checked in this order; each has an ``ingest.on_*`` policy.
+PROBLEMS = {
+    "unknown_label": "on_unknown_label",
+    "empty_text": "on_empty_text",
+    "nul_bytes": "on_nul",
+    "too_long": "on_too_long",
+}
 
 
 @dataclass(frozen=True)
 class Cleaned:
-    frame: pd.DataFrame  # columns: text, label
+    frame: pd.DataFrame  # columns: text, label (spam | ham)
+    dropped: dict[str, int]  # rows dropped per reason (PROBLEMS, conflicting, exact_duplicate)
     exact_duplicates: int  # rows dropped because text and label repeat an earlier row
-    conflicting: int  # rows dropped because the same text carries both labels
+    conflicting_texts: int  # distinct texts that carry both labels
+    conflicting: int  # rows dropped because of those conflicts
 
 
-def deduplicate(frame: pd.DataFrame) -> Cleaned:
-    """Drop exact duplicate texts, keeping the first; drop texts labelled both ways."""
-    labels_per_text = frame.groupby("text", sort=False)["label"].transform("nunique")
-    conflicting = int((labels_per_text > 1).sum())
-    kept = frame.loc[labels_per_text == 1]
-    unique = kept.drop_duplicates(subset="text", keep="first")
+def _rows(unit: str, rows: list[int], limit: int = 3) -> str:
+    shown = ", ".join(map(str, rows[:limit])) + (", ..." if len(rows) > limit else "")
+    return f"{unit}{'s' if len(rows) > 1 else ''} {shown}"
+
+
+def _problem_error(reason: str, where: str, unit: str, rows: list[int], values: list[object],
+                   p: IngestParams) -> UserError:
+    head = f"{where}: {unit} {rows[0]}: "
+    if reason == "unknown_label":
+        firsts: dict[str, list[int]] = {}
+        for row, value in zip(rows, values, strict=True):
+            firsts.setdefault(repr(label_key(value)), []).append(row)
+        shown = "; ".join(f"{v} ({_rows(unit, r)})" for v, r in list(firsts.items())[:5])
+        more = f" and {len(firsts) - 5} more" if len(firsts) > 5 else ""
+        return UserError(
+            f"{head}{len(rows)} row(s) with a label that maps to neither class, "
+            f"{len(firsts)} distinct: {shown}{more}; accepted (case-insensitive): "
+            f"ingest.spam_labels {[label_key(v) for v in p.spam_labels]}, "
+            f"ingest.ham_labels {[label_key(v) for v in p.ham_labels]}; "
+            "or set ingest.on_unknown_label: drop"
+        )
+    what = {
+        "empty_text": "empty or whitespace-only text(s)",
+        "nul_bytes": "text(s) holding a NUL byte",
+        "too_long": f"text(s) longer than ingest.max_chars = {p.max_chars} characters "
+        f"(longest {max(len(str(v)) for v in values)})",
+    }[reason]
+    return UserError(
+        f"{head}{len(rows)} {what} ({_rows(unit, rows)}); "
+        f"set ingest.{PROBLEMS[reason]}: drop to skip such rows"
+    )
+
+
+def clean(records: Records, where: str, p: IngestParams) -> Cleaned:
+    """Map labels, apply the per-problem policies, resolve conflicts, drop exact duplicates.
+
+    A problem whose policy is ``fail`` raises a one-line ``UserError`` naming the
+    first rows; with ``drop`` the rows are dropped and counted.
+    """
+    if not records.rows:
+        found = f" (columns found: {', '.join(map(repr, records.columns))})" if records.columns else ""
+        raise UserError(f"{where}: no messages found{found}")
+    spam = {label_key(v) for v in p.spam_labels}
+    ham = {label_key(v) for v in p.ham_labels}
+    if both := sorted(spam & ham):
+        raise UserError(
+            f"params: {both[0]!r} is in both ingest.spam_labels and ingest.ham_labels; "
+            "a label value must mean one class"
+        )
+    found: dict[str, tuple[list[int], list[object]]] = {r: ([], []) for r in PROBLEMS}
+    keep_text: list[str] = []
+    keep_label: list[str] = []
+    keep_row: list[int] = []
+    for row, value, text in zip(records.rows, records.labels, records.texts, strict=True):
+        key = label_key(value)
+        label = "spam" if key in spam else "ham" if key in ham else None
+        if label is None:
+            reason, bad = "unknown_label", value
+        elif not text.strip():
+            reason, bad = "empty_text", text
+        elif "\x00" in text:
+            reason, bad = "nul_bytes", text
+        elif len(text) > p.max_chars:
+            reason, bad = "too_long", text
+        else:
+            keep_text.append(text)
+            keep_label.append(label)
+            keep_row.append(row)
+            continue
+        found[reason][0].append(row)
+        found[reason][1].append(bad)
+    for reason, policy in PROBLEMS.items():
+        rows, values = found[reason]
+        if rows and getattr(p, policy) == "fail":
+            raise _problem_error(reason, where, records.unit, rows, values, p)
+    dropped = {reason: len(rows) for reason, (rows, _) in found.items()}
+
+    # Conflicts: the same text with both labels.
+    labels_of: dict[str, dict[str, int]] = {}
+    for text, label in zip(keep_text, keep_label, strict=True):
+        counts = labels_of.setdefault(text, {})
+        counts[label] = counts.get(label, 0) + 1
+    conflicts = {t: c for t, c in labels_of.items() if len(c) > 1}
+    if conflicts and p.on_conflict == "fail":
+        text = next(iter(conflicts))
+        at = [(r, lab) for r, t, lab in zip(keep_row, keep_text, keep_label, strict=True) if t == text]
+        shown = ", ".join(f"{r} ({lab})" for r, lab in at[:4])
+        raise UserError(
+            f"{where}: {records.unit} {at[0][0]}: {len(conflicts)} text(s) carry both labels, "
+            f"e.g. {text[:50]!r} at {records.unit}s {shown}; "
+            "set ingest.on_conflict: drop or majority"
+        )
+    winner: dict[str, str | None] = {}
+    for text, counts in conflicts.items():
+        ranked = sorted(counts.items(), key=lambda kv: -kv[1])
+        tie = ranked[0][1] == ranked[1][1]
+        winner[text] = None if p.on_conflict == "drop" or tie else ranked[0][0]
+    seen: set[str] = set()
+    out_text: list[str] = []
+    out_label: list[str] = []
+    conflicting = duplicates = 0
+    for text, label in zip(keep_text, keep_label, strict=True):
+        if text in winner and winner[text] != label:
+            conflicting += 1
+        elif text in seen:
+            duplicates += 1
+        else:
+            seen.add(text)
+            out_text.append(text)
+            out_label.append(label)
+    dropped["conflicting"] = conflicting
+    dropped["exact_duplicate"] = duplicates
     return Cleaned(
-        frame=unique[["text", "label"]].reset_index(drop=True),
-        exact_duplicates=len(kept) - len(unique),
+        frame=pd.DataFrame({"text": out_text, "label": out_label}),
+        dropped=dropped,
+        exact_duplicates=duplicates,
+        conflicting_texts=len(conflicts),
         conflicting=conflicting,
     )
+
+
+def check_sizes(frame: pd.DataFrame, where: str, test_size: float, min_rows: int) -> None:
+    """Refuse too few messages, or a class too small for the stratified split."""
+    counts = {label: int((frame["label"] == label).sum()) for label in ("ham", "spam")}
+    shown = f"ham {counts['ham']}, spam {counts['spam']}"
+    if len(frame) < min_rows:
+        raise UserError(
+            f"{where}: only {len(frame)} usable message(s) after cleaning ({shown}); "
+            f"ingest.min_rows = {min_rows} are needed"
+        )
+    need = next(n for n in range(2, 10_000) if round(n * test_size) >= 1 and n - round(n * test_size) >= 1)
+    for label, n in counts.items():
+        if n < need:
+            raise UserError(
+                f"{where}: {'only one class' if n == 0 else f'too few {label} messages'} "
+                f"after cleaning ({shown}); the stratified split with ingest.test_size = "
+                f"{test_size:g} needs at least {need} of each class"
+            )
 
 
 def split(
@@ -40,8 +183,9 @@ def split(
     another phone number) form a group, and a group goes wholly to one side, so
     the test set never holds a message the model saw in all but name. Groups are
     shuffled per class with ``seed`` and moved to test, skipping any that would
-    overshoot, until the class has ``round(n * test_size)`` test messages. Row order within each side is the
-    original order, so the output depends only on the input and the params.
+    overshoot, until the class has ``round(n * test_size)`` test messages. Row
+    order within each side is the original order, so the output depends only on
+    the input and the params.
     """
     keys = frame["text"].map(canonical)
     group = pd.factorize(keys)[0]

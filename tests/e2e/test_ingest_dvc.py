@@ -1,0 +1,38 @@
+"""The ingest stage under real `dvc repro`: bad data fails in one line and keeps the outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from helpers import sh
+from sentinelle.io import sha256_file
+
+pytestmark = pytest.mark.e2e
+
+KEPT = ["data/raw/train.parquet", "data/raw/test.parquet", "data/report.json", "dvclive/ingest/metrics.json"]
+
+
+def test_failed_ingest_under_dvc_keeps_previous_outputs(repo: Path) -> None:
+    before = {p: sha256_file(repo / p) for p in KEPT}
+    (repo / "bad.tsv").write_text("ham\thello\nspma\tworld\n", encoding="utf-8")
+    params = repo / "params.yaml"
+    params.write_text(params.read_text().replace(
+        "  source: data/external/sms_spam_collection.tsv", "  source: bad.tsv"))
+    proc = sh("dvc", "repro", cwd=repo, check=False)
+    assert proc.returncode != 0
+    errors = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.startswith("ingest: error:")]
+    assert errors == [
+        "ingest: error: bad.tsv: line 2: 1 row(s) with a label that maps to neither class, 1 distinct: "
+        "'spma' (line 2); accepted (case-insensitive): ingest.spam_labels ['spam', '1', 'true'], "
+        "ingest.ham_labels ['ham', '0', 'false']; or set ingest.on_unknown_label: drop"
+    ]
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert {p: sha256_file(repo / p) for p in KEPT} == before
+    # Back to the committed params: ingest and later stages are up to date again
+    # (only check_params, which depends on the whole params.yaml, is restored from cache).
+    sh("git", "checkout", "--", "params.yaml", cwd=repo)
+    out = sh("dvc", "repro", cwd=repo).stdout
+    assert "Running stage" not in out, out
+    assert sh("git", "diff", "--exit-code", "dvc.lock", cwd=repo, check=False).returncode == 0
