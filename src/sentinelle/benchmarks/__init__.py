@@ -1,0 +1,1 @@
+"""Benchmarks: commands that measure the project, not unit tests."""
