@@ -216,3 +216,18 @@ def test_obfuscation_is_seeded() -> None:
     assert obfuscate_many(texts, 5, 0.5) == obfuscate_many(texts, 5, 0.5)
     assert obfuscate_many(texts, 5, 0.5) != obfuscate_many(texts, 6, 0.5)
     assert obfuscate_many(texts, 5, 0.0) == texts
+
+
+def test_only_the_evaluate_stage_reads_the_test_split() -> None:
+    """No test-split leakage: in dvc.yaml only `evaluate` depends on processed test data."""
+    import yaml
+
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    readers = sorted(
+        name
+        for name, stage in stages.items()
+        for dep in stage.get("deps", [])
+        if dep in ("data/processed", "data/processed/test.parquet")
+    )
+    assert readers == ["evaluate"]
+    assert "test" not in (ROOT / "src/train.py").read_text().replace("__main__", "")
