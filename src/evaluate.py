@@ -94,7 +94,8 @@ def main(params: Params) -> None:
             title="Ham FPR and spam recall vs threshold (test split)",
         )  # fmt: skip
     # roc_curve's first threshold is +inf, which DVCLive writes as `Infinity` (not JSON).
-    make_strict_json(PLOTS / "sklearn" / "roc.json")
+    for plot_file in sorted((PLOTS / "sklearn").glob("*.json")):
+        make_strict_json(plot_file)
     plot_top_features(
         models.top_features(model, TOP_FEATURES), FEATURES_PNG,
         f"Most influential features ({meta['params']['train']['classifier']})",

@@ -8,12 +8,11 @@ import math
 import numpy as np
 import pytest
 
+from helpers import ROOT
 from sentinelle import evaluation, models
 from sentinelle.obfuscation import TRICKS, obfuscate_many, obfuscate_word
 from sentinelle.params import load
 from sentinelle.text import Normaliser, canonical
-from helpers import ROOT
-
 
 # --- threshold selection ---------------------------------------------------------------
 

@@ -85,7 +85,7 @@ def _analyzer(p: TrainParams, kind: str) -> dict[str, Any]:
 
 
 def build_classifier(p: TrainParams, seed: int) -> Any:
-    from sklearn import ensemble, linear_model, naive_bayes, svm
+    from sklearn import ensemble, linear_model, naive_bayes
     from sklearn.calibration import CalibratedClassifierCV
 
     match p.classifier:

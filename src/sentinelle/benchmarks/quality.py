@@ -109,7 +109,7 @@ def fixed_split(params: Params, messages: np.ndarray, labels: np.ndarray, seed: 
     y = (test["label"] == "spam").to_numpy().astype(int)
     scores = models.spam_scores(model, normalise.many(test["text"]))
     out = evaluation.classification_metrics(y, scores, threshold)
-    obfuscated = normalise.many(obfuscate_many(test["text"].tolist(), params.base.seed, 0.3))
+    obfuscated = normalise.many(obfuscate_many(test["text"].tolist(), params.base.seed, params.evaluate.obfuscation_rate))
     out["obfuscated_recall"] = evaluation.classification_metrics(y, models.spam_scores(model, obfuscated), threshold)["recall"]
     out["threshold"] = threshold
     at_half = evaluation.classification_metrics(y, scores, 0.5)
@@ -162,7 +162,10 @@ def report(results: dict[str, dict[str, Any]], repeats: int, seconds: float) -> 
     ]
     for name in names:
         rows = results[name]["cv"]
-        col = lambda key: [row[key] for row in rows]  # noqa: E731
+
+        def col(key: str, rows: list[dict[str, Any]] = rows) -> list[float]:
+            return [row[key] for row in rows]
+
         lines.append(
             f"| **{name}**: {results[name]['describe']} | {_fmt(col('recall'))} | {_fmt(col('ham_fpr'), 100, 3)} | "
             f"{sum(col('fp'))} of {sum(col('n_ham'))} | {_fmt(col('mcc'))} | {_fmt(col('f1'))} | "
@@ -172,7 +175,7 @@ def report(results: dict[str, dict[str, Any]], repeats: int, seconds: float) -> 
         "",
         "## Fixed 80/20 split (ingest's split, seed 42)",
         "",
-        "| configuration | threshold | spam recall | ham flagged | MCC | F1 | accuracy | 1-ROCA % | recall at ham FPR <= 0.1 % | recall, obfuscated (rate 0.3) | at 0.5: recall / ham flagged / MCC |",
+        "| configuration | threshold | spam recall | ham flagged | MCC | F1 | accuracy | 1-ROCA % | recall at ham FPR <= 0.1 % | recall, obfuscated (evaluate.obfuscation_rate) | at 0.5: recall / ham flagged / MCC |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name in names:
@@ -187,24 +190,52 @@ def report(results: dict[str, dict[str, Any]], repeats: int, seconds: float) -> 
 
 # --- the configuration search ------------------------------------------------------------
 
+# Every key the search varies, at its starting value; each grid entry overrides some of
+# them, so the search does not depend on what params.yaml currently says for these keys.
+SEARCH_BASE: dict[str, dict[str, Any]] = {
+    "preprocess": {"placeholders": True, "stem": False, "remove_stopwords": False},
+    "train": {"features": "union", "word_ngrams": [1, 2], "char_ngrams": [2, 5], "min_df": 1, "max_features": None,
+              "sublinear_tf": True, "classifier": "linear_svm", "C": 1.0, "alpha": 0.0001, "class_weight": None},
+}  # fmt: skip
+
+
+def _entry(placeholders: bool = False, stem: bool = False, **train: Any) -> dict[str, dict[str, Any]]:
+    return {"preprocess": {"placeholders": placeholders, "stem": stem}, "train": train}
+
+
+U16 = {"features": "union", "char_ngrams": [1, 6]}
 SEARCH_GRID: list[dict[str, dict[str, Any]]] = [
+    # Round 1: placeholders x char n-grams x classifier/C, then single variations.
     *[
-        {"preprocess": {"placeholders": ph}, "train": {"features": "union", "char_ngrams": cg, "classifier": clf, "C": c}}
+        _entry(ph, char_ngrams=cg, classifier=clf, C=c)
         for ph in (True, False)
         for cg in ([2, 5], [1, 6])
         for clf, c in (("linear_svm", 0.3), ("linear_svm", 1.0), ("linear_svm", 3.0), ("logreg", 30.0))
     ],
-    {"preprocess": {"placeholders": False}, "train": {"features": "union", "char_ngrams": [3, 6], "classifier": "linear_svm", "C": 1.0}},
-    {"preprocess": {"placeholders": False}, "train": {"features": "union", "word_ngrams": [1, 3], "char_ngrams": [1, 6], "classifier": "linear_svm", "C": 1.0}},
-    {"preprocess": {"placeholders": False}, "train": {"features": "union", "char_ngrams": [1, 6], "min_df": 2, "classifier": "linear_svm", "C": 1.0}},
-    {"preprocess": {"placeholders": False}, "train": {"features": "union", "char_ngrams": [1, 6], "class_weight": "balanced", "classifier": "linear_svm", "C": 1.0}},
-    {"preprocess": {"placeholders": False}, "train": {"features": "word", "classifier": "linear_svm", "C": 1.0}},
-    {"preprocess": {"placeholders": False}, "train": {"features": "char", "char_ngrams": [1, 6], "classifier": "linear_svm", "C": 1.0}},
-    {"preprocess": {"placeholders": False}, "train": {"features": "word", "classifier": "multinomial_nb", "alpha": 0.05}},
-    {"preprocess": {"placeholders": False}, "train": {"features": "union", "char_ngrams": [1, 6], "classifier": "complement_nb", "alpha": 0.1}},
-    {"preprocess": {"placeholders": False}, "train": {"features": "union", "char_ngrams": [1, 6], "classifier": "sgd", "alpha": 0.0001}},
-    {"preprocess": {"placeholders": False, "stem": True}, "train": {"features": "union", "char_ngrams": [1, 6], "classifier": "linear_svm", "C": 1.0}},
+    _entry(char_ngrams=[3, 6]),
+    _entry(**U16, word_ngrams=[1, 3]),
+    _entry(**U16, min_df=2),
+    _entry(**U16, class_weight="balanced"),
+    _entry(features="word"),
+    _entry(features="char", char_ngrams=[1, 6]),
+    _entry(features="word", classifier="multinomial_nb", alpha=0.05),
+    _entry(**U16, classifier="complement_nb", alpha=0.1),
+    _entry(**U16, classifier="sgd"),
+    _entry(stem=True, **U16),
+    # Round 2, around round 1's best: stemming with pruning, regularisation, SGD.
+    *[_entry(stem=True, **U16, min_df=md, C=c) for md, c in ((2, 1.0), (3, 1.0), (2, 0.3), (2, 3.0), (1, 3.0))],
+    _entry(stem=True, **U16, classifier="sgd"),
 ]
+
+# Selection rule. Eligible: 1-ROCA <= 0.5 % (a model that orders messages badly overall is
+# fragile away from its operating point; the target is 0.4 %). Then: highest out-of-fold spam
+# recall at ham FPR <= 0.1 %; 1-ROCA differences under 0.01 points count as ties; then the
+# smaller model (higher min_df).
+MAX_ONE_MINUS_ROCA_PCT = 0.5
+
+
+def _rank_key(row: dict[str, Any]) -> tuple[bool, float, float, int]:
+    return (row["roca"] > MAX_ONE_MINUS_ROCA_PCT, -row["recall"], round(row["roca"], 2), -row["min_df"])
 
 
 def search(base: Params, messages: np.ndarray, labels: np.ndarray) -> str:
@@ -218,7 +249,7 @@ def search(base: Params, messages: np.ndarray, labels: np.ndarray) -> str:
     rows = []
     for overrides in SEARCH_GRID:
         data = {section: dict(values) for section, values in base_data.items()}
-        for section, values in overrides.items():
+        for section, values in (*SEARCH_BASE.items(), *overrides.items()):
             data[section].update(values)
         params = parse(data, "search grid")
         start = time.perf_counter()
@@ -227,22 +258,30 @@ def search(base: Params, messages: np.ndarray, labels: np.ndarray) -> str:
         raw = evaluation.choose_threshold(y, oof, params.train.max_ham_fpr)
         at = evaluation.threshold_metrics(y, oof >= raw)
         rank = evaluation.ranking_metrics(y, oof)
-        rows.append((rank["recall_at_fpr_0_1pct"], -rank["one_minus_roca_pct"], describe(params), at["mcc"], time.perf_counter() - start))
-        log.info("%s: recall@0.1%% %.4f, 1-ROCA %.3f%%", rows[-1][2], rows[-1][0], -rows[-1][1])
-    rows.sort(key=lambda r: (-r[0], -r[1]))
+        rows.append({
+            "recall": rank["recall_at_fpr_0_1pct"], "roca": rank["one_minus_roca_pct"], "describe": describe(params),
+            "mcc": at["mcc"], "min_df": params.train.min_df, "seconds": time.perf_counter() - start,
+        })  # fmt: skip
+        log.info("%s: recall@0.1%% %.4f, 1-ROCA %.3f%%", rows[-1]["describe"], rows[-1]["recall"], rows[-1]["roca"])
+    rows.sort(key=_rank_key)
     lines = [
         "# Configuration search",
         "",
         "Generated by `PYTHONPATH=src python -m sentinelle.benchmarks.quality --search`. Each configuration is "
         f"scored by grouped stratified 5-fold out-of-fold scores on the *training* part ({len(train)} messages) of "
-        "the fixed 80/20 split of the full collection (the test part is never read). Ranked by spam recall at ham "
-        "FPR <= 0.1 % on the pooled out-of-fold ROC curve, then 1-ROCA. Every other key as in params.yaml.",
+        "the fixed 80/20 split of the full collection (the test part is never read). Eligible: 1-ROCA <= "
+        f"{MAX_ONE_MINUS_ROCA_PCT:g} %. Ranked by spam recall at ham FPR <= 0.1 % on the pooled out-of-fold ROC curve, "
+        "then 1-ROCA (differences under 0.01 points are ties), then the smaller model (higher min_df). The keys "
+        "in `SEARCH_BASE` start from fixed values; every other key as in params.yaml.",
         "",
         "| rank | configuration | OOF recall at ham FPR <= 0.1 % | OOF 1-ROCA % | OOF MCC at CV threshold | seconds |",
         "|---|---|---|---|---|---|",
     ]
-    for i, (rec, neg_roca, desc, mcc, secs) in enumerate(rows, 1):
-        lines.append(f"| {i} | {desc} | {rec:.4f} | {-neg_roca:.3f} | {mcc:.4f} | {secs:.1f} |")
+    for i, row in enumerate(rows, 1):
+        mark = "" if row["roca"] <= MAX_ONE_MINUS_ROCA_PCT else " (not eligible: 1-ROCA)"
+        lines.append(
+            f"| {i} | {row['describe']}{mark} | {row['recall']:.4f} | {row['roca']:.3f} | {row['mcc']:.4f} | {row['seconds']:.1f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
