@@ -1,50 +1,121 @@
 """Stage `evaluate`: score the test split and log metrics and plots with DVCLive.
 
-Loads the model with the safe loader (allowlisted types, hash checked against
-models/model.json), scores data/processed/test.parquet, and writes to
-dvclive/evaluate: metrics.json (at the model's stored threshold) and the ROC,
-precision-recall, DET, calibration and confusion-matrix plot data that
-dvc.yaml declares.
+The only reader of data/processed/test.parquet. Loads the model with the safe
+loader (allowlisted types, hash checked against models/model.json) and scores the
+test split. Writes to dvclive/evaluate:
+- metrics.json: at the model's stored threshold (top level) and at the default
+  0.5 (`default_threshold/`): accuracy, precision, spam recall, F1, MCC, ham FPR
+  with its counts, lam %; ROC AUC, 1-ROCA %, average precision, spam recall at
+  ham FPR <= 0.1 %; seeded bootstrap 95 % intervals of MCC and recall; spam
+  recall and ham FPR on obfuscated messages (`obfuscated/`);
+- plots/: ROC, precision-recall, DET, calibration, confusion matrix, the
+  threshold curve, and an image of the most influential features per class;
+- errors.tsv: the worst false positives and false negatives with their scores.
 """
 
 from pathlib import Path
 
+import numpy as np
 from dvclive import Live
 
 from sentinelle import io, models
-from sentinelle.evaluation import classification_metrics
+from sentinelle.evaluation import (
+    bootstrap_intervals,
+    classification_metrics,
+    error_table,
+    make_strict_json,
+    plot_top_features,
+    threshold_curve,
+)
+from sentinelle.obfuscation import obfuscate_many
 from sentinelle.params import Params
 from sentinelle.stage import log, run
+from sentinelle.text import Normaliser
 
 TEST = Path("data/processed/test.parquet")
 LIVE_DIR = Path("dvclive/evaluate")
+PLOTS = LIVE_DIR / "plots"
+FEATURES_PNG = PLOTS / "images" / "top_features.png"
+ERRORS = LIVE_DIR / "errors.tsv"
+TOP_FEATURES = 20
+
+
+def _rounded(value: float | int) -> float | int:
+    return round(float(value), 6) if isinstance(value, float) else value
 
 
 def main(params: Params) -> None:
+    p = params.evaluate
+    seed = params.base.seed
     model, meta = models.load_with_metadata()
     test = io.read_table(TEST)
+
     scores = models.spam_scores(model, test["text"])
     y = (test["label"] == "spam").to_numpy().astype(int)
     threshold = meta["threshold"]
-    metrics = classification_metrics(y, scores, threshold)
+    at_threshold = classification_metrics(y, scores, threshold)
+    at_default = classification_metrics(y, scores, meta["default_threshold"])
+    intervals = bootstrap_intervals(y, scores >= threshold, p.bootstrap, seed) if p.bootstrap else {}
+
+    # Robustness: obfuscate the original messages, normalise them as the model
+    # expects (the preprocess params it was trained with), score at the same threshold.
+    normalise = Normaliser(**meta["params"]["preprocess"])
+    obfuscated = normalise.many(obfuscate_many(test["message"].tolist(), seed, p.obfuscation_rate))
+    obf_scores = models.spam_scores(model, obfuscated)
+    obf = classification_metrics(y, obf_scores, threshold)
+    robustness = {
+        "recall": obf["recall"],
+        "ham_fpr": obf["ham_fpr"],
+        "fp": obf["fp"],
+        "recall_drop_points": 100 * (at_threshold["recall"] - obf["recall"]),
+    }
 
     with Live(str(LIVE_DIR), dvcyaml=False, save_dvc_exp=False) as live:
-        for name, value in metrics.items():
-            live.log_metric(name, round(float(value), 6) if isinstance(value, float) else value, plot=False)
-        live.log_metric("threshold", threshold, plot=False)
+        live.log_metric("threshold", _rounded(threshold), plot=False)
+        for name, value in at_threshold.items():
+            live.log_metric(name, _rounded(value), plot=False)
+        for name, (low, high) in sorted(intervals.items()):
+            live.log_metric(f"ci95/{name}_low", _rounded(low), plot=False)
+            live.log_metric(f"ci95/{name}_high", _rounded(high), plot=False)
+        live.log_metric("default_threshold/threshold", meta["default_threshold"], plot=False)
+        for name, value in at_default.items():
+            live.log_metric(f"default_threshold/{name}", _rounded(value), plot=False)
+        live.log_metric("obfuscated/rate", p.obfuscation_rate, plot=False)
+        for name, value in robustness.items():
+            live.log_metric(f"obfuscated/{name}", _rounded(value), plot=False)
         live.log_sklearn_plot("roc", y, scores, drop_intermediate=True)
         live.log_sklearn_plot("precision_recall", y, scores, drop_intermediate=True)
         live.log_sklearn_plot("det", y, scores)
         live.log_sklearn_plot("calibration", y, scores, n_bins=10)
         labels = test["label"].to_numpy()
-        predicted = ["spam" if s >= threshold else "ham" for s in scores]
-        live.log_sklearn_plot("confusion_matrix", labels, predicted)
-    log.info(
-        "test: accuracy %.4f, precision %.4f, recall %.4f, MCC %.4f, ROC AUC %.4f (%d messages)",
-        metrics["accuracy"], metrics["precision"], metrics["recall"], metrics["mcc"],
-        metrics["roc_auc"], len(test),
+        live.log_sklearn_plot("confusion_matrix", labels, np.where(scores >= threshold, "spam", "ham"))
+        live.log_plot(
+            "threshold", threshold_curve(y, scores), x="threshold", y=["ham_fpr", "spam_recall"],
+            title="Ham FPR and spam recall vs threshold (test split)",
+        )  # fmt: skip
+    # roc_curve's first threshold is +inf, which DVCLive writes as `Infinity` (not JSON).
+    for plot_file in sorted((PLOTS / "sklearn").glob("*.json")):
+        make_strict_json(plot_file)
+    plot_top_features(
+        models.top_features(model, TOP_FEATURES), FEATURES_PNG,
+        f"Most influential features ({meta['params']['train']['classifier']})",
     )  # fmt: skip
-    log.info("metrics: %s, plots: %s", LIVE_DIR / "metrics.json", LIVE_DIR / "plots")
+    io.write_text(ERRORS, error_table(test["label"], test["message"], scores, threshold, p.top_errors))
+
+    log.info(
+        "test at threshold %.4f: spam recall %.4f, ham flagged %d of %d (FPR %.4f%%), "
+        "precision %.4f, F1 %.4f, MCC %.4f [95%% CI %.4f-%.4f], 1-ROCA %.3f%%, "
+        "recall at ham FPR <= 0.1%% %.4f (%d messages)",
+        threshold, at_threshold["recall"], at_threshold["fp"], at_threshold["n_ham"],
+        100 * at_threshold["ham_fpr"], at_threshold["precision"], at_threshold["f1"],
+        at_threshold["mcc"], *intervals.get("mcc", (float("nan"),) * 2),
+        at_threshold["one_minus_roca_pct"], at_threshold["recall_at_fpr_0_1pct"], len(test),
+    )  # fmt: skip
+    log.info(
+        "obfuscated (rate %.2f): spam recall %.4f (drop %.2f points), ham flagged %d of %d",
+        p.obfuscation_rate, obf["recall"], robustness["recall_drop_points"], obf["fp"], obf["n_ham"],
+    )  # fmt: skip
+    log.info("metrics: %s, plots: %s, errors: %s", LIVE_DIR / "metrics.json", PLOTS, ERRORS)
 
 
 if __name__ == "__main__":

@@ -1,31 +1,217 @@
-"""Metrics of a spam classifier at a decision threshold."""
+"""Metrics of a spam classifier: operating point, threshold metrics, intervals, plot data.
+
+Conventions: ``y_true`` is 1 for spam and 0 for ham; a message is flagged as spam
+when its score is ``>= threshold``; "ham FPR" is the share of ham flagged.
+"""
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
+from typing import Any
+
 import numpy as np
+
+# Where "spam recall at a ham FPR target" is read off the ROC curve.
+LOW_FPR = 0.001
+
+
+def choose_threshold(y_true: np.ndarray, scores: np.ndarray, max_ham_fpr: float) -> float:
+    """The threshold that catches the most spam while flagging at most ``max_ham_fpr`` of ham.
+
+    At most ``floor(max_ham_fpr * n_ham)`` ham messages may score at or above it. It
+    is placed halfway between the highest ham score that must stay below and the
+    next higher score, so that a model refitted on slightly more data keeps a margin.
+    """
+    y_true = np.asarray(y_true, dtype=int)
+    scores = np.asarray(scores, dtype=np.float64)
+    ham = np.sort(scores[y_true == 0])[::-1]
+    if len(ham) == 0:
+        raise ValueError("cannot choose a threshold without ham messages")
+    allowed = math.floor(max_ham_fpr * len(ham) + 1e-9)
+    if allowed >= len(ham):
+        return float(scores.min())
+    below = ham[allowed]  # the highest ham score that must not be flagged
+    above = scores[scores > below]
+    if len(above) == 0:
+        return float(np.nextafter(below, np.inf))
+    return float((below + above.min()) / 2)
+
+
+def _rate(errors: float, n: float) -> float:
+    return errors / n if n else 0.0
+
+
+def lam(ham_errors: int, n_ham: int, spam_errors: int, n_spam: int) -> float:
+    """Logistic average misclassification (TREC spam track), as a fraction.
+
+    ``logit^-1((logit(hm) + logit(sm)) / 2)`` with ``hm``/``sm`` the ham and spam
+    misclassification rates, each computed as ``(errors + 0.5) / (n + 1)`` so that a
+    zero error count stays finite.
+    """
+    hm = (ham_errors + 0.5) / (n_ham + 1)
+    sm = (spam_errors + 0.5) / (n_spam + 1)
+    logit = (math.log(hm / (1 - hm)) + math.log(sm / (1 - sm))) / 2
+    return 1 / (1 + math.exp(-logit))
+
+
+def recall_at_fpr(y_true: np.ndarray, scores: np.ndarray, max_fpr: float = LOW_FPR) -> float:
+    """The highest spam recall of any threshold whose ham FPR is <= ``max_fpr`` (ROC curve)."""
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, _ = roc_curve(y_true, scores)
+    return float(tpr[fpr <= max_fpr + 1e-12].max())
+
+
+def threshold_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float | int]:
+    """Accuracy, precision, spam recall, F1, MCC, ham FPR, lam and the confusion counts."""
+    y_true = np.asarray(y_true, dtype=int)
+    y_pred = np.asarray(y_pred, dtype=int)
+    tp = int(((y_true == 1) & (y_pred == 1)).sum())
+    fp = int(((y_true == 0) & (y_pred == 1)).sum())
+    tn = int(((y_true == 0) & (y_pred == 0)).sum())
+    fn = int(((y_true == 1) & (y_pred == 0)).sum())
+    precision = _rate(tp, tp + fp)
+    recall = _rate(tp, tp + fn)
+    denominator = math.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
+    return {
+        "accuracy": _rate(tp + tn, len(y_true)),
+        "precision": precision,
+        "recall": recall,
+        "f1": _rate(2 * precision * recall, precision + recall),
+        "mcc": (tp * tn - fp * fn) / denominator if denominator else 0.0,
+        "ham_fpr": _rate(fp, fp + tn),
+        "lam_pct": 100 * lam(fp, fp + tn, fn, tp + fn),
+        "tp": tp,
+        "fp": fp,
+        "tn": tn,
+        "fn": fn,
+        "n_ham": fp + tn,
+        "n_spam": tp + fn,
+    }
+
+
+def ranking_metrics(y_true: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    """Threshold-free metrics: ROC AUC, 1-ROCA %, average precision, recall at ham FPR <= 0.1 %."""
+    from sklearn import metrics
+
+    auc = float(metrics.roc_auc_score(y_true, scores))
+    return {
+        "roc_auc": auc,
+        "one_minus_roca_pct": 100 * (1 - auc),
+        "average_precision": float(metrics.average_precision_score(y_true, scores)),
+        "recall_at_fpr_0_1pct": recall_at_fpr(y_true, scores, LOW_FPR),
+    }
 
 
 def classification_metrics(y_true: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
-    """Threshold and ranking metrics; ``y_true`` is 1 for spam, ``scores`` in [0, 1].
-
-    A message is flagged as spam when its score is >= ``threshold``.
-    """
-    from sklearn import metrics
-
-    y_true = np.asarray(y_true, dtype=int)
+    """Threshold metrics at ``threshold`` plus the ranking metrics."""
     y_pred = (np.asarray(scores) >= threshold).astype(int)
-    tn, fp, fn, tp = metrics.confusion_matrix(y_true, y_pred, labels=[0, 1]).ravel()
+    return {**threshold_metrics(y_true, y_pred), **ranking_metrics(y_true, scores)}
+
+
+def bootstrap_intervals(
+    y_true: np.ndarray, y_pred: np.ndarray, n: int, seed: int, level: float = 0.95
+) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap intervals of MCC and spam recall (``n`` seeded resamples of messages)."""
+    y_true = np.asarray(y_true, dtype=int)
+    y_pred = np.asarray(y_pred, dtype=int)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(y_true), size=(n, len(y_true)))
+    t, p = y_true[idx], y_pred[idx]
+    tp = ((t == 1) & (p == 1)).sum(1).astype(np.float64)
+    fp = ((t == 0) & (p == 1)).sum(1).astype(np.float64)
+    tn = ((t == 0) & (p == 0)).sum(1).astype(np.float64)
+    fn = ((t == 1) & (p == 0)).sum(1).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        denominator = np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
+        mcc = np.where(denominator > 0, (tp * tn - fp * fn) / denominator, 0.0)
+        recall = np.where(tp + fn > 0, tp / (tp + fn), 0.0)
+    q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
     return {
-        "accuracy": metrics.accuracy_score(y_true, y_pred),
-        "precision": metrics.precision_score(y_true, y_pred, zero_division=0),
-        "recall": metrics.recall_score(y_true, y_pred, zero_division=0),
-        "f1": metrics.f1_score(y_true, y_pred, zero_division=0),
-        "mcc": metrics.matthews_corrcoef(y_true, y_pred),
-        "roc_auc": metrics.roc_auc_score(y_true, scores),
-        "average_precision": metrics.average_precision_score(y_true, scores),
-        "ham_fpr": fp / (fp + tn) if fp + tn else 0.0,
-        "tp": int(tp),
-        "fp": int(fp),
-        "tn": int(tn),
-        "fn": int(fn),
+        "mcc": tuple(float(v) for v in np.percentile(mcc, q)),
+        "recall": tuple(float(v) for v in np.percentile(recall, q)),
     }
+
+
+def threshold_curve(y_true: np.ndarray, scores: np.ndarray, points: int = 201) -> list[dict[str, float]]:
+    """Ham FPR and spam recall at evenly spaced thresholds in [0, 1] (scores are probabilities)."""
+    y_true = np.asarray(y_true, dtype=int)
+    scores = np.asarray(scores, dtype=np.float64)
+    ham = np.sort(scores[y_true == 0])
+    spam = np.sort(scores[y_true == 1])
+    thresholds = np.round(np.linspace(0, 1, points), 6)  # the values written are the values used
+    # Share of each class scoring >= t: 1 - (number strictly below t) / n.
+    ham_fpr = 1 - np.searchsorted(ham, thresholds, side="left") / max(len(ham), 1)
+    recall = 1 - np.searchsorted(spam, thresholds, side="left") / max(len(spam), 1)
+    return [
+        {"threshold": round(float(t), 6), "ham_fpr": round(float(f), 6), "spam_recall": round(float(r), 6)}
+        for t, f, r in zip(thresholds, ham_fpr, recall, strict=True)
+    ]
+
+
+def error_table(labels: Any, messages: Any, scores: np.ndarray, threshold: float, n: int) -> str:
+    """TSV of the ``n`` highest-scoring misclassified ham and ``n`` lowest-scoring missed spam."""
+    labels = np.asarray(labels)
+    messages = np.asarray(messages, dtype=object)
+    scores = np.asarray(scores, dtype=np.float64)
+    flagged = scores >= threshold
+    fp = np.flatnonzero((labels == "ham") & flagged)
+    fn = np.flatnonzero((labels == "spam") & ~flagged)
+    fp = fp[np.argsort(-scores[fp], kind="stable")][:n]
+    fn = fn[np.argsort(scores[fn], kind="stable")][:n]
+    lines = ["kind\tscore\tlabel\tmessage"]
+    for kind, rows in (("false_positive", fp), ("false_negative", fn)):
+        for i in rows:
+            message = " ".join(str(messages[i]).split())  # one line, no tabs
+            lines.append(f"{kind}\t{scores[i]:.6f}\t{labels[i]}\t{message}")
+    return "\n".join(lines) + "\n"
+
+
+def make_strict_json(path: Path) -> None:
+    """Rewrite a DVCLive plot file whose thresholds hold ``Infinity`` as strict JSON (null)."""
+    import json
+
+    from sentinelle import io
+
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+
+    def finite(value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {k: finite(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [finite(v) for v in value]
+        return value
+
+    io.write_json(path, finite(data))
+
+
+def plot_top_features(features: dict[str, list[tuple[str, float]]], dest: Path, title: str) -> None:
+    """Horizontal bar charts of the most influential features per class, as a reproducible PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sentinelle import io
+
+    panels = [(label, items) for label, items in (("spam", features["spam"]), ("ham", features["ham"])) if items]
+    with plt.rc_context({"svg.hashsalt": "sentinelle", "font.size": 9}):
+        fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 0.28 * max(len(i) for _, i in panels) + 1.2))
+        axes = np.atleast_1d(axes)
+        for ax, (label, items) in zip(axes, panels, strict=True):
+            # "char__ fre" -> "char ' fre'": quoted, so that spaces in n-grams show.
+            names = [" ".join((*name.split("__", 1)[:-1], repr(name.split("__", 1)[-1]))) for name, _ in items][::-1]
+            values = [abs(value) for _, value in items][::-1]
+            ax.barh(range(len(items)), values, color="#c0392b" if label == "spam" else "#2e86c1")
+            ax.set_yticks(range(len(items)), names, fontfamily="monospace")
+            ax.set_title(f"towards {label}" if features["ham"] else "importance (unsigned)")
+            ax.set_xlabel("|weight|")
+        fig.suptitle(title)
+        fig.tight_layout()
+        with io.atomic_path(dest) as tmp:
+            # No Software/date metadata: the same figure gives the same bytes.
+            fig.savefig(tmp, format="png", dpi=100, metadata={"Software": None})
+        plt.close(fig)

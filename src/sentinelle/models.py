@@ -78,8 +78,8 @@ def build_pipeline(p: TrainParams, seed: int) -> Pipeline:
         sublinear_tf=p.sublinear_tf,
         dtype=np.float32,
     )
-    word = TfidfVectorizer(analyzer="word", token_pattern=r"\S+", ngram_range=p.word_ngrams, **common)
-    char = TfidfVectorizer(analyzer="char_wb", ngram_range=p.char_ngrams, **common)
+    word = TfidfVectorizer(**_analyzer(p, "word"), **common)
+    char = TfidfVectorizer(**_analyzer(p, "char"), **common)
     features = {
         "word": word,
         "char": char,
@@ -88,17 +88,23 @@ def build_pipeline(p: TrainParams, seed: int) -> Pipeline:
     return Pipeline([("features", features), ("classifier", build_classifier(p, seed))])
 
 
+def _analyzer(p: TrainParams, kind: str) -> dict[str, Any]:
+    """How a vectoriser cuts text: word n-grams of the normaliser's tokens, or char_wb n-grams."""
+    if kind == "word":
+        return {"analyzer": "word", "token_pattern": r"\S+", "ngram_range": p.word_ngrams}
+    return {"analyzer": "char_wb", "ngram_range": p.char_ngrams}
+
+
 def build_classifier(p: TrainParams, seed: int) -> Any:
-    from sklearn import ensemble, linear_model, naive_bayes, svm
+    from sklearn import ensemble, linear_model, naive_bayes
     from sklearn.calibration import CalibratedClassifierCV
 
     match p.classifier:
         case "linear_svm":
-            # Calibrated so that its scores are probabilities like the others'.
+            # Calibrated (Platt sigmoid on out-of-fold decision values, one SVM refit
+            # on all data) so that its scores are probabilities like the others'.
             return CalibratedClassifierCV(
-                svm.LinearSVC(C=p.C, class_weight=p.class_weight, random_state=seed),
-                method="sigmoid",
-                cv=5,
+                _raw_classifier(p, seed), method="sigmoid", cv=p.cv_folds, ensemble=False
             )
         case "logreg":
             return linear_model.LogisticRegression(
@@ -121,6 +127,132 @@ def build_classifier(p: TrainParams, seed: int) -> Any:
                 random_state=seed,
             )
     raise AssertionError(p.classifier)  # unreachable: params.py allows only the above
+
+
+def _raw_classifier(p: TrainParams, seed: int) -> Any:
+    """The classifier whose scores choose the threshold: the SVM before calibration."""
+    from sklearn import svm
+
+    if p.classifier == "linear_svm":
+        return svm.LinearSVC(C=p.C, class_weight=p.class_weight, random_state=seed)
+    return build_classifier(p, seed)
+
+
+def _raw_scores(classifier: Any, X: Any) -> np.ndarray:
+    """Spam decision values (SVM) or spam probabilities (every other classifier)."""
+    spam = list(classifier.classes_).index("spam")
+    if hasattr(classifier, "predict_proba"):
+        return classifier.predict_proba(X)[:, spam]
+    decision = classifier.decision_function(X)
+    return decision if spam == 1 else -decision
+
+
+def out_of_fold_scores(
+    p: TrainParams, seed: int, texts: Any, labels: Any, groups: Any | None = None
+) -> np.ndarray:
+    """Raw spam scores of every training message from a model that never saw it.
+
+    Stratified ``p.cv_folds``-fold CV (shuffled with ``seed``; with ``groups``, e.g.
+    the canonical text, a group stays in one fold as ingest keeps near-duplicates
+    on one side of the split) of the whole pipeline:
+    in each fold the TF-IDF vocabulary and weights are fitted on the training folds
+    only, exactly as ``build_pipeline`` would, but computed from one n-gram count
+    pass over all texts instead of one per fold (when ``max_features`` is set the
+    per-fold vectorisers are fitted for real, since the cut depends on the fold).
+    Scores are on the raw scale of ``_raw_scores``; ``probability_threshold`` maps a
+    threshold on that scale to the fitted model's ``spam_scores``.
+    """
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+    texts = np.asarray(texts, dtype=object)
+    labels = np.asarray(labels)
+    if groups is None:
+        splits = StratifiedKFold(p.cv_folds, shuffle=True, random_state=seed).split(texts, labels)
+    else:
+        folds = StratifiedGroupKFold(p.cv_folds, shuffle=True, random_state=seed)
+        splits = folds.split(texts, labels, np.asarray(groups))
+    scores = np.empty(len(texts), dtype=np.float64)
+    for train_idx, test_idx, X_train, X_test in _fold_features(p, seed, texts, splits):
+        classifier = _raw_classifier(p, seed).fit(X_train, labels[train_idx])
+        scores[test_idx] = _raw_scores(classifier, X_test)
+    return scores
+
+
+def _fold_features(p: TrainParams, seed: int, texts: np.ndarray, splits: Any) -> Any:
+    """Yield ``(train_idx, test_idx, X_train, X_test)`` with features fitted on train_idx."""
+    import scipy.sparse as sp
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.preprocessing import normalize
+
+    if p.max_features is not None:
+        for train_idx, test_idx in splits:
+            features = build_pipeline(p, seed)[0]
+            yield train_idx, test_idx, features.fit_transform(texts[train_idx]), features.transform(texts[test_idx])
+        return
+    blocks = [
+        CountVectorizer(lowercase=False, dtype=np.float64, **_analyzer(p, kind)).fit_transform(texts)
+        for kind in (("word", "char") if p.features == "union" else (p.features,))
+    ]
+    for train_idx, test_idx in splits:
+        train_parts, test_parts = [], []
+        for counts in blocks:
+            train_counts = counts[train_idx]
+            df = np.bincount(train_counts.indices, minlength=counts.shape[1])
+            keep = np.flatnonzero(df >= p.min_df)
+            idf = np.log((1 + len(train_idx)) / (1 + df[keep])) + 1  # smooth_idf, as sklearn
+            for part, rows in ((train_parts, train_counts), (test_parts, counts[test_idx])):
+                X = rows[:, keep].astype(np.float32)
+                if p.sublinear_tf:
+                    np.log(X.data, X.data)
+                    X.data += 1
+                part.append(normalize(X @ sp.diags(idf.astype(np.float32)), copy=False))
+        yield train_idx, test_idx, sp.hstack(train_parts, format="csr"), sp.hstack(test_parts, format="csr")
+
+
+def probability_threshold(model: Pipeline, raw_threshold: float) -> float:
+    """The ``spam_scores`` threshold that flags exactly what ``raw_threshold`` flags.
+
+    For the calibrated SVM the raw scale is the SVM decision value and the fitted
+    sigmoid maps it (monotonically) to a probability; for every other classifier
+    the raw scale already is the probability.
+    """
+    from sklearn.calibration import CalibratedClassifierCV
+
+    classifier = model[-1]
+    if not isinstance(classifier, CalibratedClassifierCV):
+        return float(raw_threshold)
+    [calibrated] = classifier.calibrated_classifiers_
+    [calibrator] = calibrated.calibrators
+    return float(calibrator.predict(np.array([raw_threshold], dtype=np.float64))[0])
+
+
+def top_features(model: Pipeline, n: int) -> dict[str, list[tuple[str, float]]]:
+    """The ``n`` features that push hardest towards spam and towards ham.
+
+    Linear models: their weights; naive Bayes: the log-probability ratio; random
+    forest: its (unsigned) impurity importances, all under "spam".
+    """
+    from sklearn.calibration import CalibratedClassifierCV
+
+    names = model[:-1].get_feature_names_out()
+    classifier = model[-1]
+    if isinstance(classifier, CalibratedClassifierCV):
+        classifier = classifier.calibrated_classifiers_[0].estimator
+    spam = list(classifier.classes_).index("spam")
+    if hasattr(classifier, "coef_"):
+        weights = classifier.coef_[0] * (1 if spam == 1 else -1)
+    elif hasattr(classifier, "feature_log_prob_"):
+        weights = classifier.feature_log_prob_[spam] - classifier.feature_log_prob_[1 - spam]
+    else:
+        order = np.argsort(-classifier.feature_importances_, kind="stable")[:n]
+        return {"spam": [(str(names[i]), float(classifier.feature_importances_[i])) for i in order], "ham": []}
+    weights = np.asarray(weights, dtype=np.float64)
+    top_spam = np.argsort(-weights, kind="stable")[:n]
+    top_ham = np.argsort(weights, kind="stable")[:n]
+    return {
+        "spam": [(str(names[i]), float(weights[i])) for i in top_spam],
+        "ham": [(str(names[i]), float(weights[i])) for i in top_ham],
+    }
 
 
 def spam_scores(model: Pipeline, texts: Any) -> np.ndarray:

@@ -128,11 +128,15 @@ class TrainParams:
     n_estimators: Annotated[int, Range(ge=1, le=5000)]
     max_depth: Annotated[int, Range(ge=1)] | None
     n_jobs: Annotated[int, Range(ge=1, le=64)]
+    max_ham_fpr: Annotated[float, Range(ge=0, lt=1)]
+    cv_folds: Annotated[int, Range(ge=2, le=20)]
 
 
 @dataclass(frozen=True)
 class EvaluateParams:
     top_errors: Annotated[int, Range(ge=0, le=1000)]
+    bootstrap: Annotated[int, Range(ge=0, le=100000)]
+    obfuscation_rate: Annotated[float, Range(ge=0, le=1)]
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,10 @@ Two levels:
 
 ``canonical(text)``
     cheap and dependency-free: Unicode NFKC, invisible characters removed, look-alike
-    letters folded to Latin, case-folded, URLs / e-mail addresses / phone numbers /
-    money amounts / other numbers replaced by placeholders, white space collapsed.
+    letters folded to Latin, accents stripped, case-folded, obfuscation undone
+    (``deobfuscate``: "f.r.e.e" / "f r e e" joined, "FR33 pr1ze" read as "free prize"),
+    URLs / e-mail addresses / phone numbers / money amounts / other numbers replaced
+    by placeholders, white space collapsed.
     Ingest uses it as the key that keeps near-duplicates on one side of the split.
 
 ``Normaliser(...)(text)``
@@ -28,7 +30,16 @@ PLACEHOLDERS = (URL, EMAIL, PHONE, MONEY, NUMBER)
 
 # Characters that render as (almost) nothing: zero-width spaces and joiners, soft
 # hyphen, word joiner, BOM; removed before anything else looks at the text.
-_INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u180e\u200b\u200c\u200d\u2060\u2061\u2062\u2063\u2064\ufeff"))
+# Also bidirectional marks and embeddings, the combining grapheme joiner and
+# Hangul fillers, which render as nothing in most fonts.
+_INVISIBLE = dict.fromkeys(
+    map(
+        ord,
+        "\u00ad\u034f\u115f\u1160\u17b4\u17b5\u180e\u200b\u200c\u200d\u200e\u200f"
+        "\u202a\u202b\u202c\u202d\u202e\u2060\u2061\u2062\u2063\u2064\u2066\u2067"
+        "\u2068\u2069\u3164\ufeff\uffa0",
+    )
+)
 
 # Cyrillic and Greek letters that look like Latin ones (after lower-casing), as
 # spammers use them to dodge filters ("frее" with Cyrillic "е").
@@ -39,6 +50,10 @@ _CONFUSABLES = str.maketrans(
         "ѕ": "s", "ԁ": "d", "ɡ": "g", "ԛ": "q", "ԝ": "w", "ո": "n", "ս": "u",
         "α": "a", "β": "b", "ε": "e", "η": "n", "ι": "i", "κ": "k", "ν": "v", "ο": "o",
         "ρ": "p", "τ": "t", "υ": "u", "χ": "x", "ω": "w", "ς": "c",
+        "һ": "h", "ӏ": "l", "ԍ": "g", "ү": "y", "ɑ": "a", "ı": "i", "ȷ": "j", "ɩ": "i",
+        "ᴀ": "a", "ʙ": "b", "ᴄ": "c", "ᴅ": "d", "ᴇ": "e", "ɢ": "g", "ʜ": "h", "ɪ": "i",
+        "ᴊ": "j", "ᴋ": "k", "ʟ": "l", "ᴍ": "m", "ɴ": "n", "ᴏ": "o", "ᴘ": "p", "ʀ": "r",
+        "ꜱ": "s", "ᴛ": "t", "ᴜ": "u", "ᴠ": "v", "ᴡ": "w", "ʏ": "y", "ᴢ": "z", "ϲ": "c",
     }
 )  # fmt: skip
 
@@ -56,13 +71,65 @@ _NUMBER_RE = re.compile(r"\d+(?:[.,]\d+)*")
 _SPACE_RE = re.compile(r"\s+")
 
 
+# Obfuscation. Letters (or digits) split by one repeated separator, "f.r.e.e",
+# "f-r-e-e", "f*r*e*e" (3 or more) or by spaces "f r e e" (4 or more, so that
+# SMS-speak such as "u r a" stays as it is).
+_SPLIT_PUNCT_RE = re.compile(r"(?<![\w.])([a-z0-9])([.\-_*~+|/])[a-z0-9](?:\2[a-z0-9])+(?![\w])")
+_SPLIT_SPACE_RE = re.compile(r"(?<!\S)[a-z0-9](?: [a-z0-9]){3,}(?!\S)")
+# Look-alike digits and symbols inside words: "fr33", "pr1ze", "c@sh", "fr$e".
+# Only in a word that starts with a letter, has at least two letters, and whose
+# digit runs are at most two long, so that codes and amounts ("win150", "150p",
+# "4get", "1st") are left alone.
+_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"})
+_INNER_SYMBOL_RE = re.compile(r"(?<=[a-z])[!|](?=[a-z])")  # "pr!ze", "he|lo"
+_LEET_WORD_RE = re.compile(r"(?<![\w@$])[a-z][a-z0-9@$]*[a-z0-9](?![\w@$])")
+_LEET_CHARS = frozenset("013457@$")
+_DIGIT_RUN_RE = re.compile(r"\d{3,}")
+_LETTER_RE = re.compile(r"[a-z]")
+
+
+def _strip_accents(text: str) -> str:
+    """"frée" -> "free": drop combining marks after canonical decomposition."""
+    if text.isascii():
+        return text
+    decomposed = unicodedata.normalize("NFD", text)
+    return unicodedata.normalize(
+        "NFC", "".join(ch for ch in decomposed if unicodedata.category(ch) != "Mn")
+    )
+
+
+def _unleet(match: re.Match[str]) -> str:
+    word = match.group(0)
+    if (
+        _LEET_CHARS.isdisjoint(word)
+        or len(_LETTER_RE.findall(word)) < 2
+        or _DIGIT_RUN_RE.search(word)
+    ):
+        return word
+    return word.translate(_LEET)
+
+
+def deobfuscate(text: str) -> str:
+    """Undo spacing and look-alike-digit tricks in case-folded text with single spaces.
+
+    "f.r.e.e" / "f r e e" -> "free", "fr33 pr!ze" -> "free prize", "c@$h" -> "cash".
+    """
+    text = _SPLIT_PUNCT_RE.sub(lambda m: m.group(0).replace(m.group(2), ""), text)
+    text = _SPLIT_SPACE_RE.sub(lambda m: m.group(0).replace(" ", ""), text)
+    text = _INNER_SYMBOL_RE.sub(lambda m: "i" if m.group(0) == "!" else "l", text)
+    return _LEET_WORD_RE.sub(_unleet, text)
+
+
 def canonical(text: str, placeholders: bool = True) -> str:
     """Return the canonical form of a message (see module docstring)."""
     text = unicodedata.normalize("NFKC", text).translate(_INVISIBLE)
-    text = text.casefold().translate(_CONFUSABLES)
+    # Folded before case-folding too: some look-alikes (lunate sigma "ϲ") case-fold to non-look-alikes.
+    text = _strip_accents(text.translate(_CONFUSABLES).casefold().translate(_CONFUSABLES))
+    text = _SPACE_RE.sub(" ", text).strip()
     if not placeholders:
-        return _SPACE_RE.sub(" ", text).strip()
+        return deobfuscate(text)
     text = _URL_RE.sub(f" {URL} ", _EMAIL_RE.sub(f" {EMAIL} ", text))
+    text = deobfuscate(_SPACE_RE.sub(" ", text))
     text = _MONEY_RE.sub(f" {MONEY} ", text)
     text = _PHONE_RE.sub(f" {PHONE} ", text)
     text = _NUMBER_RE.sub(f" {NUMBER} ", text)

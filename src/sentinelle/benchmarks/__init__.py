@@ -1,1 +1,1 @@
-"""Benchmarks: synthetic corpora and measurement commands (not part of the unit tests)."""
+"""Benchmarks: synthetic corpora, quality and speed measurements (commands, not unit tests)."""
