@@ -118,6 +118,7 @@ def _write_private(path: Path, text: str) -> None:
 
 def _port_free(port: int) -> bool:
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as weed's (Go) listeners do
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
@@ -202,8 +203,14 @@ def ready(server: Server) -> str | None:
     return None if body == b"ready" else f"read back {body!r} instead of b'ready'"
 
 
-def start(state_dir: Path, bucket: str = BUCKET, timeout: float = START_TIMEOUT) -> Server:
-    """Start (or reuse) the server for ``state_dir`` and wait until it is ready."""
+def start(
+    state_dir: Path, bucket: str = BUCKET, timeout: float = START_TIMEOUT, ports: dict[str, int] | None = None
+) -> Server:
+    """Start (or reuse) the server for ``state_dir`` and wait until it is ready.
+
+    Ports are chosen free (those of the last run when they still are); with
+    explicit ``ports`` a taken one makes the start fail instead.
+    """
     state_dir = Path(state_dir).resolve()
     running = read_state(state_dir)
     if running is not None and ready(running) is None:
@@ -225,11 +232,11 @@ def start(state_dir: Path, bucket: str = BUCKET, timeout: float = START_TIMEOUT)
     (state_dir / "data").mkdir(parents=True, exist_ok=True)
     (state_dir / "logs").mkdir(parents=True, exist_ok=True)
     last_error = ""
-    for _attempt in range(3):  # a chosen port may be taken by someone else in between
-        ports = _choose_ports(state_dir)
-        server = _launch(weed, state_dir, bucket, ports, access, secret, timeout)
+    for _attempt in range(1 if ports else 3):  # a chosen port may be taken in between
+        chosen = ports or _choose_ports(state_dir)
+        server = _launch(weed, state_dir, bucket, chosen, access, secret, timeout)
         if isinstance(server, Server):
-            (state_dir / "ports.json").write_text(json.dumps(ports, indent=2) + "\n")
+            (state_dir / "ports.json").write_text(json.dumps(chosen, indent=2) + "\n")
             state = {**asdict(server), "state_dir": str(server.state_dir)}
             _write_private(state_dir / "server.json", json.dumps(state, indent=2) + "\n")
             return server
