@@ -38,10 +38,17 @@ def s3_env(**extra: str) -> dict[str, str]:
     return e | extra
 
 
-def dvc(*args: str, cwd: Path, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+# For fault tests: botocore gives up at once (s3fs still retries 5 times, ~2 s per file),
+# so a dead server fails a push in seconds instead of minutes of back-off.
+FAIL_FAST = {"AWS_MAX_ATTEMPTS": "1"}
+
+
+def dvc(
+    *args: str, cwd: Path, check: bool = True, timeout: float = 300, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run `dvc ARGS` hermetically; on unexpected failure show its output."""
     proc = subprocess.run(
-        ["dvc", *args], cwd=cwd, env=s3_env(), text=True, capture_output=True, timeout=timeout
+        ["dvc", *args], cwd=cwd, env=s3_env(**(extra_env or {})), text=True, capture_output=True, timeout=timeout
     )
     if check and proc.returncode != 0:
         raise AssertionError(
