@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from helpers import sh
-from s3helpers import DVC_OUTPUTS, clone, digests, dvc, keys, use_server
+from helpers import ROOT, sh
+from s3helpers import DVC_OUTPUTS, clone, digests, dvc, keys, s3_env, use_server
 
 pytestmark = pytest.mark.e2e
+
+# Outputs kept in git (`cache: false`), restored from the run cache too.
+GIT_OUTPUTS = [
+    "dvclive/train/metrics.json",
+    "dvclive/evaluate/metrics.json",
+    "dvclive/evaluate/plots/sklearn/roc.json",
+    "dvclive/evaluate/plots/sklearn/confusion_matrix.json",
+]
 
 
 def lock_md5(repo: Path, path: str) -> str:
@@ -52,27 +63,32 @@ def test_fresh_clone_repro_pull_restores_every_stage_without_running(repo: Path,
     assert sh("git", "status", "--porcelain", cwd=other).stdout == ""
 
 
-def test_run_cache_of_a_teammates_uncommitted_run_is_reused(repo: Path, s3_server, tmp_path: Path) -> None:
-    """A runs ingest.test_size=0.25 without committing and pushes the run cache; B sets the
-    same value: `dvc repro --pull` restores ingest and preprocess from the run cache.
-
-    (train and evaluate would rerun: DVC 3.67 never pushes the objects of `cache: false`
-    outputs, i.e. their metrics and plots kept in git, so their run-cache entries cannot
-    be restored on another machine; README.issue-5.md documents this.)
-    """
+def test_run_cache_of_a_teammates_uncommitted_run_restores_every_stage(repo: Path, s3_server, tmp_path: Path) -> None:
+    """A runs evaluate.top_errors=10 without committing, pushes the run cache and the objects
+    of its `cache: false` outputs (sentinelle.runcache); B sets the same value and
+    `dvc repro --pull` restores check_params and evaluate (whose outputs are all git-tracked
+    metrics and plots) from the run cache, running nothing. (A stage kept cheap on purpose:
+    train restores the same way.)"""
     prefix = use_server(repo, s3_server)
     params = (repo / "params.yaml").read_text()
-    changed = params.replace("test_size: 0.2 ", "test_size: 0.25 ")
+    changed = params.replace("  top_errors: 20 ", "  top_errors: 10 ")
     assert changed != params
     (repo / "params.yaml").write_text(changed)
     dvc("repro", cwd=repo)
     dvc("push", "--run-cache", cwd=repo)
-    theirs = digests(repo, ["data/raw/train.parquet", "data/processed/test.parquet"])
+    helper = subprocess.run(
+        [sys.executable, "-m", "sentinelle.runcache", "push"], cwd=repo, text=True, capture_output=True,
+        env=s3_env(PYTHONPATH=str(ROOT / "src")),
+    )  # fmt: skip
+    assert helper.returncode == 0, helper.stderr
+    assert re.search(r"runcache: \d+ run-cache entries, [1-9]\d* objects pushed", helper.stderr), helper.stderr
+    outputs = [*DVC_OUTPUTS, *GIT_OUTPUTS]
+    theirs = digests(repo, outputs)
 
     other = clone(repo, tmp_path / "teammate", s3_server, prefix)
     (other / "params.yaml").write_text(changed)
-    out = dvc("repro", "--pull", "preprocess", cwd=other).stdout
-    for stage in ("check_params", "ingest", "preprocess"):
+    out = dvc("repro", "--pull", cwd=other).stdout
+    for stage in ("check_params", "evaluate"):
         assert f"Stage '{stage}' is cached - skipping run, checking out outputs" in out
     assert "Running stage" not in out
-    assert digests(other, ["data/raw/train.parquet", "data/processed/test.parquet"]) == theirs
+    assert digests(other, outputs) == theirs
