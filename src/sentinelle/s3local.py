@@ -363,9 +363,10 @@ def main(argv: list[str] | None = None) -> int:
             log.info("remote %r configured in .dvc/config.local; try: dvc push", args.remote)
         elif args.command == "stop":
             pid = stop(state_dir)
-            log.info("stopped (pid %d); data kept in %s", pid, state_dir / "data") if pid else log.info(
-                "not running (%s)", state_dir
-            )
+            if pid:
+                log.info("stopped (pid %d); data kept in %s", pid, state_dir / "data")
+            else:
+                log.info("not running (%s)", state_dir)
         elif args.command == "status":
             server = read_state(state_dir)
             if server is None:

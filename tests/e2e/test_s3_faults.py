@@ -153,6 +153,7 @@ def test_server_killed_mid_push_then_second_push_completes(private_server, repo:
             push.kill()
             push.wait()
     assert push.returncode != 0, err
+    assert "ERROR: failed to push data to the cloud" in err and "files failed to upload" in err, err
 
     restarted = s3local.start(state)
     assert restarted.endpoint == server.endpoint  # same ports: .dvc/config.local still right
