@@ -4,6 +4,8 @@
     python3 dev.py pipeline   # create .venv, install pinned requirements, run `dvc repro`
     python3 dev.py test       # create .venv, install pinned dev requirements, run pytest
     python3 dev.py setup      # only create/update .venv
+    python3 dev.py s3 start   # (dev venv) start the local S3 server, configure the DVC remote;
+                              # also: s3 stop | s3 status | s3 configure --state-dir DIR
 
 Idempotent: the virtual environment is (re)installed only when the requirement
 files change (their hash is kept in .venv/.sentinelle-requirements).
@@ -81,8 +83,16 @@ def test(args: list[str]) -> int:
     return subprocess.run([str(PY), "-m", "pytest", *args], cwd=ROOT, env=env()).returncode
 
 
+def s3(args: list[str]) -> int:
+    """The local S3 server of this clone: `python -m sentinelle.s3local ARGS` in the dev venv."""
+    setup(dev=True)
+    e = env()
+    e["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), e.get("PYTHONPATH")]))
+    return subprocess.run([str(PY), "-m", "sentinelle.s3local", *args], cwd=ROOT, env=e).returncode
+
+
 def main() -> int:
-    commands = {"pipeline": pipeline, "test": test}
+    commands = {"pipeline": pipeline, "test": test, "s3": s3}
     if len(sys.argv) < 2 or sys.argv[1] not in (*commands, "setup"):
         print(__doc__.strip())
         return 2

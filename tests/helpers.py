@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from sentinelle.benchmarks.pipeline import copy_project
+from sentinelle.benchmarks.pipeline import project_files as _project_files
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "datasets"
@@ -38,6 +39,11 @@ def sh(*cmd: str | Path, cwd: Path, check: bool = True, timeout: float = 600) ->
             f"{' '.join(map(str, cmd))} exited {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
         )
     return proc
+
+
+def project_files() -> list[str]:
+    """The files a fresh clone of the working tree would have (tracked + new, not ignored)."""
+    return _project_files(ROOT)
 
 
 def make_project(dest: Path) -> Path:

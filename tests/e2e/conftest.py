@@ -30,3 +30,19 @@ def repo(reproduced: Path, tmp_path: Path) -> Path:
 def fresh(tmp_path: Path) -> Path:
     """A project copy on which nothing has run yet."""
     return make_project(tmp_path / "fresh")
+
+
+# --- S3 remote (issue 5): one real SeaweedFS server for the session -------------------
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real local S3 server (SeaweedFS) on free loopback ports, always stopped at the end."""
+    from sentinelle import s3local
+
+    state = tmp_path_factory.mktemp("s3server")
+    server = s3local.start(state)  # on failure it stops what it started and raises
+    try:
+        yield server
+    finally:
+        s3local.stop(state)

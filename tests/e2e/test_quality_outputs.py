@@ -14,15 +14,19 @@ pytestmark = pytest.mark.e2e
 
 
 def declared_plot_files(repo: Path) -> list[str]:
-    """Every file that dvc.yaml's top-level `plots:` refers to."""
+    """Every file that dvc.yaml declares as a plot: stage `plots:` outputs and top-level `plots:`."""
+    dvc_yaml = yaml.safe_load((repo / "dvc.yaml").read_text())
     files = []
-    for entry in yaml.safe_load((repo / "dvc.yaml").read_text())["plots"]:
+    for stage in dvc_yaml["stages"].values():
+        for entry in stage.get("plots", []):
+            files.append(entry if isinstance(entry, str) else next(iter(entry)))
+    for entry in dvc_yaml.get("plots", []):
         if isinstance(entry, str):
             files.append(entry)
             continue
         [(_, spec)] = entry.items()
         files.extend(spec["y"].keys())
-    return files
+    return sorted(set(files))
 
 
 def test_declared_plots_are_produced_as_strict_json_and_render(repo: Path) -> None:
