@@ -23,7 +23,7 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / "python"
 STAMP = VENV / ".sentinelle-requirements"
-REQUIREMENTS = ("requirements.txt", "requirements-dev.txt", "constraints.txt")
+REQUIREMENTS = ("requirements.txt", "requirements-dev.txt", "constraints.txt", "pyproject.toml")
 
 
 def say(msg: str) -> None:
@@ -49,6 +49,8 @@ def setup(dev: bool) -> None:
     wanted = "requirements-dev.txt" if dev else "requirements.txt"
     say(f"installing {wanted} (pinned by constraints.txt)")
     run(PY, "-m", "pip", "install", "--disable-pip-version-check", "-q", "-r", wanted, "-c", "constraints.txt")
+    say("installing the `sentinelle` command (pip install -e .)")
+    run(PY, "-m", "pip", "install", "--disable-pip-version-check", "-q", "--no-deps", "-e", ".")
     STAMP.write_text(f"{digest} {'dev' if dev else 'runtime'}\n")
 
 
