@@ -165,6 +165,16 @@ def test_bad_jsonl_rows(tmp_path: Path, scorer: Scorer) -> None:
     assert [json.loads(x)["text"] for x in (tmp_path / "out.jsonl").read_text().splitlines()] == ["hi", "ok"]
 
 
+def test_a_byte_order_mark_and_other_encodings(tmp_path: Path, scorer: Scorer) -> None:
+    (tmp_path / "bom.csv").write_bytes("\ufefftext\nhello\n".encode())
+    assert score_file(tmp_path / "bom.csv", tmp_path / "out.csv", scorer=scorer).rows_scored == 1
+    (tmp_path / "latin1.txt").write_bytes("caf\xe9 au lait\n".encode("latin-1"))
+    assert score_file(tmp_path / "latin1.txt", tmp_path / "out.jsonl", scorer=scorer, encoding="latin-1").rows_scored == 1
+    assert json.loads((tmp_path / "out.jsonl").read_text())["text"] == "caf\xe9 au lait"
+    with pytest.raises(UserError, match="unknown encoding 'klingon'"):
+        score_file(tmp_path / "latin1.txt", None, scorer=scorer, encoding="klingon")
+
+
 def test_unknown_column_and_suffix_are_one_line_errors(tmp_path: Path, scorer: Scorer) -> None:
     src = tmp_path / "in.csv"
     write_csv(src, [["message"], ["hello"]])

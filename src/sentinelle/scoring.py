@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import sys
+from array import array
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -151,9 +152,9 @@ class _CharWB:
         self.min_n, self.max_n = v.ngram_range
         self.tfidf = v._tfidf
         self.dtype = v.dtype
-        self.words: dict[str, list[int]] = {}
+        self.words: dict[str, array[int]] = {}
 
-    def _word(self, word: str) -> list[int]:
+    def _word(self, word: str) -> array[int]:
         # scikit-learn's _char_wb_ngrams for one word, mapped to feature indices.
         w = " " + word + " "
         w_len, grams = len(w), []
@@ -166,12 +167,12 @@ class _CharWB:
             if offset == 0:  # a word shorter than n counts once
                 break
         vocabulary = self.vocabulary
-        return [vocabulary[g] for g in grams if g in vocabulary]
+        return array("q", [vocabulary[g] for g in grams if g in vocabulary])
 
     def __call__(self, docs: list[str]) -> Any:
         import scipy.sparse as sp
 
-        words, indices, indptr = self.words, [], [0]
+        words, indices, indptr = self.words, array("q"), array("q", [0])
         for doc in docs:
             for word in doc.split():
                 features = words.get(word)
@@ -182,7 +183,7 @@ class _CharWB:
                 indices.extend(features)
             indptr.append(len(indices))
         counts = sp.csr_matrix(
-            (np.ones(len(indices), dtype=self.dtype), np.asarray(indices, dtype=np.int64), np.asarray(indptr, dtype=np.int64)),
+            (np.ones(len(indices), dtype=self.dtype), np.frombuffer(indices, dtype=np.int64), np.frombuffer(indptr, dtype=np.int64)),
             shape=(len(docs), len(self.vocabulary)),
         )
         counts.sum_duplicates()  # sorted indices, one entry per feature: what CountVectorizer builds
@@ -261,7 +262,12 @@ class _Reader:
 
     def __init__(self, fh: IO[bytes], fmt: Format, text_column: str, encoding: str, source: str) -> None:
         self.fmt, self.text_column, self.source = fmt, text_column, source
-        self.text = _io.TextIOWrapper(fh, encoding=encoding, errors="surrogateescape", newline="")
+        if encoding.lower().replace("_", "-") in ("utf-8", "utf8"):
+            encoding = "utf-8-sig"  # also reads files that start with a byte-order mark (Excel)
+        try:
+            self.text = _io.TextIOWrapper(fh, encoding=encoding, errors="surrogateescape", newline="")
+        except LookupError:
+            raise UserError(f"unknown encoding {encoding!r}; e.g. utf-8, latin-1, cp1252") from None
         self.header: list[str] | None = None
         self.text_index = 0
 
@@ -465,7 +471,9 @@ def _progress(fh: IO[bytes], enabled: bool | None) -> Any:
         size = os.fstat(fh.fileno()).st_size or None
     if enabled is None:
         enabled = sys.stderr.isatty()
-    return tqdm(total=size, unit="B", unit_scale=True, desc="scoring", disable=not enabled, leave=False)
+    # A file: progress in bytes read, with a percentage; a pipe: messages scored.
+    unit = "B" if size else "msg"
+    return tqdm(total=size, unit=unit, unit_scale=True, desc="scoring", disable=not enabled, leave=False)
 
 
 def score_file(
@@ -504,6 +512,7 @@ def score_file(
 
     with _open_input(source) as raw, _open_output(dest) as out, _progress(raw, progress) as bar:
         reader = _Reader(raw, in_fmt, text_column, encoding, name)
+        seekable = raw.seekable()
         rows = reader.rows()
 
         def chunks() -> Iterator[Chunk]:
@@ -535,6 +544,9 @@ def score_file(
             writer.write(chunk, scores, scorer.threshold)
             report.rows_scored += len(chunk.texts)
             report.spam += int((scores >= scorer.threshold).sum())
+            if not seekable:
+                bar.update(len(chunk.texts))
+                continue
             with contextlib.suppress(OSError, ValueError):
                 now = raw.tell()
                 bar.update(now - position)
