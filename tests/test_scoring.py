@@ -85,6 +85,25 @@ def test_the_fast_feature_path_gives_scikit_learns_exact_features(tmp_path: Path
     np.testing.assert_array_equal(scorer.scores([*MESSAGES, *TRICKY]), models.spam_scores(model, normalise.many([*MESSAGES, *TRICKY])))
 
 
+@pytest.mark.parametrize("classifier", ["linear_svm", "logreg", "sgd", "complement_nb"])
+def test_the_fast_classifier_path_gives_scikit_learns_exact_scores(classifier: str) -> None:
+    import dataclasses
+
+    from helpers import ROOT as root
+    from sentinelle.params import load
+
+    p = dataclasses.replace(load(root / "params.yaml").train, classifier=classifier)
+    normalise = Normaliser()
+    texts = MESSAGES * 3  # linear_svm calibrates on 5 folds
+    model = models.build_pipeline(p, seed=1).fit(normalise.many(texts), (["spam"] * 6 + ["ham"] * 8) * 3)
+    scorer = Scorer(model, {"threshold": 0.5, "model_version": "x", "params": {"preprocess": {}}})
+    assert (scorer.classifier is not None) == (classifier == "linear_svm")
+    probe = [*MESSAGES, *TRICKY, "win", "lunch"]
+    np.testing.assert_array_equal(scorer.scores(probe), models.spam_scores(model, normalise.many(probe)))
+    for text in probe[:3]:  # one at a time, as the API scores
+        assert scorer.scores([text])[0] == models.spam_scores(model, [normalise(text)])[0]
+
+
 def write_csv(path: Path, rows: list[list[str]], delimiter: str = ",") -> None:
     with open(path, "w", newline="", encoding="utf-8") as fh:
         csv.writer(fh, delimiter=delimiter).writerows(rows)
