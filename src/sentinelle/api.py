@@ -179,7 +179,7 @@ def create_app(
         default_response_class=AsciiJSONResponse,
         exception_handlers={RequestValidationError: _validation_error, StarletteHTTPException: _http_error},
     )
-    app.add_middleware(_BodyLimit, max_bytes=max_batch * (max_chars * 6 + 16) + 4096)
+    app.add_middleware(_BodyLimit, max_bytes=max_batch * (max_chars * 12 + 16) + 4096)  # \ud83d\ude00: 12 bytes, 1 char
     not_ready = {503: {"model": Status, "description": "The model is not loaded (yet)"}}
     invalid = {422: {"description": "Invalid request: the detail names each bad field and why"}}
 
