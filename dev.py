@@ -51,7 +51,7 @@ def setup(dev: bool) -> None:
     wanted = "requirements-dev.txt" if dev else "requirements.txt"
     say(f"installing {wanted} (pinned by constraints.txt)")
     run(PY, "-m", "pip", "install", "--disable-pip-version-check", "-q", "-r", wanted, "-c", "constraints.txt")
-    # The package itself, editable, so `python -m sentinelle...` works from anywhere.
+    say("installing the `sentinelle` command (pip install -e .)")
     run(PY, "-m", "pip", "install", "--disable-pip-version-check", "-q", "--no-deps", "-e", ".")
     STAMP.write_text(f"{digest} {'dev' if dev else 'runtime'}\n")
 

@@ -311,6 +311,13 @@ def types_in(path: Path) -> set[str]:
     skops itself trusts many types by default (any scikit-learn estimator, numpy
     functions); we check every node of the file's schema against our own list.
     """
+    with open(path, "rb") as fh:
+        magic = fh.read(2)
+    if magic[:1] == b"\x80" and magic[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        raise UserError(
+            f"{path}: not a readable skops model file: it is a pickle (pickle/joblib), which can run "
+            "any code when loaded, so it is never loaded; save models with skops"
+        )
     try:
         with zipfile.ZipFile(path) as archive:
             schema = json.loads(archive.read("schema.json"))

@@ -1,1 +1,1 @@
-"""Benchmarks: synthetic corpora, quality and speed measurements (commands, not unit tests)."""
+"""Benchmarks: synthetic corpora, quality, speed and serving measurements (commands, not unit tests)."""

@@ -1,0 +1,239 @@
+"""The HTTP API: a FastAPI app that scores messages with one model loaded at start-up.
+
+    GET  /healthz         the process is alive
+    GET  /readyz          200 once the model is loaded, 503 before (or if loading failed)
+    POST /predict         {"text": "..."} -> spam_score, is_spam, threshold, model_version
+    POST /predict/batch   {"texts": ["...", ...]} (at most ``max_batch``)
+    GET  /model           model version, threshold and metadata
+    GET  /docs, /openapi.json
+
+The model is loaded once, in a thread started by the app's lifespan, with the
+safe loader (allowlisted types, hash checked against the metadata); until it is
+loaded /readyz and the prediction endpoints answer 503. Requests are validated
+by pydantic: empty or over-long texts, over-large batches, wrong types and
+malformed JSON get a 422 that says what is wrong. Serve it with `sentinelle serve`.
+"""
+
+
+import asyncio
+import json
+import logging
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from sentinelle.errors import UserError
+
+log = logging.getLogger("sentinelle.api")
+
+DEFAULT_MAX_BATCH = 1000
+DEFAULT_MAX_CHARS = 5000
+
+
+class AsciiJSONResponse(JSONResponse):
+    """JSON with non-ASCII escaped: any str (even a lone surrogate from the request) encodes."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
+class Prediction(BaseModel):
+    spam_score: float = Field(ge=0, le=1, description="Probability-like spam score")
+    is_spam: bool = Field(description="spam_score >= the model's threshold")
+
+
+class PredictResponse(Prediction):
+    threshold: float
+    model_version: str
+
+
+class BatchResponse(BaseModel):
+    predictions: list[Prediction]
+    threshold: float
+    model_version: str
+
+
+class ModelInfo(BaseModel):
+    model_version: str
+    threshold: float
+    metadata: dict[str, Any]
+    limits: dict[str, int]
+
+
+class Status(BaseModel):
+    status: str
+    detail: str | None = None
+    model_version: str | None = None
+
+
+class _Limits(BaseModel):
+    max_batch: int
+    max_chars: int
+
+
+class _BodyLimit:
+    """Refuse (413) a request whose declared body is larger than any valid one could be."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            for key, value in scope["headers"]:
+                if key == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                    response = AsciiJSONResponse(
+                        {"detail": f"request body over {self.max_bytes} bytes"}, status_code=413
+                    )
+                    await response(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+
+def _clear_message(error: dict[str, Any]) -> str:
+    kind, loc = error.get("type"), tuple(error.get("loc", ()))
+    if kind == "string_pattern_mismatch":
+        return "text is empty or only white space"
+    if kind == "json_invalid":
+        at = f" at character {loc[1]}" if len(loc) > 1 else ""
+        return f"malformed JSON{at}: {error.get('ctx', {}).get('error', 'cannot parse the body')}"
+    if kind in ("model_attributes_type", "string_unicode") and loc == ("body",):
+        return 'the body must be a JSON object such as {"text": "..."}, sent as Content-Type: application/json'
+    return str(error.get("msg", "invalid value"))
+
+
+async def _validation_error(request: Request, exc: Exception) -> AsciiJSONResponse:
+    """422 listing each problem as where (loc), what (msg) and its type; never echoes the input."""
+    assert isinstance(exc, RequestValidationError)
+    detail = [
+        {"loc": [str(part) for part in e.get("loc", ())], "msg": _clear_message(e), "type": str(e.get("type"))}
+        for e in exc.errors()
+    ]
+    return AsciiJSONResponse({"detail": detail}, status_code=422)
+
+
+async def _http_error(request: Request, exc: Exception) -> AsciiJSONResponse:
+    """FastAPI answers 400 for a body that is not UTF-8; it is malformed JSON like any other: 422."""
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and request.method == "POST":
+        detail = [{"loc": ["body"], "msg": "malformed JSON: the body is not valid UTF-8", "type": "json_invalid"}]
+        return AsciiJSONResponse({"detail": detail}, status_code=422)
+    return AsciiJSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+def create_app(
+    model_path: Path,
+    metadata_path: Path | None = None,
+    *,
+    max_batch: int = DEFAULT_MAX_BATCH,
+    max_chars: int = DEFAULT_MAX_CHARS,
+) -> FastAPI:
+    """The app for one model file; limits are part of its OpenAPI schema."""
+    from sentinelle.scoring import Scorer
+
+    state: dict[str, Any] = {"scorer": None, "error": None}
+    limits = _Limits(max_batch=max_batch, max_chars=max_chars)
+    Text = Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=max_chars, pattern=r"\S"),
+        Field(description=f"The raw message, 1 to {max_chars} characters, not only white space"),
+    ]
+
+    class PredictRequest(BaseModel):
+        model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"text": "WIN a FREE prize! Call 09061701461 now"}]})
+        text: Text
+
+    class BatchRequest(BaseModel):
+        model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"texts": ["Free entry to win £1000, txt WIN to 80086", "See you at lunch?"]}]})
+        texts: list[Text] = Field(min_length=1, max_length=max_batch, description=f"1 to {max_batch} messages")
+
+    def load() -> None:
+        try:
+            state["scorer"] = Scorer.load(model_path, metadata_path)
+        except UserError as exc:
+            state["error"] = str(exc)
+            log.error("cannot load the model: %s", exc)
+            return
+        except Exception as exc:  # a background thread: keep the reason for /readyz
+            state["error"] = f"{type(exc).__name__}: {exc}"
+            log.exception("cannot load the model")
+            return
+        log.info("model %s loaded from %s", state["scorer"].version, model_path)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> Any:
+        loading = asyncio.create_task(asyncio.to_thread(load))
+        yield
+        await loading  # a thread cannot be cancelled; let it finish before exiting
+
+    app = FastAPI(
+        title="Sentinelle",
+        summary="SMS spam scores from the Sentinelle model",
+        version=__import__("sentinelle").__version__,
+        lifespan=lifespan,
+        default_response_class=AsciiJSONResponse,
+        exception_handlers={RequestValidationError: _validation_error, StarletteHTTPException: _http_error},
+    )
+    app.add_middleware(_BodyLimit, max_bytes=max_batch * (max_chars * 12 + 16) + 4096)  # \ud83d\ude00: 12 bytes, 1 char
+    not_ready = {503: {"model": Status, "description": "The model is not loaded (yet)"}}
+    invalid = {422: {"description": "Invalid request: the detail names each bad field and why"}}
+
+    def scorer() -> Any:
+        s = state["scorer"]
+        if s is None:
+            raise _NotReady(state["error"])
+        return s
+
+    @app.exception_handler(_NotReady)
+    async def _not_ready(request: Request, exc: _NotReady) -> AsciiJSONResponse:
+        return _status_response(exc.error)
+
+    @app.get("/healthz", response_model=Status, tags=["health"])
+    async def healthz() -> Status:
+        """The process is alive (says nothing about the model)."""
+        return Status(status="ok")
+
+    @app.get("/readyz", response_model=Status, responses=not_ready, tags=["health"])
+    async def readyz() -> Any:
+        """Ready to score: 200 once the model is loaded, 503 while loading or if it failed."""
+        s = state["scorer"]
+        if s is None:
+            return _status_response(state["error"])
+        return Status(status="ready", model_version=s.version)
+
+    @app.get("/model", response_model=ModelInfo, responses=not_ready, tags=["model"])
+    async def model() -> ModelInfo:
+        """The loaded model's version, threshold, metadata and the request limits."""
+        s = scorer()
+        return ModelInfo(model_version=s.version, threshold=s.threshold, metadata=s.metadata, limits=limits.model_dump())
+
+    @app.post("/predict", response_model=PredictResponse, responses={**not_ready, **invalid}, tags=["predict"])
+    async def predict(request: PredictRequest) -> PredictResponse:
+        """Score one message."""
+        s = scorer()
+        ((score, is_spam),) = s.predict([request.text])
+        return PredictResponse(spam_score=score, is_spam=is_spam, threshold=s.threshold, model_version=s.version)
+
+    @app.post("/predict/batch", response_model=BatchResponse, responses={**not_ready, **invalid}, tags=["predict"])
+    async def predict_batch(request: BatchRequest) -> BatchResponse:
+        """Score up to ``max_batch`` messages, in order."""
+        s = scorer()
+        predictions = [Prediction(spam_score=score, is_spam=spam) for score, spam in s.predict(request.texts)]
+        return BatchResponse(predictions=predictions, threshold=s.threshold, model_version=s.version)
+
+    return app
+
+
+class _NotReady(Exception):
+    def __init__(self, error: str | None) -> None:
+        self.error = error
+
+
+def _status_response(error: str | None) -> AsciiJSONResponse:
+    status = Status(status="error", detail=error) if error else Status(status="loading", detail="the model is loading")
+    return AsciiJSONResponse(status.model_dump(), status_code=503)

@@ -1,0 +1,146 @@
+"""The `sentinelle` command: score files, serve the HTTP API, fetch a registered model.
+
+    sentinelle score INPUT [-o OUTPUT] [--model models/model.skops] [--on-error fail|skip]
+    sentinelle serve [--model models/model.skops] [--host 127.0.0.1] [--port 8000]
+    sentinelle fetch [--repo .] (--version vX.Y.Z | --stage prod) [-o served/]
+
+Also runnable as ``python -m sentinelle.cli``. Bad input (files, rows, options)
+is reported as one line ``sentinelle <command>: error: ...`` with exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from sentinelle.errors import UserError
+
+log = logging.getLogger("sentinelle")
+
+
+def _score(args: argparse.Namespace) -> int:
+    from sentinelle.scoring import Scorer, score_file
+
+    scorer = Scorer.load(args.model, args.metadata)
+    report = score_file(
+        args.input,
+        args.output,
+        scorer=scorer,
+        fmt=args.format,
+        output_format=args.output_format,
+        text_column=args.text_column,
+        encoding=args.encoding,
+        on_error=args.on_error,
+        workers=args.workers,
+        chunk_size=args.chunk_size,
+        progress=False if args.no_progress else None,
+    )
+    log.info(
+        "scored %d of %d rows (%d spam at threshold %g, model %s)%s%s",
+        report.rows_scored, report.rows_read, report.spam, report.threshold, report.model_version,
+        f", skipped {report.bad_rows} bad rows" if report.bad_rows else "",
+        f" -> {args.output}" if args.output and str(args.output) != "-" else "",
+    )  # fmt: skip
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from sentinelle import io
+    from sentinelle.api import create_app
+    from sentinelle.scoring import metadata_path_for
+
+    # Cheap checks before binding the port, so a wrong path fails here and now;
+    # the full safe load (types allowlist, hash) runs in the app's lifespan.
+    metadata = metadata_path_for(args.model, args.metadata)
+    for path in (Path(args.model), metadata):
+        if not path.is_file():
+            raise UserError(f"{path}: not found (run `dvc repro`, `dvc pull` or `sentinelle fetch`)")
+    io.read_json(metadata)
+    app = create_app(args.model, args.metadata, max_batch=args.max_batch, max_chars=args.max_chars)
+    uvicorn.run(
+        app, host=args.host, port=args.port, log_level=args.log_level, access_log=not args.no_access_log
+    )
+    return 0
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    from sentinelle.registry import fetch
+
+    model, metadata = fetch(args.repo, args.output, name=args.name, version=args.version, stage=args.stage)
+    print(model)
+    print(metadata)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    from sentinelle.api import DEFAULT_MAX_BATCH, DEFAULT_MAX_CHARS
+    from sentinelle.scoring import DEFAULT_CHUNK_SIZE, FORMATS
+
+    top = argparse.ArgumentParser(prog="sentinelle", description=__doc__.split("\n\n")[0])
+    top.add_argument("-v", "--verbose", action="store_true", help="debug logs and tracebacks")
+    sub = top.add_subparsers(dest="command", required=True)
+
+    def model_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--model", type=Path, default=Path("models/model.skops"), help="skops model (default: %(default)s)")
+        p.add_argument("--metadata", type=Path, help="its metadata (default: the model path with .json)")
+
+    score = sub.add_parser("score", help="score a file of messages", description="Score every message of INPUT.")
+    score.add_argument("input", help="CSV, TSV, JSON Lines or plain text (one message a line); - for stdin")
+    score.add_argument("-o", "--output", help="output file, written atomically (default: stdout)")
+    model_options(score)
+    score.add_argument("--format", choices=FORMATS, help="input format (default: from the suffix; stdin: txt)")
+    score.add_argument("--output-format", choices=[f for f in FORMATS if f != "txt"],
+                       help="output format (default: from the suffix, else the input's; txt -> jsonl)")  # fmt: skip
+    score.add_argument("--text-column", default="text", help="column/field with the message (default: %(default)s)")
+    score.add_argument("--encoding", default="utf-8", help="input encoding (default: %(default)s)")
+    score.add_argument("--on-error", choices=["fail", "skip"], default="fail",
+                       help="bad rows: stop at the first (fail, default) or leave them out and list them (skip)")  # fmt: skip
+    score.add_argument("--workers", type=int, help="scoring processes (default: one per core)")
+    score.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, help="rows per chunk (default: %(default)s)")
+    score.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
+    score.set_defaults(run=_score)
+
+    serve = sub.add_parser("serve", help="serve the HTTP API", description="Serve the HTTP API with uvicorn.")
+    model_options(serve)
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
+    serve.add_argument("--max-batch", type=int, default=DEFAULT_MAX_BATCH, help="most messages per batch (default: %(default)s)")
+    serve.add_argument("--max-chars", type=int, default=DEFAULT_MAX_CHARS, help="longest message (default: %(default)s)")
+    serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    serve.add_argument("--no-access-log", action="store_true", help="do not log every request")
+    serve.set_defaults(run=_serve)
+
+    fetch = sub.add_parser("fetch", help="download a registered model version or stage",
+                           description="Download a model and its metadata registered with GTO from the DVC remote.")  # fmt: skip
+    fetch.add_argument("--repo", default=".", help="git repository URL or path (default: %(default)s)")
+    fetch.add_argument("--name", default="spam-classifier", help="artifact name (default: %(default)s)")
+    which = fetch.add_mutually_exclusive_group()
+    which.add_argument("--version", help="a registered version, e.g. v1.0.0")
+    which.add_argument("--stage", help="a stage, e.g. prod (default: the latest version)")
+    fetch.add_argument("-o", "--output", type=Path, default=Path("served"), help="folder (default: %(default)s)")
+    fetch.set_defaults(run=_fetch)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format=f"sentinelle {args.command}: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return args.run(args)
+    except UserError as exc:
+        if args.verbose:
+            raise
+        sys.stderr.write(f"sentinelle {args.command}: error: {exc}\n")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
