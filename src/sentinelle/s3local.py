@@ -104,7 +104,7 @@ def credentials(state_dir: Path) -> tuple[str, str]:
         return data["access_key"], data["secret_key"]
     alphabet = string.ascii_uppercase + string.digits
     access = "SNTL" + "".join(secrets.choice(alphabet) for _ in range(16))
-    secret = secrets.token_urlsafe(30)
+    secret = "S" + secrets.token_urlsafe(30)  # never a leading '-': it reads as an option on a command line
     _write_private(path, json.dumps({"access_key": access, "secret_key": secret}, indent=2))
     return access, secret
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import uuid
 from pathlib import Path
 
 import pytest
@@ -19,14 +20,15 @@ NAME = "spam-classifier"
 
 
 @pytest.fixture
-def remote(tmp_path: Path) -> dict:
-    """The DVC remote the registry pushes to and serving fetches from.
-
-    A local folder here. To use the project's S3 remote instead, return
-    ``{"url": "s3://<bucket>/<prefix>", "options": {"endpointurl": ..., ...}}``:
-    every option is applied with `dvc remote modify` (credentials with --local).
-    """
-    return {"url": str(tmp_path / "dvc-remote"), "options": {}, "local_options": {}}
+def remote(s3_server) -> dict:
+    """The DVC remote the registry pushes to and serving fetches from: the project's local
+    S3 server (a real SeaweedFS), in a private prefix. Every option is applied with
+    `dvc remote modify` (credentials with --local, so they never reach a commit)."""
+    return {
+        "url": f"s3://{s3_server.bucket}/registry-{uuid.uuid4().hex[:8]}",
+        "options": {"endpointurl": s3_server.endpoint},
+        "local_options": {"access_key_id": s3_server.access_key, "secret_access_key": s3_server.secret_key},
+    }
 
 
 @pytest.fixture
@@ -36,9 +38,9 @@ def registry(repo: Path, remote: dict) -> dict[str, str]:
     so that every fetch has to come from the remote. Returns each version's model SHA-256."""
     sh("dvc", "remote", "add", "-d", "store", remote["url"], cwd=repo)
     for key, value in remote["options"].items():
-        sh("dvc", "remote", "modify", "store", key, value, cwd=repo)
+        sh("dvc", "remote", "modify", "store", key, "--", value, cwd=repo)
     for key, value in remote["local_options"].items():
-        sh("dvc", "remote", "modify", "--local", "store", key, value, cwd=repo)
+        sh("dvc", "remote", "modify", "--local", "store", key, "--", value, cwd=repo)
     sh("git", "commit", "-qam", "DVC remote", cwd=repo)
     sh("dvc", "push", cwd=repo)
     shas = {"v1.0.0": sha256_file(repo / "models/model.skops")}
