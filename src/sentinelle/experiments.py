@@ -32,12 +32,14 @@ from __future__ import annotations
 
 import argparse
 import copy
+import decimal
 import fnmatch
 import itertools
 import json
 import logging
 import math
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -192,7 +194,9 @@ def validate(plan: Plan, params_path: Path = schema.DEFAULT_PARAMS) -> None:
                 _set(merged, key, value)
             except UserError as exc:
                 msg = str(exc).removeprefix(": ")
-                raise UserError(f"{plan.path}: run '{run.name}': {key} = {value!r}: {msg}") from None
+                if not msg.startswith(f"{key} = "):
+                    msg = f"{key} = {value!r}: {msg}"
+                raise UserError(f"{plan.path}: run '{run.name}': {msg}") from None
         try:
             schema.parse(merged, source="")
         except UserError as exc:
@@ -216,8 +220,12 @@ def hydra_value(value: Any) -> str:
         return "true" if value else "false"
     if value is None:
         return "null"
-    if isinstance(value, (int, float)):
-        return repr(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        # Positional with a dot: '1e-05' would be read back as a string.
+        text = format(decimal.Decimal(repr(value)), "f")
+        return text if "." in text or not math.isfinite(value) else f"{text}.0"
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(hydra_value(v) for v in value) + "]"
     text = str(value)
@@ -403,7 +411,7 @@ def queue_and_wait(plan: Plan, root: Path, jobs: int, timeout: float, poll: floa
         log.info("queued %d run(s) of %s; starting %d worker(s)", len(tasks), plan.name, jobs)
         start_workers(root, jobs)
         workers_started = True
-        last_change = idle_since = time.monotonic()
+        last_change = short_since = time.monotonic()
         restarts = 0
         shown = ""
         while True:
@@ -427,15 +435,20 @@ def queue_and_wait(plan: Plan, root: Path, jobs: int, timeout: float, poll: floa
                 shown = line
             if remaining == 0:
                 break
-            if running or workers:
-                idle_since = time.monotonic()
-            elif time.monotonic() - idle_since > STALL_GRACE:
-                if restarts >= 3:
+            # A worker's monitor shuts it down when an `inspect` reply times out (a busy
+            # machine), even with runs queued (treeverse/dvc#10562): top the workers up.
+            queued = remaining - running
+            alive = max(workers or 0, running)
+            if not queued or alive >= jobs:
+                short_since = time.monotonic()
+            elif time.monotonic() - short_since > STALL_GRACE:
+                if restarts >= 2 * len(names):
                     raise UserError(f"{plan.name}: queue workers keep stopping with {remaining} run(s) left (treeverse/dvc#10562)")
                 restarts += 1
-                log.warning("no worker left with %d run(s) queued (treeverse/dvc#10562); restarting workers", remaining)
-                start_workers(root, jobs)
-                idle_since = time.monotonic()
+                log.warning("%d of %d worker(s) alive with %d run(s) queued (treeverse/dvc#10562); starting %d more",
+                            alive, jobs, queued, min(jobs - alive, queued))  # fmt: skip
+                start_workers(root, min(jobs - alive, queued))
+                short_since = time.monotonic()
             if time.monotonic() - last_change > timeout:
                 timed_out = True
                 log.error("%s: no run started or finished for %.0f s (--timeout); stopping", plan.name, timeout)
@@ -547,7 +560,7 @@ def comparison(plan: Plan, root: Path, outcome: Outcome | None = None) -> tuple[
         overrides = next(r.overrides for r in plan.runs if r.exp == name)
         rows.append([
             name if state == "success" else f"{name} ({state})",
-            *(p.get(k, overrides.get(k)) for k in plan.varied),
+            *(p.get(k, overrides.get(k, base_params.get(k))) for k in plan.varied),
             *((m.get(k) for k in ordered) if m else [""] * len(ordered)),
         ])
     header = ["experiment", *plan.varied, *ordered]
@@ -615,6 +628,10 @@ def make_report(plan: Plan, root: Path, out: Path | None, check: bool, docs_imag
 # ---------------------------------------------------------------------- CLI
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python src/experiments.py", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -636,6 +653,7 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--replace", action="store_true", help="remove this commit's experiments of the same names first")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="experiments: %(message)s", stream=sys.stderr)
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` cleans up like Ctrl-C does
     try:
         root = repo_root()
         extra = parse_set(args.sets)
