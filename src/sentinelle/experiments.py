@@ -115,7 +115,7 @@ def _check_name(name: Any, where: str) -> str:
 def load_plan(path: Path, extra: dict[str, Any] | None = None, sort_by: tuple[str, ...] | None = None) -> Plan:
     """Read a plan file; ``extra`` overrides (``-S``) apply to every run. Not yet validated."""
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        data = schema.load_yaml(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise UserError(f"{path}: cannot read plan: {exc.strerror}") from None
     except yaml.YAMLError as exc:
@@ -183,7 +183,7 @@ def _set(data: dict[str, Any], key: str, value: Any) -> None:
 
 def validate(plan: Plan, params_path: Path = schema.DEFAULT_PARAMS) -> None:
     """Check every run's overrides against the params schema; the first problem is one line."""
-    base = yaml.safe_load(Path(params_path).read_text(encoding="utf-8"))
+    base = schema.load_yaml(Path(params_path).read_text(encoding="utf-8"))
     for run in plan.runs:
         merged = copy.deepcopy(base)
         for key, value in run.overrides.items():
@@ -210,7 +210,7 @@ def parse_set(items: list[str]) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise UserError(f"-S {item!r}: expected key=value, e.g. -S train.C=2")
-        out[key.strip()] = yaml.safe_load(value) if value else ""
+        out[key.strip()] = schema.load_yaml(value) if value else ""
     return out
 
 
@@ -229,7 +229,7 @@ def hydra_value(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(hydra_value(v) for v in value) + "]"
     text = str(value)
-    if re.fullmatch(r"[A-Za-z0-9_./\-]+", text) and yaml.safe_load(text) == text:
+    if re.fullmatch(r"[A-Za-z0-9_./\-]+", text) and schema.load_yaml(text) == text:
         return text
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
@@ -279,9 +279,15 @@ def repo_root() -> Path:
     return Path(proc.stdout.strip())
 
 
-def check_clean(root: Path) -> None:
-    """Refuse a workspace with uncommitted changes or untracked files (treeverse/dvc#8854)."""
+def check_clean(root: Path, plan_path: Path | None = None) -> None:
+    """Refuse a workspace with uncommitted changes or untracked files (treeverse/dvc#8854).
+
+    The plan file itself may be new or edited: the runs never read it.
+    """
     lines = _cmd("git", "status", "--porcelain", "--untracked-files=all", root=root).stdout.splitlines()
+    if plan_path is not None:
+        plan_rel = Path(plan_path).resolve().relative_to(root.resolve()).as_posix() if Path(plan_path).resolve().is_relative_to(root.resolve()) else None
+        lines = [ln for ln in lines if ln[3:] != plan_rel]
     if lines:
         shown = ", ".join(ln.strip() for ln in lines[:5]) + (f" (+{len(lines) - 5} more)" if len(lines) > 5 else "")
         raise UserError(
@@ -395,6 +401,7 @@ def queue_and_wait(plan: Plan, root: Path, jobs: int, timeout: float, poll: floa
     started = time.monotonic()
     before, _ = queue_status(root)
     tasks: dict[str, str] = {}  # task id -> experiment name
+    queued: list[str] = []
     states: dict[str, str] = dict.fromkeys(names, "queued")
     errors: dict[str, tuple[str | None, str]] = {}
     workers_started = timed_out = False
@@ -402,8 +409,8 @@ def queue_and_wait(plan: Plan, root: Path, jobs: int, timeout: float, poll: floa
         for run in plan.runs:
             run = _resolve_paths(run, root)
             sets = [x for k, v in run.overrides.items() for x in ("-S", f"{k}={hydra_value(v)}")]
+            queued.append(run.exp)  # before the call: an interrupt may land after DVC queued it
             _cmd("dvc", "exp", "run", "--queue", "-n", run.exp, *sets, root=root)
-            states[run.exp] = "queued"
         current, _ = queue_status(root)
         tasks = {t: n for t, (n, _) in current.items() if t not in before and n in states}
         if sorted(tasks.values()) != sorted(names):
@@ -454,7 +461,7 @@ def queue_and_wait(plan: Plan, root: Path, jobs: int, timeout: float, poll: floa
                 log.error("%s: no run started or finished for %.0f s (--timeout); stopping", plan.name, timeout)
                 break
     finally:
-        pending = [n for n in names if states[n] in ("queued", "running") and n in tasks.values()]
+        pending = [n for n in queued if states[n] in ("queued", "running")]
         if pending:
             log.warning("cleaning up %d unfinished run(s): %s", len(pending), ", ".join(pending))
             running_now = [n for n in pending if states[n] == "running"]
@@ -462,8 +469,8 @@ def queue_and_wait(plan: Plan, root: Path, jobs: int, timeout: float, poll: floa
                 _cmd("dvc", "queue", "kill", *running_now, root=root, check=False)
             _cmd("dvc", "queue", "remove", *pending, root=root, check=False)
             for n in pending:
-                task = next(t for t, m in tasks.items() if m == n)
-                errors[n] = (task_log(root, task), "timed out" if timed_out else "interrupted")
+                task = next((t for t, m in tasks.items() if m == n), None)
+                errors[n] = (task_log(root, task) if task else None, "timed out" if timed_out else "interrupted")
                 states[n] = "timed out" if timed_out else "interrupted"
         if workers_started:
             stop_workers(root)
@@ -672,7 +679,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.jobs < 1:
                 raise UserError(f"--jobs {args.jobs} is invalid: must be >= 1")
             validate(plan, root / schema.DEFAULT_PARAMS)
-            check_clean(root)
+            check_clean(root, plan.path)
             outcome = queue_and_wait(plan, root, args.jobs, args.timeout, args.poll, args.replace)
         table, sort_keys = comparison(plan, root, outcome)
         report = write_report(plan, table, sort_keys, root, outcome, getattr(args, "jobs", None))

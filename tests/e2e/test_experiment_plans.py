@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from helpers import sh
+from helpers import env, sh
 from sentinelle import plots_report
 from sentinelle.errors import UserError
 
@@ -165,7 +168,7 @@ def test_misspelled_key_refuses_the_plan_before_anything_is_queued(repo: Path) -
 
 def test_untracked_files_refuse_the_plan_before_anything_is_queued(repo: Path) -> None:
     (repo / "src" / "new_feature.py").write_text("X = 1\n")
-    plan = repo.parent / "ok.yaml"
+    plan = repo / "experiments" / "ok.yaml"  # a new plan is fine: the runs never read it
     plan.write_text("runs:\n  - {name: ok, params: {train.C: 2}}\n")
     proc = sh("python", RUNNER, "run", plan, cwd=repo, check=False, timeout=120)
     assert proc.returncode == 2
@@ -188,4 +191,28 @@ def test_a_failing_run_is_reported_with_its_error_and_log(repo: Path) -> None:
     assert log.is_file() and error in log.read_text()
     assert "broken: 0 done, 1 failed, 0 remaining" in proc.stderr
     assert "| broken-bad-source (failed) |" in proc.stdout
+    assert_no_workers(repo)
+
+
+def test_ctrl_c_removes_queued_runs_and_stops_the_workers(repo: Path) -> None:
+    plan = repo.parent / "long.yaml"
+    plan.write_text("params: {train.features: word, train.classifier: logreg}\ngrid: {name: c, params: {train.C: [1, 2, 3]}}\n")
+    err = repo.parent / "stderr.log"
+    with err.open("w") as stderr:
+        proc = subprocess.Popen(["python", RUNNER, "run", str(plan), "--jobs", "1"], cwd=repo, env=env(), stdout=subprocess.DEVNULL, stderr=stderr, text=True)
+        try:
+            deadline = time.monotonic() + 300
+            while "(1 running)" not in err.read_text() and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.5)
+            assert "(1 running)" in err.read_text(), err.read_text()
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=180) == 130
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    text = err.read_text()
+    assert re.search(r"cleaning up [23] unfinished run\(s\): (long-c-1, )?long-c-2, long-c-3", text), text
+    assert "interrupted; queued runs removed and workers stopped" in text
+    tasks, _ = queue_tasks(repo)
+    assert not [t for t in tasks if t.endswith(("Queued", "Running"))], tasks
     assert_no_workers(repo)
