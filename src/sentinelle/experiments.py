@@ -444,17 +444,17 @@ def queue_and_wait(plan: Plan, root: Path, jobs: int, timeout: float, poll: floa
                 break
             # A worker's monitor shuts it down when an `inspect` reply times out (a busy
             # machine), even with runs queued (treeverse/dvc#10562): top the workers up.
-            queued = remaining - running
+            waiting = remaining - running
             alive = max(workers or 0, running)
-            if not queued or alive >= jobs:
+            if not waiting or alive >= jobs:
                 short_since = time.monotonic()
             elif time.monotonic() - short_since > STALL_GRACE:
                 if restarts >= 2 * len(names):
                     raise UserError(f"{plan.name}: queue workers keep stopping with {remaining} run(s) left (treeverse/dvc#10562)")
                 restarts += 1
                 log.warning("%d of %d worker(s) alive with %d run(s) queued (treeverse/dvc#10562); starting %d more",
-                            alive, jobs, queued, min(jobs - alive, queued))  # fmt: skip
-                start_workers(root, min(jobs - alive, queued))
+                            alive, jobs, waiting, min(jobs - alive, waiting))  # fmt: skip
+                start_workers(root, min(jobs - alive, waiting))
                 short_since = time.monotonic()
             if time.monotonic() - last_change > timeout:
                 timed_out = True
@@ -464,10 +464,13 @@ def queue_and_wait(plan: Plan, root: Path, jobs: int, timeout: float, poll: floa
         pending = [n for n in queued if states[n] in ("queued", "running")]
         if pending:
             log.warning("cleaning up %d unfinished run(s): %s", len(pending), ", ".join(pending))
-            running_now = [n for n in pending if states[n] == "running"]
-            if running_now:
-                _cmd("dvc", "queue", "kill", *running_now, root=root, check=False)
-            _cmd("dvc", "queue", "remove", *pending, root=root, check=False)
+            # Queued ones first, so that no worker picks them up; then kill the running ones
+            # (`dvc queue remove` refuses a list that holds a running task).
+            for verb, state in (("remove", "queued"), ("kill", "running")):
+                chosen = [n for n in pending if states[n] == state]
+                proc = _cmd("dvc", "queue", verb, *chosen, root=root, check=False) if chosen else None
+                if proc is not None and proc.returncode != 0:
+                    log.warning("`dvc queue %s %s` failed: %s", verb, " ".join(chosen), (proc.stderr.strip().splitlines() or [""])[-1])
             for n in pending:
                 task = next((t for t, m in tasks.items() if m == n), None)
                 errors[n] = (task_log(root, task) if task else None, "timed out" if timed_out else "interrupted")
