@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import decimal
 import fnmatch
 import itertools
@@ -81,6 +82,7 @@ class Plan:
     runs: list[Run]
     sort_by: tuple[str, ...] = HEADLINE
     varied: list[str] = field(default_factory=list)  # params keys the plan sets, in order
+    columns: tuple[str, ...] = ()  # only these params/metrics in the table (empty: all)
 
 
 # --------------------------------------------------------------------- plans
@@ -168,7 +170,7 @@ def select(plan: Plan, only: list[str]) -> Plan:
     runs = [r for r in plan.runs if any(fnmatch.fnmatchcase(r.name, p) or fnmatch.fnmatchcase(r.exp, p) for p in only)]
     if not runs:
         raise UserError(f"{plan.path}: --only {' '.join(only)} matches no run; runs: {', '.join(r.name for r in plan.runs)}")
-    return Plan(plan.path, plan.name, plan.description, runs, plan.sort_by, plan.varied)
+    return dataclasses.replace(plan, runs=runs)
 
 
 def _set(data: dict[str, Any], key: str, value: Any) -> None:
@@ -577,7 +579,8 @@ def comparison(plan: Plan, root: Path, outcome: Outcome | None = None) -> tuple[
     # Columns equal in every row say nothing about the comparison: listed below instead.
     sort_cols = {k.lstrip("-") for k in sort_keys}
     same = [i for i in range(1, len(header)) if header[i] not in sort_cols and len({repr(r[i]) for r in rows if r[i] != ""}) == 1]
-    keep = [i for i in range(len(header)) if i not in same]
+    keep = [i for i in range(len(header)) if i not in same and (i == 0 or not plan.columns or header[i] in plan.columns)]
+    same = [i for i in same if not plan.columns or header[i] in plan.columns]
     lines = ["| " + " | ".join(header[i] for i in keep) + " |", "|" + "---|" * len(keep)]
     for r in rows:
         cells = [r[i] if i == 0 or header[i] in plan.varied else _fmt(r[i]) if r[i] != "" else "" for i in keep]
@@ -651,6 +654,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("-S", "--set", dest="sets", action="append", default=[], metavar="KEY=VALUE", help="override applied to every run (repeatable)")
         if name != "check":
             p.add_argument("--only", action="append", default=[], metavar="NAME", help="only runs matching NAME (glob; repeatable)")
+            p.add_argument("--columns", help="comma-separated params/metrics to show (default: all that differ)")
             p.add_argument("--sort", help="comma-separated metrics to sort by, '-' prefix = lower is better (default: the plan's compare.sort_by, else recall,mcc)")
         if name == "report":
             p.add_argument("--out", type=Path, help="folder for index.html (default experiments/results/<plan>-plots)")
@@ -675,6 +679,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         sort = tuple(s.strip() for s in args.sort.split(",") if s.strip()) if args.sort else None
         plan = select(load_plan(args.plan, extra, sort), args.only)
+        if args.columns:
+            plan.columns = tuple(c.strip() for c in args.columns.split(",") if c.strip())
         if args.command == "report":
             return make_report(plan, root, args.out, not args.no_check, args.docs_image)
         outcome = None

@@ -96,6 +96,17 @@ def test_plan_runs_to_completion_and_the_table_compares_every_run(ran: tuple[Pat
     assert sh("git", "status", "--porcelain", cwd=repo).stdout == ""  # results are git-ignored
 
 
+def test_compare_rebuilds_the_table_with_chosen_columns_and_sort(ran: tuple[Path, str, str]) -> None:
+    repo, _, _ = ran
+    proc = sh("python", RUNNER, "compare", str(repo.parent / "small.yaml"), "--columns", "train.C,mcc,fp", "--sort", "-fp,mcc", cwd=repo)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("| ")]
+    assert lines[0] == "| experiment | train.C | fp | mcc |"
+    rows = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines[1:]]
+    assert sorted(r[0] for r in rows[1:]) == sorted(EXPS)
+    keys = [(int(r[2]), -float(r[3])) for r in rows[1:]]
+    assert keys == sorted(keys)  # fewest false positives first, then highest MCC
+
+
 def test_vscode_views_get_every_param_metric_and_plot_for_each_experiment(ran: tuple[Path, str, str]) -> None:
     """The DVC extension reads `dvc exp show --json` and `dvc plots diff --json`."""
     repo, _, _ = ran
