@@ -148,7 +148,7 @@ def check(page: Path, screenshot: Path, width: int = 1400) -> Check:
     from PIL import Image
 
     plots = len(re.findall(r"vegaEmbed\(", page.read_text(encoding="utf-8")))
-    height = 120 + 340 * math.ceil(plots / 2) + 120  # two plots per row, room for wide ones
+    height = 120 + 340 * math.ceil(plots / 2) + 220  # two plots per row, room for wide ones
     dom = _browser(page, "--dump-dom").stdout.decode("utf-8", "replace")
     rendered = len(re.findall(r'<(?:canvas|svg)[^>]*class="marks"', dom))
     screenshot.parent.mkdir(parents=True, exist_ok=True)
@@ -162,7 +162,7 @@ def check(page: Path, screenshot: Path, width: int = 1400) -> Check:
     return Check(plots, rendered, ink)
 
 
-def shrink(png: Path, dest: Path, width: int = 900, colors: int = 64) -> None:
+def shrink(png: Path, dest: Path, width: int = 900, colors: int = 256) -> None:
     """A small copy of a screenshot for the docs (scaled, palette)."""
     from PIL import Image
 
