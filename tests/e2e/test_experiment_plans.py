@@ -98,7 +98,7 @@ def test_plan_runs_to_completion_and_the_table_compares_every_run(ran: tuple[Pat
 
 def test_compare_rebuilds_the_table_with_chosen_columns_and_sort(ran: tuple[Path, str, str]) -> None:
     repo, _, _ = ran
-    proc = sh("python", RUNNER, "compare", str(repo.parent / "small.yaml"), "--columns", "train.C,mcc,fp", "--sort", "-fp,mcc", cwd=repo)
+    proc = sh("python", RUNNER, "compare", str(repo.parent / "small.yaml"), "--columns", "train.C,mcc,fp", "--sort=-fp,mcc", cwd=repo)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("| ")]
     assert lines[0] == "| experiment | train.C | fp | mcc |"
     rows = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines[1:]]
