@@ -587,7 +587,8 @@ def comparison(plan: Plan, root: Path, outcome: Outcome | None = None) -> tuple[
         lines.append("| " + " | ".join(_fmt(c) if isinstance(c, (list, tuple)) or c is None else str(c) for c in cells) + " |")
     notes = []
     if same:
-        notes.append("Same in every row: " + ", ".join(f"{header[i]} = {_fmt(rows[0][i])}" for i in same) + ".")
+        shown = (str(rows[0][i]) if header[i] in plan.varied and not isinstance(rows[0][i], (list, tuple)) else _fmt(rows[0][i]) for i in same)
+        notes.append("Same in every row: " + ", ".join(f"{header[i]} = {v}" for i, v in zip(same, shown, strict=True)) + ".")
     if outcome:
         for name, (path, err) in outcome.errors.items():
             notes.append(f"- `{name}` {outcome.states.get(name)}: {err} (log: `{path}`)")

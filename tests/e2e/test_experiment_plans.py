@@ -210,7 +210,12 @@ def test_ctrl_c_removes_queued_runs_and_stops_the_workers(repo: Path) -> None:
     plan.write_text("params: {train.features: word, train.classifier: logreg}\ngrid: {name: c, params: {train.C: [1, 2, 3]}}\n")
     err = repo.parent / "stderr.log"
     with err.open("w") as stderr:
-        proc = subprocess.Popen(["python", RUNNER, "run", str(plan), "--jobs", "1"], cwd=repo, env=env(), stdout=subprocess.DEVNULL, stderr=stderr, text=True)
+        proc = subprocess.Popen(
+            ["python", RUNNER, "run", str(plan), "--jobs", "1"], cwd=repo, env=env(),
+            stdout=subprocess.DEVNULL, stderr=stderr, text=True,
+            # As in a terminal: a background pytest would pass SIGINT on as ignored.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )  # fmt: skip
         try:
             deadline = time.monotonic() + 300
             while "(1 running)" not in err.read_text() and proc.poll() is None and time.monotonic() < deadline:
