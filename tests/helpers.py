@@ -18,6 +18,21 @@ UCI_FULL = SHARED / "sms_spam_collection.tsv"
 KAGGLE_FULL = SHARED / "sms_spam_kaggle.csv"
 BIN = Path(sys.executable).parent
 
+# Files the pipeline keeps in DVC (not git) on the default data.
+DVC_OUTPUTS = [
+    "data/params.ok",
+    "data/external/sms_spam_collection.tsv",
+    "data/raw/train.parquet",
+    "data/raw/test.parquet",
+    "data/report.json",
+    "data/processed/train.parquet",
+    "data/processed/test.parquet",
+    "models/model.skops",
+    "models/model.json",
+    "dvclive/train/params.yaml",
+    "dvclive/evaluate/errors.tsv",
+]
+
 
 def env() -> dict[str, str]:
     """Environment for subprocesses: this interpreter's venv first on PATH, no analytics."""

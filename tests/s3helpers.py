@@ -7,23 +7,10 @@ import subprocess
 import uuid
 from pathlib import Path
 
-from helpers import env
+from helpers import DVC_OUTPUTS, env  # noqa: F401  (re-exported for the S3 tests)
 from sentinelle import s3local
 from sentinelle.s3local import Server
 
-# Files the pipeline keeps in DVC (not git) on the default data.
-DVC_OUTPUTS = [
-    "data/params.ok",
-    "data/external/sms_spam_collection.tsv",
-    "data/raw/train.parquet",
-    "data/raw/test.parquet",
-    "data/report.json",
-    "data/processed/train.parquet",
-    "data/processed/test.parquet",
-    "models/model.skops",
-    "models/model.json",
-    "dvclive/train/params.yaml",
-]
 
 
 def s3_env(**extra: str) -> dict[str, str]:

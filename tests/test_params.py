@@ -93,3 +93,12 @@ def test_load_reports_yaml_syntax_and_missing_file(tmp_path: Path) -> None:
         load(bad)
     with pytest.raises(UserError, match="cannot read params file"):
         load(tmp_path / "absent.yaml")
+
+
+def test_exponent_floats_as_dvc_writes_them_are_numbers(tmp_path: Path) -> None:
+    """`dvc exp run -S train.alpha=0.00001` writes `alpha: 1e-05` (YAML 1.2)."""
+    text = (ROOT / "params.yaml").read_text().replace("alpha: 0.0001 ", "alpha: 1e-05  ")
+    assert "alpha: 1e-05" in text
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    assert load(path).train.alpha == 1e-05

@@ -266,6 +266,26 @@ def parse(data: Any, source: str = "params.yaml") -> Params:
     return _build(Params, data, "", source)
 
 
+class YamlLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that also reads YAML 1.2 floats such as ``1e-05``.
+
+    DVC writes ``dvc exp run -S train.alpha=0.00001`` back into params.yaml as
+    ``alpha: 1e-05``, which YAML 1.1 (PyYAML) would read as a string.
+    """
+
+
+YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML text as params.yaml is parsed (safe, YAML 1.2 floats)."""
+    return yaml.load(text, Loader=YamlLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def load(path: Path = DEFAULT_PARAMS) -> Params:
     """Read and validate a params file; every problem is a one-line ``UserError``."""
     try:
@@ -273,7 +293,7 @@ def load(path: Path = DEFAULT_PARAMS) -> Params:
     except OSError as exc:
         raise UserError(f"{path}: cannot read params file: {exc.strerror}") from None
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -7,22 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from helpers import sh
+from helpers import DVC_OUTPUTS, sh
 from sentinelle.io import sha256_file
 
 pytestmark = pytest.mark.e2e
 
 # Outputs that a failed params check must leave untouched (check_params's own
 # marker, data/params.ok, is removed by DVC before the check runs, by design).
-OUTPUTS = [
-    "data/external/sms_spam_collection.tsv",
-    "data/raw/train.parquet",
-    "data/raw/test.parquet",
-    "data/report.json",
-    "data/processed/train.parquet",
-    "data/processed/test.parquet",
-    "models/model.skops",
-    "models/model.json",
+OUTPUTS = [p for p in DVC_OUTPUTS if p != "data/params.ok"] + [
     "dvclive/train/metrics.json",
     "dvclive/evaluate/metrics.json",
     "dvclive/evaluate/plots/sklearn/roc.json",
