@@ -61,7 +61,9 @@ def load_params(path: Path = Path("params.yaml"), preset: Path | None = None) ->
 
 def load_data(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Messages, labels and near-duplicate groups of a UCI file, exact duplicates removed."""
-    frame = dataset.deduplicate(sources.read_uci(path)).frame
+    ingest = dataclasses.replace(load_params().ingest, source=str(path), format="uci")
+    fetched, parsed = sources.read(ingest)
+    frame = dataset.clean(parsed.records, fetched.where, ingest).frame  # as the ingest stage cleans
     groups = np.unique(frame["text"].map(canonical).to_numpy(), return_inverse=True)[1]
     return frame["text"].to_numpy(dtype=object), frame["label"].to_numpy(), groups
 
@@ -69,11 +71,10 @@ def load_data(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def fit_and_threshold(params: Params, texts: np.ndarray, labels: np.ndarray, messages: np.ndarray) -> tuple[Any, float]:
     """What the train stage does: fit the pipeline, choose the threshold by inner CV."""
     p, seed = params.train, params.base.seed
-    model = models.build_pipeline(p, seed).fit(texts, labels)
     groups = [canonical(m) for m in messages]
-    oof = models.out_of_fold_scores(p, seed, texts, labels, groups)
-    raw = evaluation.choose_threshold(labels == "spam", oof, p.max_ham_fpr)
-    return model, models.probability_threshold(model, raw)
+    trained = models.train(p, seed, texts, labels, groups)
+    raw = evaluation.choose_threshold(labels == "spam", trained.oof, p.max_ham_fpr)
+    return trained.model, models.probability_threshold(trained.model, raw)
 
 
 def nested_cv(params: Params, messages: np.ndarray, labels: np.ndarray, groups: np.ndarray, repeats: int) -> list[dict[str, float]]:
