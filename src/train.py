@@ -20,7 +20,6 @@ from sentinelle import io, models
 from sentinelle.evaluation import choose_threshold, threshold_metrics
 from sentinelle.params import Params
 from sentinelle.stage import log, run
-from sentinelle.text import canonical
 
 TRAIN = Path("data/processed/train.parquet")
 LIVE_DIR = Path("dvclive/train")
@@ -31,16 +30,16 @@ LIBRARIES = ("scikit-learn", "skops", "numpy", "scipy", "nltk", "pandas")
 def main(params: Params) -> None:
     p = params.train
     train = io.read_table(TRAIN)
-    model = models.build_pipeline(p, params.base.seed)
-    log.info("fitting %s on %s features, %d messages", p.classifier, p.features, len(train))
-    model.fit(train["text"], train["label"])
     y = (train["label"] == "spam").to_numpy()
-    # Near-duplicates (same canonical text) stay in one fold, as ingest keeps them on one side.
-    groups = train["message"].map(canonical)
-    oof = models.out_of_fold_scores(p, params.base.seed, train["text"], train["label"], groups)
-    raw_threshold = choose_threshold(y, oof, p.max_ham_fpr)
+    # Near-duplicates (same canonical text, grouped by ingest) stay in one fold, as
+    # ingest keeps them on one side of the split.
+    groups = train["group"]
+    log.info("fitting %s on %s features, %d messages", p.classifier, p.features, len(train))
+    trained = models.train(p, params.base.seed, train["text"], train["label"], groups)
+    model = trained.model
+    raw_threshold = choose_threshold(y, trained.oof, p.max_ham_fpr)
     threshold = models.probability_threshold(model, raw_threshold)
-    cv = threshold_metrics(y, oof >= raw_threshold)
+    cv = threshold_metrics(y, trained.oof >= raw_threshold)
 
     sha256 = models.save(model)
     metadata = {
@@ -59,8 +58,7 @@ def main(params: Params) -> None:
     }
     io.write_json(models.METADATA_PATH, metadata)
 
-    scores = models.spam_scores(model, train["text"])
-    n_features = len(model[:-1].get_feature_names_out())
+    scores, n_features = trained.train_scores, trained.n_features
     with Live(str(LIVE_DIR), dvcyaml=False, save_dvc_exp=False) as live:
         live.log_params({"train": dataclasses.asdict(p), "seed": params.base.seed})
         live.log_metric("n_train", len(train), plot=False)

@@ -82,3 +82,58 @@ def test_saved_zip_has_no_timestamps_or_memory_addresses(tmp_path: Path) -> None
         assert {i.date_time for i in z.infolist()} == {io.ZIP_EPOCH}
         assert all(len(n.split(".")[0]) < 8 for n in z.namelist())
         assert b"_stop_words_id" not in z.read("schema.json")
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"analyzer": "char_wb", "ngram_range": (1, 6), "min_df": 1},
+        {"analyzer": "char_wb", "ngram_range": (2, 4), "min_df": 2},
+        {"analyzer": "word", "token_pattern": r"\S+", "ngram_range": (1, 2), "min_df": 2},
+        {"analyzer": "word", "ngram_range": (2, 3), "min_df": 1},
+    ],
+)
+def test_compact_vectorizer_counts_exactly_like_scikit_learn(settings) -> None:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    rng = np.random.default_rng(5)
+    alphabet = list("ab cé\t\u00a0x1!")
+    texts = [*TEXTS, "", "  ", "a", "a  b\tc\n d", "x" * 20, "日本 語 日本", "a a a a"]
+    texts += ["".join(rng.choice(alphabet, rng.integers(0, 30))) for _ in range(200)]
+    ours = models.CompactTfidfVectorizer(lowercase=False, sublinear_tf=True, **settings)
+    theirs = TfidfVectorizer(lowercase=False, sublinear_tf=True, **settings)
+    X, Y = ours.fit_transform(texts), theirs.fit_transform(texts)
+    assert ours.vocabulary_ == theirs.vocabulary_
+    np.testing.assert_array_equal(ours.idf_, theirs.idf_)
+    for a, b in ((X, Y), (ours.transform(texts[::-1]), theirs.transform(texts[::-1]))):
+        a.sort_indices(), b.sort_indices()
+        np.testing.assert_array_equal(a.indptr, b.indptr)
+        np.testing.assert_array_equal(a.indices, b.indices)
+        np.testing.assert_array_equal(a.data, b.data)
+
+
+def test_training_shortcut_gives_the_pipeline_fit_and_its_features() -> None:
+    p = dataclasses.replace(PARAMS.train, min_df=1)
+    trained = models.train(p, 1, TEXTS, LABELS, groups=list(range(len(TEXTS))))
+    reference = models.build_pipeline(p, seed=1).fit(TEXTS, LABELS)
+    assert trained.model[0].transformer_list[1][1].vocabulary_ == reference[0].transformer_list[1][1].vocabulary_
+    svm = trained.model[-1].calibrated_classifiers_[0].estimator
+    np.testing.assert_allclose(svm.coef_, reference[-1].calibrated_classifiers_[0].estimator.coef_, rtol=1e-6)
+    # The training scores are exactly what the saved pipeline gives for the training texts.
+    np.testing.assert_array_equal(trained.train_scores, models.spam_scores(trained.model, TEXTS))
+
+
+def test_grouped_folds_keep_groups_together_and_balance_classes() -> None:
+    rng = np.random.default_rng(2)
+    labels = np.where(rng.random(1000) < 0.2, "spam", "ham")
+    groups = rng.integers(0, 700, 1000)
+    labels = labels[np.unique(groups, return_index=True)[1]][np.unique(groups, return_inverse=True)[1]]
+    folds = models.grouped_stratified_folds(labels, groups, 5, seed=3)
+    again = models.grouped_stratified_folds(labels, groups, 5, seed=3)
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(folds, again, strict=True))  # seeded
+    seen = np.concatenate([test for _, test in folds])
+    assert sorted(seen) == list(range(1000))
+    for train, test in folds:
+        assert not set(groups[train]) & set(groups[test])
+        share = (labels[test] == "spam").mean()
+        assert abs(share - (labels == "spam").mean()) < 0.03

@@ -10,7 +10,7 @@ import pandas as pd
 
 from sentinelle.errors import UserError
 from sentinelle.sources import Records, label_key
-from sentinelle.text import canonical
+from sentinelle.text import canonical, canonical_many
 
 if TYPE_CHECKING:
     from sentinelle.params import IngestParams
@@ -187,8 +187,7 @@ def split(
     order within each side is the original order, so the output depends only on
     the input and the params.
     """
-    keys = frame["text"].map(canonical)
-    group = pd.factorize(keys)[0]
+    group = pd.factorize(np.asarray(canonical_many(frame["text"]), dtype=object))[0]
     # A group is split by the label of its first message (a group whose messages
     # differ in label is rare, and must still go to one side as a whole).
     first = pd.Series(frame["label"].to_numpy()).groupby(group).first()
@@ -208,6 +207,8 @@ def split(
                 if taken == target:
                     break
     is_test = np.isin(group, chosen)
+    # The near-duplicate group travels with each message (train keeps a group in one CV fold).
+    frame = frame.assign(group=group.astype(np.int64))
     train, test = frame.loc[~is_test], frame.loc[is_test]
     for name, part in (("train", train), ("test", test)):
         counts = part["label"].value_counts()
@@ -221,7 +222,12 @@ def split(
 
 
 def assert_no_leakage(train: pd.DataFrame, test: pd.DataFrame) -> None:
-    """Fail if any canonical text is in both splits."""
+    """Fail if any canonical text is in both splits (by the ``group`` column, if there is one)."""
+    if "group" in train and "group" in test:
+        common = np.intersect1d(train["group"].to_numpy(), test["group"].to_numpy())
+        if len(common) == 0:
+            return
+        train = train[train["group"].isin(common)]
     shared = set(train["text"].map(canonical)) & set(test["text"].map(canonical))
     if shared:
         example = sorted(shared)[0]

@@ -114,6 +114,20 @@ def _check_name(name: Any, where: str) -> str:
     return name
 
 
+# The published Sentinelle setup, as a run of the model zoo (one owner: the plan file).
+PUBLISHED = (Path("experiments/model-zoo.yaml"), "published-rf")
+
+
+def run_sections(plan: Path, run: str) -> dict[str, dict[str, Any]]:
+    """A plan run's overrides as params sections, e.g. ``{"train": {"C": 1.0}}``."""
+    [found] = [r for r in load_plan(plan).runs if r.name == run]
+    sections: dict[str, dict[str, Any]] = {}
+    for key, value in found.overrides.items():
+        section, _, name = key.partition(".")
+        sections.setdefault(section, {})[name] = value
+    return sections
+
+
 def load_plan(path: Path, extra: dict[str, Any] | None = None, sort_by: tuple[str, ...] | None = None) -> Plan:
     """Read a plan file; ``extra`` overrides (``-S``) apply to every run. Not yet validated."""
     try:

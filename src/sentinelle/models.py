@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import zipfile
+from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,7 +46,9 @@ ALLOWED_TYPES = frozenset(
         "numpy.int64",
         "numpy.ndarray",
         "numpy.random.mtrand.RandomState",
+        "numpy.uint8",
         "scipy.sparse._csr.csr_matrix",
+        "sentinelle.models.CompactTfidfVectorizer",
         "sklearn.calibration.CalibratedClassifierCV",
         "sklearn.calibration._CalibratedClassifier",
         "sklearn.calibration._SigmoidCalibration",
@@ -66,17 +70,239 @@ ALLOWED_TYPES = frozenset(
 )
 
 
+# Above this, fits run one at a time: liblinear copies its input (16 bytes per
+# non-zero) next to the float64 matrix (12 bytes per non-zero).
+FIT_BYTES_PER_NONZERO = 28
+FIT_MEMORY_BUDGET = 400 * 2**20
+
+# Significant digits kept of the fitted sigmoid's parameters (see fit_sigmoid).
+SIGMOID_DIGITS = 8
+
+
+def _compact_vectorizer_class() -> type:
+    """``CompactTfidfVectorizer``, created on first use so that importing this module stays light."""
+    if "CompactTfidfVectorizer" in globals():
+        return globals()["CompactTfidfVectorizer"]
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    class _Compact(TfidfVectorizer):
+        """A TfidfVectorizer whose saved state holds the vocabulary as two arrays.
+
+        skops stores a dict as one JSON node per entry (tens of MB of schema for a
+        char n-gram vocabulary, seconds to write and read); here the terms, in
+        column order, are one UTF-8 byte array plus an offsets array.
+        """
+
+        def __getstate__(self) -> dict[str, Any]:
+            state = dict(super().__getstate__())  # object.__getstate__ returns __dict__ itself
+            vocabulary = state.pop("vocabulary_", None)
+            if vocabulary is not None:
+                terms = sorted(vocabulary, key=vocabulary.__getitem__)
+                if [vocabulary[t] for t in terms[:1]] not in ([], [0]) or len(terms) != max(vocabulary.values(), default=-1) + 1:
+                    raise ValueError("vocabulary_ indices are not 0..n-1")
+                encoded = [t.encode("utf-8") for t in terms]
+                state["vocabulary_utf8_"] = np.frombuffer(b"".join(encoded), dtype=np.uint8).copy()
+                state["vocabulary_offsets_"] = np.cumsum([0, *map(len, encoded)], dtype=np.int64)
+                # skops tells objects apart by id(); keep these alive until the dump is
+                # done, or the next vectoriser's arrays could reuse their ids.
+                _KEEP_ALIVE.append(state)
+            return state
+
+        def _count_vocab(self, raw_documents: Any, fixed_vocab: bool) -> tuple[dict[str, int], Any]:
+            """scikit-learn's n-gram counting, vectorised for the analyzers this project uses.
+
+            The same vocabulary (up to insertion order, which fit_transform's sorting
+            discards) and the same count matrix as ``CountVectorizer._count_vocab``;
+            falls back to it for any setting the fast path does not cover.
+            """
+            docs = raw_documents if isinstance(raw_documents, list) else list(raw_documents)
+            if not (
+                self.analyzer in ("char_wb", "word")
+                and self.input == "content"
+                and not self.lowercase
+                and self.strip_accents is None
+                and self.preprocessor is None
+                and self.tokenizer is None
+                and self.stop_words is None
+                and all(type(d) is str for d in docs)
+            ):
+                return super()._count_vocab(docs, fixed_vocab)
+            return _fast_count(self, docs, fixed_vocab)
+
+        def __setstate__(self, state: dict[str, Any]) -> None:
+            state = dict(state)
+            blob = state.pop("vocabulary_utf8_", None)
+            offsets = state.pop("vocabulary_offsets_", None)
+            if blob is not None:
+                data = np.asarray(blob, dtype=np.uint8).tobytes()
+                bounds = np.asarray(offsets, dtype=np.int64).tolist()
+                state["vocabulary_"] = {
+                    data[a:b].decode("utf-8"): i for i, (a, b) in enumerate(pairwise(bounds))
+                }
+            super().__setstate__(state)
+
+    _Compact.__name__ = _Compact.__qualname__ = "CompactTfidfVectorizer"
+    _Compact.__module__ = __name__
+    globals()["CompactTfidfVectorizer"] = _Compact
+    return _Compact
+
+
+_KEEP_ALIVE: list[Any] = []
+
+
+def __getattr__(name: str) -> Any:  # skops finds the class as sentinelle.models.CompactTfidfVectorizer
+    if name == "CompactTfidfVectorizer":
+        return _compact_vectorizer_class()
+    raise AttributeError(name)
+
+
+COUNT_CHUNK = 50_000  # documents counted at a time (bounds the temporary arrays)
+
+
+def _fast_count(vectoriser: Any, docs: list[str], fixed_vocab: bool) -> tuple[dict[str, int], Any]:
+    """Vectorised n-gram counts of ``docs`` for a ``char_wb`` or ``word`` vectoriser.
+
+    char_wb: the n-grams of a document are those of its white-space separated
+    words, so each distinct word is cut into n-grams once (``_char_wb_ngrams`` of
+    the word alone) and the document counts are (documents x words) @ (words x n-grams),
+    a sparse product. word: tokens are numbered, n-grams of consecutive token ids
+    are numbered by pairing, and only the distinct n-grams are joined into strings.
+    """
+    import pandas as pd
+    import scipy.sparse as sp
+
+    vocabulary: dict[str, int] = vectoriser.vocabulary_ if fixed_vocab else {}
+    blocks = []
+    cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # char_wb: word -> (term ids, counts)
+    for start in range(0, len(docs), COUNT_CHUNK):
+        chunk = docs[start : start + COUNT_CHUNK]
+        if vectoriser.analyzer == "char_wb":
+            pieces = [d.split() for d in chunk]
+        else:
+            findall = vectoriser.build_tokenizer()
+            pieces = [findall(d) for d in chunk]
+        lengths = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
+        flat = np.fromiter((t for ts in pieces for t in ts), dtype=object, count=int(lengths.sum()))
+        del pieces
+        doc_of = np.repeat(np.arange(len(chunk), dtype=np.int64), lengths)
+        codes, uniques = pd.factorize(flat)
+        del flat
+        if vectoriser.analyzer == "char_wb":
+            block = _char_wb_block(vectoriser, codes, uniques, doc_of, len(chunk), vocabulary, fixed_vocab, cache)
+        else:
+            block = _word_block(vectoriser, codes, uniques, doc_of, lengths, vocabulary, fixed_vocab)
+        blocks.append(sp.csr_matrix(block, dtype=vectoriser.__dict__.get("_count_dtype", vectoriser.dtype)))
+        del block
+    if not fixed_vocab and not vocabulary:
+        raise ValueError("empty vocabulary; perhaps the documents only contain stop words")
+    n_terms = len(vocabulary)
+    blocks = [sp.csr_matrix((b.data, b.indices, b.indptr), shape=(b.shape[0], n_terms)) for b in blocks]
+    X = sp.vstack(blocks, format="csr") if len(blocks) != 1 else blocks[0]
+    if X.nnz > np.iinfo(np.int32).max:
+        X.indices = X.indices.astype(np.int64)
+        X.indptr = X.indptr.astype(np.int64)
+    else:
+        X.indices = X.indices.astype(np.int32, copy=False)
+        X.indptr = X.indptr.astype(np.int32, copy=False)
+    X.sort_indices()
+    return vocabulary, X
+
+
+def _grow(vocabulary: dict[str, int], terms: list[str], fixed_vocab: bool) -> np.ndarray:
+    """Ids of ``terms`` in ``vocabulary`` (-1 if absent and fixed; otherwise added)."""
+    if fixed_vocab:
+        get = vocabulary.get
+        return np.fromiter((get(t, -1) for t in terms), dtype=np.int64, count=len(terms))
+    setdefault = vocabulary.setdefault
+    return np.fromiter((setdefault(t, len(vocabulary)) for t in terms), dtype=np.int64, count=len(terms))
+
+
+def _char_wb_block(
+    vectoriser: Any, codes: np.ndarray, words: Any, doc_of: np.ndarray, n_docs: int,
+    vocabulary: dict[str, int], fixed_vocab: bool, cache: dict[str, tuple[np.ndarray, np.ndarray]],
+) -> Any:  # fmt: skip
+    import scipy.sparse as sp
+
+    ngrams = vectoriser._char_wb_ngrams
+    rows, cols, vals = [], [], []
+    for i, word in enumerate(words.tolist() if hasattr(words, "tolist") else list(words)):
+        hit = cache.get(word)
+        if hit is None:
+            grams: dict[str, int] = {}
+            for g in ngrams(word):
+                grams[g] = grams.get(g, 0) + 1
+            ids = _grow(vocabulary, list(grams), fixed_vocab)
+            counts = np.fromiter(grams.values(), dtype=np.int64, count=len(grams))
+            keep = ids >= 0
+            hit = cache[word] = (ids[keep], counts[keep])
+        rows.append(np.full(len(hit[0]), i, dtype=np.int64))
+        cols.append(hit[0])
+        vals.append(hit[1])
+    n_terms = len(vocabulary)
+    concat = (lambda a: np.concatenate(a)) if rows else (lambda a: np.empty(0, dtype=np.int64))
+    W = sp.csr_matrix((concat(vals), (concat(rows), concat(cols))), shape=(len(words), n_terms), dtype=np.int32)
+    D = sp.csr_matrix(
+        (np.ones(len(codes), dtype=np.int32), (doc_of, codes)), shape=(n_docs, len(words)), dtype=np.int32
+    )
+    return (D @ W).tocsr()
+
+
+def _word_block(
+    vectoriser: Any, codes: np.ndarray, tokens: Any, doc_of: np.ndarray, lengths: np.ndarray,
+    vocabulary: dict[str, int], fixed_vocab: bool,
+) -> Any:  # fmt: skip
+    import pandas as pd
+    import scipy.sparse as sp
+
+    min_n, max_n = vectoriser.ngram_range
+    tokens = np.asarray(tokens, dtype=object)
+    n_docs = len(lengths)
+    starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    position = np.arange(len(codes), dtype=np.int64) - starts  # index of each token in its doc
+    doc_rows, term_cols = [], []
+    gram = codes.astype(np.int64)  # id of the n-gram ending at each token, for n = 1, 2, ...
+    gram_parts: list[np.ndarray] = [np.arange(len(tokens), dtype=np.int64).reshape(-1, 1)]  # tokens of each id
+    for n in range(1, max_n + 1):
+        if n > 1:
+            valid = position >= n - 1
+            key = np.full(len(codes), -1, dtype=np.int64)
+            prev = np.roll(gram, 1)
+            key[valid] = prev[valid] * len(tokens) + codes[valid]
+            new_ids, uniq = pd.factorize(key[valid])
+            gram = np.full(len(codes), -1, dtype=np.int64)
+            gram[valid] = new_ids
+            first_tokens = gram_parts[-1][uniq // len(tokens)]
+            gram_parts.append(np.hstack([first_tokens, (uniq % len(tokens)).reshape(-1, 1)]))
+        if n < min_n:
+            continue
+        present = gram >= 0
+        parts = gram_parts[-1]
+        terms = [" ".join(row) for row in tokens[parts].tolist()] if n > 1 else tokens.tolist()
+        ids = _grow(vocabulary, terms, fixed_vocab)
+        cols = ids[gram[present]]
+        keep = cols >= 0
+        doc_rows.append(doc_of[present][keep])
+        term_cols.append(cols[keep])
+    rows = np.concatenate(doc_rows) if doc_rows else np.empty(0, dtype=np.int64)
+    cols = np.concatenate(term_cols) if term_cols else np.empty(0, dtype=np.int64)
+    X = sp.csr_matrix((np.ones(len(rows), dtype=np.int32), (rows, cols)), shape=(n_docs, len(vocabulary)))
+    X.sum_duplicates()
+    return X
+
+
 def build_pipeline(p: TrainParams, seed: int) -> Pipeline:
     """Vectoriser(s) + classifier, as one Pipeline, from the ``train`` params."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.pipeline import FeatureUnion, Pipeline
+
+    TfidfVectorizer = _compact_vectorizer_class()
 
     common: dict[str, Any] = dict(
         lowercase=False,  # the normaliser already case-folds
         min_df=p.min_df,
         max_features=p.max_features,
         sublinear_tf=p.sublinear_tf,
-        dtype=np.float32,
+        # float64, as the classifiers want it: no float32 -> float64 copy of every matrix
+        dtype=np.float64,
     )
     word = TfidfVectorizer(**_analyzer(p, "word"), **common)
     char = TfidfVectorizer(**_analyzer(p, "char"), **common)
@@ -96,30 +322,38 @@ def _analyzer(p: TrainParams, kind: str) -> dict[str, Any]:
 
 
 def build_classifier(p: TrainParams, seed: int) -> Any:
-    from sklearn import ensemble, linear_model, naive_bayes
-    from sklearn.calibration import CalibratedClassifierCV
-
+    # Each branch imports only its own module (sklearn.ensemble alone costs ~0.3 s).
     match p.classifier:
         case "linear_svm":
+            from sklearn.calibration import CalibratedClassifierCV
+
             # Calibrated (Platt sigmoid on out-of-fold decision values, one SVM refit
             # on all data) so that its scores are probabilities like the others'.
             return CalibratedClassifierCV(
                 _raw_classifier(p, seed), method="sigmoid", cv=p.cv_folds, ensemble=False
             )
         case "logreg":
-            return linear_model.LogisticRegression(
-                C=p.C, class_weight=p.class_weight, solver="liblinear", max_iter=1000
-            )
+            from sklearn.linear_model import LogisticRegression
+
+            return LogisticRegression(C=p.C, class_weight=p.class_weight, solver="liblinear", max_iter=1000)
         case "complement_nb":
-            return naive_bayes.ComplementNB(alpha=p.alpha)
+            from sklearn.naive_bayes import ComplementNB
+
+            return ComplementNB(alpha=p.alpha)
         case "multinomial_nb":
-            return naive_bayes.MultinomialNB(alpha=p.alpha)
+            from sklearn.naive_bayes import MultinomialNB
+
+            return MultinomialNB(alpha=p.alpha)
         case "sgd":
-            return linear_model.SGDClassifier(
+            from sklearn.linear_model import SGDClassifier
+
+            return SGDClassifier(
                 loss="modified_huber", alpha=p.alpha, class_weight=p.class_weight, random_state=seed
             )
         case "random_forest":
-            return ensemble.RandomForestClassifier(
+            from sklearn.ensemble import RandomForestClassifier
+
+            return RandomForestClassifier(
                 n_estimators=p.n_estimators,
                 max_depth=p.max_depth,
                 class_weight=p.class_weight,
@@ -162,15 +396,9 @@ def out_of_fold_scores(
     Scores are on the raw scale of ``_raw_scores``; ``probability_threshold`` maps a
     threshold on that scale to the fitted model's ``spam_scores``.
     """
-    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
-
     texts = np.asarray(texts, dtype=object)
     labels = np.asarray(labels)
-    if groups is None:
-        splits = StratifiedKFold(p.cv_folds, shuffle=True, random_state=seed).split(texts, labels)
-    else:
-        folds = StratifiedGroupKFold(p.cv_folds, shuffle=True, random_state=seed)
-        splits = folds.split(texts, labels, np.asarray(groups))
+    splits = _splits(p, seed, texts, labels, groups)
     scores = np.empty(len(texts), dtype=np.float64)
     for train_idx, test_idx, X_train, X_test in _fold_features(p, seed, texts, splits):
         classifier = _raw_classifier(p, seed).fit(X_train, labels[train_idx])
@@ -178,35 +406,309 @@ def out_of_fold_scores(
     return scores
 
 
-def _fold_features(p: TrainParams, seed: int, texts: np.ndarray, splits: Any) -> Any:
+def _fold_features(p: TrainParams, seed: int, texts: np.ndarray, splits: Any, blocks: Combined | None = None) -> Any:
     """Yield ``(train_idx, test_idx, X_train, X_test)`` with features fitted on train_idx."""
-    import scipy.sparse as sp
-    from sklearn.feature_extraction.text import CountVectorizer
-    from sklearn.preprocessing import normalize
-
-    if p.max_features is not None:
-        for train_idx, test_idx in splits:
-            features = build_pipeline(p, seed)[0]
-            yield train_idx, test_idx, features.fit_transform(texts[train_idx]), features.transform(texts[test_idx])
-        return
-    blocks = [
-        CountVectorizer(lowercase=False, dtype=np.float64, **_analyzer(p, kind)).fit_transform(texts)
-        for kind in (("word", "char") if p.features == "union" else (p.features,))
-    ]
+    make = _fold_featuriser(p, seed, texts, blocks)
     for train_idx, test_idx in splits:
-        train_parts, test_parts = [], []
-        for counts in blocks:
-            train_counts = counts[train_idx]
-            df = np.bincount(train_counts.indices, minlength=counts.shape[1])
-            keep = np.flatnonzero(df >= p.min_df)
-            idf = np.log((1 + len(train_idx)) / (1 + df[keep])) + 1  # smooth_idf, as sklearn
-            for part, rows in ((train_parts, train_counts), (test_parts, counts[test_idx])):
-                X = rows[:, keep].astype(np.float32)
-                if p.sublinear_tf:
-                    np.log(X.data, X.data)
-                    X.data += 1
-                part.append(normalize(X @ sp.diags(idf.astype(np.float32)), copy=False))
-        yield train_idx, test_idx, sp.hstack(train_parts, format="csr"), sp.hstack(test_parts, format="csr")
+        yield train_idx, test_idx, *make(train_idx, test_idx)
+
+
+def _fold_featuriser(p: TrainParams, seed: int, texts: np.ndarray, blocks: Combined | None = None) -> Any:
+    """A function ``(train_idx, test_idx) -> (X_train, X_test)``: features fitted on train_idx only.
+
+    ``blocks``: the n-gram counts of ``texts``, if already computed (their
+    vocabulary must hold every n-gram a fold could keep).
+    """
+    if p.max_features is not None:
+
+        def refit(train_idx: np.ndarray, test_idx: np.ndarray) -> tuple[Any, Any]:
+            features = build_pipeline(p, seed)[0]
+            return features.fit_transform(texts[train_idx]), features.transform(texts[test_idx])
+
+        return refit
+    counts = _combine(_count(build_pipeline(p, seed), texts)[1]) if blocks is None else blocks
+
+    def from_counts(train_idx: np.ndarray, test_idx: np.ndarray) -> tuple[Any, Any]:
+        train_counts = counts.matrix[train_idx]
+        df = np.bincount(train_counts.indices, minlength=counts.matrix.shape[1])
+        keep = df >= p.min_df
+        remap = np.where(keep, np.cumsum(keep) - 1, -1)
+        idf = np.log((1 + len(train_idx)) / (1 + df[keep])) + 1  # smooth_idf, as sklearn
+        block = counts.column_block[keep]
+        X_train = _tfidf_rows(train_counts, remap, idf, block, counts.n_blocks, p.sublinear_tf)
+        del train_counts
+        return X_train, _tfidf_rows(counts.matrix[test_idx], remap, idf, block, counts.n_blocks, p.sublinear_tf)
+
+    return from_counts
+
+
+def _tfidf_rows(
+    counts: Any, remap: np.ndarray, idf: np.ndarray, block: np.ndarray, n_blocks: int, sublinear_tf: bool
+) -> Any:
+    """TF-IDF (float64 CSR) of count rows, keeping the columns ``remap`` maps to >= 0,
+    L2-normalised per row within each vectoriser's columns (``block`` of each kept column)."""
+    import scipy.sparse as sp
+
+    index = np.int32 if max(counts.shape[0] * n_blocks, len(remap)) < 2**31 else np.int64
+    cols = remap.astype(index)[counts.indices]
+    mask = cols >= 0
+    cols = cols[mask]
+    n_rows = counts.shape[0]
+    row_of = np.repeat(np.arange(n_rows, dtype=index), np.diff(counts.indptr))[mask]
+    data = counts.data[mask].astype(np.float64)
+    del mask
+    if sublinear_tf:
+        np.log(data, out=data)
+        data += 1
+    data *= idf[cols]
+    cell = row_of * index(n_blocks) + block.astype(index)[cols] if n_blocks > 1 else row_of
+    squares = np.square(data)
+    norms = np.sqrt(np.bincount(cell, weights=squares, minlength=n_rows * n_blocks))
+    del squares
+    norms[norms == 0] = 1
+    data /= norms[cell]
+    del cell
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(row_of, minlength=n_rows))])
+    return sp.csr_matrix((data, cols, indptr), shape=(n_rows, len(idf)))
+
+
+@dataclass
+class Combined:
+    """The count matrices of several vectorisers side by side, with each column's vectoriser."""
+
+    matrix: Any
+    column_block: np.ndarray
+    n_blocks: int
+
+
+def _combine(blocks: list[Any]) -> Combined:
+    import scipy.sparse as sp
+
+    matrix = blocks[0] if len(blocks) == 1 else sp.hstack(blocks, format="csr")
+    matrix.sort_indices()
+    column_block = np.repeat(np.arange(len(blocks), dtype=np.int64), [b.shape[1] for b in blocks])
+    return Combined(matrix, column_block, len(blocks))
+
+
+def _count(pipeline: Pipeline, texts: Any) -> tuple[list[Any], list[Any]]:
+    """The pipeline's vectorisers, fitted (vocabulary only), and their count matrices of ``texts``."""
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    features = pipeline[0]
+    vectorisers = [v for _, v in features.transformer_list] if hasattr(features, "transformer_list") else [features]
+    counts = []
+    for vectoriser in vectorisers:
+        vectoriser._count_dtype = np.float32  # counts are small integers: exact, half the memory
+        try:
+            c = CountVectorizer.fit_transform(vectoriser, texts)
+        finally:
+            del vectoriser._count_dtype
+        c.sort_indices()  # fit_transform renumbers columns without re-sorting rows
+        counts.append(c)
+    return vectorisers, counts
+
+
+@dataclass
+class Trained:
+    """A fitted model with what the train stage reports about it."""
+
+    model: Pipeline
+    oof: np.ndarray  # raw out-of-fold spam scores (scale of ``_raw_scores``)
+    train_scores: np.ndarray  # ``spam_scores`` of the training texts
+    n_features: int
+
+
+def train(p: TrainParams, seed: int, texts: Any, labels: Any, groups: Any | None = None, jobs: int = 2) -> Trained:
+    """Fit the pipeline and the out-of-fold scores that choose its threshold, in one go.
+
+    The same model as ``build_pipeline(p, seed).fit(texts, labels)`` and the same
+    scores as ``out_of_fold_scores``, but the n-gram counts of the training texts are
+    computed once (vectorised, see ``_fast_count``) and shared by the final
+    vectorisers and every fold, the training texts are not transformed again for
+    the training scores, and the fold models and the final one are fitted in
+    ``jobs`` forked processes when two fits fit in ``FIT_MEMORY_BUDGET``.
+    The linear SVM's Platt sigmoid is fitted on these out-of-fold decision values
+    (the grouped CV that also chooses the threshold) instead of a second, ungrouped
+    internal CV of ``CalibratedClassifierCV``; see ``fit_sigmoid``.
+    """
+    from sklearn.feature_extraction.text import TfidfTransformer
+
+    texts = np.asarray(texts, dtype=object)
+    labels = np.asarray(labels)
+    pipeline = build_pipeline(p, seed)
+    vectorisers, blocks = _count(pipeline, texts)
+    for vectoriser, c in zip(vectorisers, blocks, strict=True):
+        # The rest of what TfidfVectorizer.fit does: the idf weights.
+        vectoriser._tfidf = TfidfTransformer(
+            norm=vectoriser.norm, use_idf=vectoriser.use_idf,
+            smooth_idf=vectoriser.smooth_idf, sublinear_tf=vectoriser.sublinear_tf,
+        ).fit(c)  # fmt: skip
+    counts = _combine(blocks)
+    del blocks
+    # Fits of the CV folds and the final model, two at a time when they are small;
+    # one at a time (folds first, then the final model once the counts are freed)
+    # when two would need more than FIT_MEMORY_BUDGET (liblinear copies its input).
+    parallel = jobs > 1 and 2 * FIT_BYTES_PER_NONZERO * counts.matrix.nnz <= FIT_MEMORY_BUDGET
+    make = _fold_featuriser(p, seed, texts, counts if p.max_features is None else None)
+
+    def fit_fold(k: int) -> tuple[np.ndarray, np.ndarray]:
+        train_idx, test_idx = splits[k]
+        X_train, X_test = make(train_idx, test_idx)
+        classifier = _raw_classifier(p, seed).fit(X_train, labels[train_idx])
+        return test_idx, _raw_scores(classifier, X_test)
+
+    def features() -> Any:
+        """The final vectorisers' TF-IDF of the training texts, as ``pipeline[0].transform`` gives it."""
+        idf = np.concatenate([v.idf_ for v in vectorisers])
+        return _tfidf_rows(counts.matrix, np.arange(len(idf)), idf, counts.column_block, counts.n_blocks, p.sublinear_tf)
+
+    splits = list(_splits(p, seed, texts, labels, groups))
+    oof = np.empty(len(texts), dtype=np.float64)
+    if parallel:
+        # Processes, not threads: liblinear seeds one global random generator per fit,
+        # so concurrent fits in one process would not be reproducible.
+        X = features()
+        tasks = [(fit_fold, k) for k in range(len(splits))] + [(lambda: _raw_classifier(p, seed).fit(X, labels), None)]
+        *fold_results, classifier = _run_forked(tasks, jobs)
+        for test_idx, scores in fold_results:
+            oof[test_idx] = scores
+    else:
+        for k in range(len(splits)):
+            test_idx, scores = fit_fold(k)
+            oof[test_idx] = scores
+        del make, fit_fold
+        X = features()
+        del counts
+        classifier = _raw_classifier(p, seed).fit(X, labels)
+    if p.classifier == "linear_svm":
+        classifier = calibrated_svm(pipeline[-1], classifier, *fit_sigmoid(oof, labels == classifier.classes_[1]))
+    pipeline.steps[-1] = (pipeline.steps[-1][0], classifier)
+    spam = list(classifier.classes_).index("spam")
+    return Trained(pipeline, oof, classifier.predict_proba(X)[:, spam], X.shape[1])
+
+
+_TASKS: list[Any] | None = None  # (function, argument) pairs, inherited by forked workers
+
+
+def _run_forked(tasks: list[tuple[Any, Any]], jobs: int) -> list[Any]:
+    """Results of ``function(argument)`` (or ``function()`` for None) per task, in order,
+    computed by ``jobs`` forked processes that inherit the tasks (only results are pickled)."""
+    global _TASKS
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    _TASKS = tasks
+    try:
+        with ProcessPoolExecutor(jobs, mp_context=get_context("fork")) as pool:
+            return list(pool.map(_run_task, range(len(tasks))))
+    finally:
+        _TASKS = None
+
+
+def _run_task(i: int) -> Any:
+    assert _TASKS is not None
+    function, argument = _TASKS[i]
+    return function() if argument is None else function(argument)
+
+
+def _splits(p: TrainParams, seed: int, texts: np.ndarray, labels: np.ndarray, groups: Any | None) -> Any:
+    from sklearn.model_selection import StratifiedKFold
+
+    if groups is None:
+        return StratifiedKFold(p.cv_folds, shuffle=True, random_state=seed).split(texts, labels)
+    return grouped_stratified_folds(labels, groups, p.cv_folds, seed)
+
+
+def grouped_stratified_folds(labels: Any, groups: Any, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``k`` ``(train_idx, test_idx)`` folds; each group wholly in one fold, classes balanced.
+
+    A group counts for the label of its first message (as in ``dataset.split``).
+    Per class, groups are shuffled with ``seed``, ordered largest first, and each is
+    put in the fold that holds the fewest messages of that class so far. Linear in
+    the number of messages (scikit-learn's StratifiedGroupKFold takes minutes for
+    a million singleton groups) and as balanced as the group sizes allow.
+    """
+    import heapq
+
+    import pandas as pd
+
+    labels = np.asarray(labels)
+    group = pd.factorize(np.asarray(groups, dtype=object))[0]
+    sizes = np.bincount(group)
+    first = np.full(len(sizes), -1, dtype=np.int64)
+    first[group[::-1]] = np.arange(len(group))[::-1]
+    group_label = labels[first]
+    rng = np.random.default_rng(seed)
+    fold_of_group = np.empty(len(sizes), dtype=np.int64)
+    for label in np.unique(group_label):
+        members = np.flatnonzero(group_label == label)
+        members = members[rng.permutation(len(members))]
+        members = members[np.argsort(-sizes[members], kind="stable")]
+        heap = [(0, f) for f in range(k)]
+        for g, size in zip(members.tolist(), sizes[members].tolist(), strict=True):
+            count, f = heapq.heappop(heap)
+            fold_of_group[g] = f
+            heapq.heappush(heap, (count + size, f))
+    fold = fold_of_group[group]
+    return [(np.flatnonzero(fold != f), np.flatnonzero(fold == f)) for f in range(k)]
+
+
+def fit_sigmoid(decision: np.ndarray, positive: np.ndarray) -> tuple[float, float]:
+    """Platt's sigmoid ``P(positive) = 1 / (1 + exp(a * decision + b))``, as scikit-learn fits it.
+
+    Same targets (Platt's prior-smoothed 0/1) and log loss as
+    ``sklearn.calibration._sigmoid_calibration``, but minimised by Newton's method to
+    machine precision with element-wise numpy sums (no BLAS, no scipy optimiser,
+    whose dot products differ in the last bits between BLAS kernels and CPUs) and
+    rounded to ``SIGMOID_DIGITS`` significant digits, so the fitted parameters, and
+    with them the model file, are the same on every machine.
+    """
+    f = np.asarray(decision, dtype=np.float64)
+    y = np.asarray(positive, dtype=bool)
+    n1 = float(np.count_nonzero(y))
+    n0 = len(y) - n1
+    t = np.where(y, (n1 + 1) / (n1 + 2), 1 / (n0 + 2))
+    scale = max(1.0, float(np.abs(f).max())) if len(f) else 1.0
+    f = f / scale
+
+    def loss(a: float, b: float) -> float:
+        z = a * f + b  # P = expit(-z)
+        return float(np.sum(t * np.logaddexp(0, z) + (1 - t) * np.logaddexp(0, -z)))
+
+    a, b = 0.0, float(np.log((n0 + 1) / (n1 + 1)))
+    current = loss(a, b)
+    for _ in range(100):
+        prob = np.exp(-np.logaddexp(0, a * f + b))
+        g = t - prob  # d loss / d z
+        w = prob * (1 - prob) + 1e-12
+        ga, gb = float(np.sum(g * f)), float(np.sum(g))
+        haa, hab, hbb = float(np.sum(w * f * f)), float(np.sum(w * f)), float(np.sum(w))
+        det = haa * hbb - hab * hab
+        da, db = (hbb * ga - hab * gb) / det, (haa * gb - hab * ga) / det
+        step = 1.0
+        while step > 1e-10:
+            candidate = loss(a - step * da, b - step * db)
+            if candidate <= current:
+                break
+            step /= 2
+        a, b, current = a - step * da, b - step * db, min(candidate, current)
+        if abs(step * da) <= 1e-13 * max(1.0, abs(a)) and abs(step * db) <= 1e-13 * max(1.0, abs(b)):
+            break
+    return float(f"{a / scale:.{SIGMOID_DIGITS}g}"), float(f"{b:.{SIGMOID_DIGITS}g}")
+
+
+def calibrated_svm(template: Any, svm: Any, a: float, b: float) -> Any:
+    """``template`` (an unfitted ``CalibratedClassifierCV``) as if fitted: ``svm`` with the sigmoid ``a``, ``b``."""
+    from sklearn.calibration import _CalibratedClassifier, _SigmoidCalibration
+
+    calibrator = _SigmoidCalibration()
+    calibrator.a_, calibrator.b_ = a, b
+    template.calibrated_classifiers_ = [
+        _CalibratedClassifier(svm, [calibrator], classes=svm.classes_, method="sigmoid")
+    ]
+    template.classes_ = svm.classes_
+    template.n_features_in_ = svm.n_features_in_
+    return template
 
 
 def probability_threshold(model: Pipeline, raw_threshold: float) -> float:
@@ -262,7 +764,7 @@ def spam_scores(model: Pipeline, texts: Any) -> np.ndarray:
 
 def save(model: Pipeline, path: Path = MODEL_PATH) -> str:
     """Save with skops as a reproducible zip, atomically; return the file's SHA-256."""
-    import skops.io as sio
+    sio = _skops_io()
     from sklearn.feature_extraction.text import CountVectorizer
 
     # scikit-learn remembers id(stop_words) in fitted vectorisers, a memory address
@@ -272,9 +774,36 @@ def save(model: Pipeline, path: Path = MODEL_PATH) -> str:
         if isinstance(step, CountVectorizer):
             step.__dict__.pop("_stop_words_id", None)
     with io.atomic_path(path) as tmp:
-        sio.dump(model, tmp)
+        try:
+            sio.dump(model, tmp)
+        finally:
+            _KEEP_ALIVE.clear()
         io.normalise_zip(tmp)
     return io.sha256_file(path)
+
+
+def _skops_io() -> Any:
+    """``skops.io``, imported without its list of every scikit-learn estimator.
+
+    At import, skops builds its default trusted-type list by importing every
+    scikit-learn module (``sklearn.utils.all_estimators``; ~1 s, pytest included).
+    This project never relies on that list: ``load`` passes the exact types found
+    in the file after checking them against ``ALLOWED_TYPES``.
+    """
+    import sys
+
+    if "skops.io" not in sys.modules:
+        import sklearn.utils
+
+        all_estimators = sklearn.utils.all_estimators
+        sklearn.utils.all_estimators = lambda *args, **kwargs: []
+        try:
+            import skops.io
+        finally:
+            sklearn.utils.all_estimators = all_estimators
+    import skops.io
+
+    return skops.io
 
 
 def _walk(estimator: Any, name: str = "") -> Any:
@@ -286,7 +815,7 @@ def _walk(estimator: Any, name: str = "") -> Any:
 
 def load(path: Path = MODEL_PATH, expected_sha256: str | None = None) -> Pipeline:
     """Load a model file, refusing unknown types and (if given) a hash mismatch."""
-    import skops.io as sio
+    sio = _skops_io()
 
     path = Path(path)
     if not path.is_file():

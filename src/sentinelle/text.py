@@ -11,17 +11,27 @@ Two levels:
     Ingest uses it as the key that keeps near-duplicates on one side of the split.
 
 ``Normaliser(...)(text)``
-    ``canonical`` followed by NLTK tokenisation and optional stemming and stopword
-    removal; the output is the tokens joined by single spaces. NLTK is imported only
-    here (it costs over a second), and none of what is used needs downloaded data.
+    ``canonical`` followed by tokenisation (NLTK's ``RegexpTokenizer`` semantics, with
+    the ``regex`` engine NLTK uses) and optional Porter stemming (NLTK's
+    ``PorterStemmer``) and stopword removal; the output is the tokens joined by single
+    spaces. ``import nltk`` costs over a second (its ``__init__`` pulls in scipy and
+    scikit-learn), so only NLTK's Porter module is loaded, on first use; none of what
+    is used needs downloaded data.
+
+``Normaliser.many`` and ``canonical_many`` spread large inputs over the CPU cores
+(same output, same order).
 """
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import re
+import sys
 import unicodedata
 from collections.abc import Iterable
 from functools import lru_cache
+from typing import Any
 
 # Placeholders are words of their own: letters and underscores only, so that
 # neither tokenisation nor stemming changes them.
@@ -147,10 +157,8 @@ class Normaliser:
     def __init__(
         self, *, placeholders: bool = True, stem: bool = False, remove_stopwords: bool = False
     ) -> None:
-        from nltk.tokenize import RegexpTokenizer
-
         self._placeholders = placeholders
-        self._tokenize = RegexpTokenizer(TOKEN_PATTERN).tokenize
+        self._tokenize = _token_regex().findall
         self._stopwords: frozenset[str] = frozenset()
         if remove_stopwords:
             from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
@@ -167,17 +175,101 @@ class Normaliser:
     def __call__(self, text: str) -> str:
         return " ".join(self.tokens(text))
 
-    def many(self, texts: Iterable[str]) -> list[str]:
-        return [self(t) for t in texts]
+    def many(self, texts: Iterable[str], jobs: int | None = None) -> list[str]:
+        """Normalise every text (in parallel for large inputs, see ``parallel_map``)."""
+        return parallel_map(self, texts, jobs)
 
 
-@lru_cache(maxsize=1 << 16)
+def canonical_many(texts: Iterable[str], placeholders: bool = True, jobs: int | None = None) -> list[str]:
+    """``canonical`` of every text (in parallel for large inputs, see ``parallel_map``)."""
+    return parallel_map(canonical if placeholders else _canonical_plain, texts, jobs)
+
+
+def _canonical_plain(text: str) -> str:
+    return canonical(text, placeholders=False)
+
+
+# Below this many texts, starting worker processes costs more than it saves.
+PARALLEL_MIN = 20_000
+_WORK: tuple[Any, list[str]] | None = None  # (function, texts), inherited by forked workers
+
+
+def parallel_map(func: Any, texts: Iterable[str], jobs: int | None = None) -> list[str]:
+    """``[func(t) for t in texts]``, over ``jobs`` forked processes (default: every core)
+    for ``PARALLEL_MIN`` texts or more; contiguous chunks, joined in order, so the
+    result is the same as the serial one."""
+    global _WORK
+    texts = texts if isinstance(texts, list) else list(texts)
+    jobs = min(jobs or os.cpu_count() or 1, max(1, len(texts) // PARALLEL_MIN))
+    if jobs <= 1 or _WORK is not None:
+        return [func(t) for t in texts]
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    n_chunks = jobs * 4
+    bounds = [(len(texts) * i // n_chunks, len(texts) * (i + 1) // n_chunks) for i in range(n_chunks)]
+    _WORK = (func, texts)
+    try:
+        with ProcessPoolExecutor(jobs, mp_context=get_context("fork")) as pool:
+            return [out for part in pool.map(_map_chunk, bounds) for out in part]
+    finally:
+        _WORK = None
+
+
+def _map_chunk(bounds: tuple[int, int]) -> list[str]:
+    assert _WORK is not None
+    func, texts = _WORK
+    return [func(t) for t in texts[bounds[0] : bounds[1]]]
+
+
+@lru_cache(maxsize=1)
+def _token_regex() -> Any:
+    """TOKEN_PATTERN compiled as NLTK's RegexpTokenizer compiles it (``regex`` engine, same flags)."""
+    import regex
+
+    return regex.compile(TOKEN_PATTERN, regex.UNICODE | regex.MULTILINE | regex.DOTALL)
+
+
+@lru_cache(maxsize=1 << 18)
 def _porter_stem(token: str) -> str:
     return _porter().stem(token)
 
 
 @lru_cache(maxsize=1)
-def _porter():
-    from nltk.stem.porter import PorterStemmer
+def _porter() -> Any:
+    """NLTK's PorterStemmer (NLTK_EXTENSIONS mode), without running ``nltk/__init__``.
 
-    return PorterStemmer()
+    If NLTK is already imported its module is used; otherwise nltk/stem/porter.py and
+    the two small modules it needs are loaded under placeholder parent packages that
+    are removed again afterwards, so a later ``import nltk`` is unaffected.
+    """
+    if "nltk" in sys.modules:
+        from nltk.stem.porter import PorterStemmer
+
+        return PorterStemmer()
+    spec = importlib.util.find_spec("nltk")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("nltk is not installed (pip install -r requirements.txt)")
+    root = next(iter(spec.submodule_search_locations))
+    saved = {name: sys.modules.get(name) for name in ("nltk", "nltk.stem")}
+    loaded = []
+    try:
+        for name, path in (("nltk", root), ("nltk.stem", os.path.join(root, "stem"))):
+            package = type(sys)(name)
+            package.__path__ = [path]
+            sys.modules[name] = package
+        for name in ("nltk.redos", "nltk.termsec", "nltk.stem.api", "nltk.stem.porter"):
+            module_spec = importlib.util.find_spec(name)
+            module = importlib.util.module_from_spec(module_spec)
+            sys.modules[name] = module
+            loaded.append(name)
+            module_spec.loader.exec_module(module)
+        return module.PorterStemmer()
+    finally:
+        for name in loaded:
+            sys.modules.pop(name, None)
+        for name, module in saved.items():
+            if module is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = module

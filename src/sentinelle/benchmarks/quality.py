@@ -7,7 +7,7 @@
 
 Data: the full SMS Spam Collection (``../shared/datasets/sms_spam_collection.tsv``),
 exact duplicates removed as ingest does. Protocol, for each configuration (params.yaml,
-and params.yaml with ``experiments/published-rf.yaml`` applied):
+and params.yaml with ``the ``published-rf`` run of experiments/model-zoo.yaml`` applied):
 
 - outer loop: ``--repeats`` x 5-fold stratified CV, near-duplicates (same canonical
   text) kept in one fold as ingest keeps them on one side of the split;
@@ -39,6 +39,7 @@ import numpy as np
 import yaml
 
 from sentinelle import dataset, evaluation, io, models, sources
+from sentinelle.experiments import PUBLISHED, run_sections
 from sentinelle.obfuscation import obfuscate_many
 from sentinelle.params import Params, parse
 from sentinelle.text import Normaliser, canonical
@@ -46,22 +47,23 @@ from sentinelle.text import Normaliser, canonical
 log = logging.getLogger("sentinelle.benchmarks.quality")
 
 DATA = Path("../shared/datasets/sms_spam_collection.tsv")
-PUBLISHED = Path("experiments/published-rf.yaml")
 FOLDS = 5
 
 
-def load_params(path: Path = Path("params.yaml"), preset: Path | None = None) -> Params:
-    """params.yaml, optionally with a preset's sections merged over it (key by key)."""
+def load_params(path: Path = Path("params.yaml"), preset: tuple[Path, str] | None = None) -> Params:
+    """params.yaml, optionally with a plan run's overrides (``(plan, run)``) merged over it."""
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     if preset is not None:
-        for section, values in (yaml.safe_load(preset.read_text(encoding="utf-8")) or {}).items():
+        for section, values in run_sections(*preset).items():
             data.setdefault(section, {}).update(values)
-    return parse(data, str(preset or path))
+    return parse(data, str(path))
 
 
 def load_data(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Messages, labels and near-duplicate groups of a UCI file, exact duplicates removed."""
-    frame = dataset.deduplicate(sources.read_uci(path)).frame
+    ingest = dataclasses.replace(load_params().ingest, source=str(path), format="uci")
+    fetched, parsed = sources.read(ingest)
+    frame = dataset.clean(parsed.records, fetched.where, ingest).frame  # as the ingest stage cleans
     groups = np.unique(frame["text"].map(canonical).to_numpy(), return_inverse=True)[1]
     return frame["text"].to_numpy(dtype=object), frame["label"].to_numpy(), groups
 
@@ -69,11 +71,10 @@ def load_data(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def fit_and_threshold(params: Params, texts: np.ndarray, labels: np.ndarray, messages: np.ndarray) -> tuple[Any, float]:
     """What the train stage does: fit the pipeline, choose the threshold by inner CV."""
     p, seed = params.train, params.base.seed
-    model = models.build_pipeline(p, seed).fit(texts, labels)
     groups = [canonical(m) for m in messages]
-    oof = models.out_of_fold_scores(p, seed, texts, labels, groups)
-    raw = evaluation.choose_threshold(labels == "spam", oof, p.max_ham_fpr)
-    return model, models.probability_threshold(model, raw)
+    trained = models.train(p, seed, texts, labels, groups)
+    raw = evaluation.choose_threshold(labels == "spam", trained.oof, p.max_ham_fpr)
+    return trained.model, models.probability_threshold(trained.model, raw)
 
 
 def nested_cv(params: Params, messages: np.ndarray, labels: np.ndarray, groups: np.ndarray, repeats: int) -> list[dict[str, float]]:
