@@ -66,25 +66,6 @@ def test_scorer_follows_the_preprocess_params_of_the_model(tmp_path: Path) -> No
 TRICKY = ["  tabs\tand\u00a0nbsp  and\u2003em  ", "x", "a b c", "ünïcödé wörds 日本語テキスト", "!!!", "a" * 300, "win " * 50]
 
 
-@pytest.mark.parametrize("features", ["union", "char", "word"])
-def test_the_fast_feature_path_gives_scikit_learns_exact_features(tmp_path: Path, features: str) -> None:
-    import dataclasses
-
-    from helpers import ROOT as root
-    from sentinelle.params import load
-
-    p = dataclasses.replace(load(root / "params.yaml").train, classifier="logreg", features=features, char_ngrams=(1, 4))
-    normalise = Normaliser()
-    model = models.build_pipeline(p, seed=1).fit(normalise.many(MESSAGES), ["spam"] * 6 + ["ham"] * 8)
-    scorer = Scorer(model, {"threshold": 0.5, "model_version": "x", "params": {"preprocess": {}}})
-    assert scorer.features is not None and scorer.features.plain == (features == "word")
-    texts = normalise.many([*MESSAGES, *TRICKY]) + ["", " "]
-    for _ in range(2):  # cold, then with every word remembered
-        fast, reference = scorer.features(texts), model[:-1].transform(texts)
-        assert fast.shape == reference.shape and (fast != reference).nnz == 0
-    np.testing.assert_array_equal(scorer.scores([*MESSAGES, *TRICKY]), models.spam_scores(model, normalise.many([*MESSAGES, *TRICKY])))
-
-
 @pytest.mark.parametrize("classifier", ["linear_svm", "logreg", "sgd", "complement_nb"])
 def test_the_fast_classifier_path_gives_scikit_learns_exact_scores(classifier: str) -> None:
     import dataclasses

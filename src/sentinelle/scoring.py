@@ -24,7 +24,6 @@ import json
 import logging
 import os
 import sys
-from array import array
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -63,7 +62,9 @@ class Scorer:
         self.threshold = float(metadata["threshold"])
         self.version = str(metadata["model_version"])
         self.normaliser = Normaliser(**metadata["params"]["preprocess"])
-        self.features = _Features(model[:-1]) if hasattr(model, "steps") else None
+        # The pipeline's own feature step (CompactTfidfVectorizer counts n-grams per
+        # distinct word, vectorised); the classifier may take a validation-free path.
+        self.features = model[:-1].transform if hasattr(model, "steps") else None
         self.spam_index = list(model.classes_).index("spam")
         self.classifier = _classifier(model[-1], self.spam_index) if self.features is not None else None
 
@@ -92,106 +93,6 @@ class Scorer:
     def predict(self, texts: Sequence[str]) -> list[tuple[float, bool]]:
         """``(spam_score, is_spam)`` of each raw message, at the stored threshold."""
         return [(float(s), bool(s >= self.threshold)) for s in self.scores(texts)]
-
-
-# Most distinct words a char_wb vectoriser remembers; then it starts afresh (bounded memory).
-WORD_CACHE_SIZE = 200_000
-
-
-class _Features:
-    """The model's feature step, computed exactly as scikit-learn does, faster for char_wb TF-IDF.
-
-    scikit-learn builds character n-grams in pure Python, n-gram by n-gram: the
-    slowest part of scoring. With ``analyzer="char_wb"`` the n-grams of a text are
-    those of each of its white-space separated words, so the counts are sums of
-    per-word counts, and a word's n-gram feature indices can be remembered. The
-    counts then go through the vectoriser's own fitted TF-IDF transformer. Anything
-    else (other vectorisers, other settings) goes through scikit-learn unchanged;
-    tests check that both paths give the same scores.
-    """
-
-    def __init__(self, step: Any) -> None:
-        from sklearn.pipeline import FeatureUnion, Pipeline
-
-        if isinstance(step, Pipeline) and len(step.steps) == 1:
-            step = step.steps[0][1]
-        self.step = step
-        if isinstance(step, FeatureUnion) and step.transformer_weights is None:
-            parts = [t for _, t in step.transformer_list]
-        else:
-            parts = [step]
-        fast = [_CharWB.supports(t) for t in parts]
-        self.plain = not any(fast) or any(isinstance(t, str) for t in parts)  # "drop", "passthrough"
-        self.parts = [] if self.plain else [_CharWB(t) if ok else t.transform for t, ok in zip(parts, fast, strict=True)]
-
-    def __call__(self, docs: list[str]) -> Any:
-        import scipy.sparse as sp
-
-        if self.plain:
-            return self.step.transform(docs)
-        blocks = [part(docs) for part in self.parts]
-        return blocks[0] if len(blocks) == 1 else sp.hstack(blocks, format="csr")
-
-
-class _CharWB:
-    """``TfidfVectorizer(analyzer="char_wb").transform`` with per-word n-gram features remembered."""
-
-    @staticmethod
-    def supports(v: Any) -> bool:
-        from sklearn.feature_extraction.text import TfidfVectorizer
-
-        return (
-            type(v) is TfidfVectorizer
-            and v.analyzer == "char_wb"
-            and v.input == "content"
-            and v.preprocessor is None
-            and not v.lowercase
-            and v.strip_accents is None
-            and not v.binary
-            and hasattr(v, "vocabulary_")
-        )
-
-    def __init__(self, v: Any) -> None:
-        self.vocabulary: dict[str, int] = v.vocabulary_
-        self.min_n, self.max_n = v.ngram_range
-        self.tfidf = v._tfidf
-        self.dtype = v.dtype
-        self.words: dict[str, array[int]] = {}
-
-    def _word(self, word: str) -> array[int]:
-        # scikit-learn's _char_wb_ngrams for one word, mapped to feature indices.
-        w = " " + word + " "
-        w_len, grams = len(w), []
-        for n in range(self.min_n, self.max_n + 1):
-            offset = 0
-            grams.append(w[offset : offset + n])
-            while offset + n < w_len:
-                offset += 1
-                grams.append(w[offset : offset + n])
-            if offset == 0:  # a word shorter than n counts once
-                break
-        vocabulary = self.vocabulary
-        return array("q", [vocabulary[g] for g in grams if g in vocabulary])
-
-    def __call__(self, docs: list[str]) -> Any:
-        import scipy.sparse as sp
-
-        words, indices, indptr = self.words, array("q"), array("q", [0])
-        for doc in docs:
-            for word in doc.split():
-                features = words.get(word)
-                if features is None:
-                    if len(words) >= WORD_CACHE_SIZE:
-                        words.clear()
-                    features = words[word] = self._word(word)
-                indices.extend(features)
-            indptr.append(len(indices))
-        counts = sp.csr_matrix(
-            (np.ones(len(indices), dtype=self.dtype), np.frombuffer(indices, dtype=np.int64), np.frombuffer(indptr, dtype=np.int64)),
-            shape=(len(docs), len(self.vocabulary)),
-        )
-        counts.sum_duplicates()  # sorted indices, one entry per feature: what CountVectorizer builds
-        return self.tfidf.transform(counts, copy=False)
 
 
 def _classifier(clf: Any, spam_index: int) -> Any:
