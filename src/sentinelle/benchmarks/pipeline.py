@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -245,9 +246,13 @@ def markdown(results: dict[str, Any]) -> str:
         k = exponent(runs, config)
         if k is not None:
             sizes = sorted(r["size"] for r in runs if r["config"] == config)
+            pts = sorted((r["size"], min(r["cold_s"])) for r in runs if r["config"] == config)
+            steps = ", ".join(
+                f"{a:,} → {b:,}: {math.log(tb / ta) / math.log(b / a):.2f}" for (a, ta), (b, tb) in pairwise(pts)
+            )
             lines.append(
-                f"\nCold time grows as messages^{k:.2f} for `{config}` "
-                f"(least squares on log-log of the min cold time, {', '.join(f'{s:,}' for s in sizes)} messages)."
+                f"\nCold time grows as messages^{k:.2f} for `{config}` (least squares on log-log of the min "
+                f"cold time, {', '.join(f'{s:,}' for s in sizes)} messages; between consecutive sizes: {steps})."
             )
     lines += ["", "Against the targets (default configuration, min cold time):", ""]
     for r in runs:
@@ -295,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--configs", default="default,published", help="comma-separated: default, published")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--published-max", type=int, default=100000, help="largest size for the published setup")
+    parser.add_argument("--from-json", type=Path, help="only rewrite the table and plot from this pipeline.json")
     parser.add_argument("--single-above", type=int, default=100000, help="larger sizes get one cold run")
     parser.add_argument("--out", type=Path, default=OUT, help="folder for pipeline.json/.md and scaling.png")
     args = parser.parse_args(argv)
@@ -302,6 +308,12 @@ def main(argv: list[str] | None = None) -> int:
     if not FULL.is_file():
         sys.stderr.write(f"bench: error: {FULL}: the full collection is needed (../shared/datasets)\n")
         return 2
+    if args.from_json:
+        results = io.read_json(args.from_json)
+        io.write_text(args.out / "pipeline.md", markdown(results))
+        plot(results, args.out / "scaling.png")
+        sys.stdout.write(markdown(results))
+        return 0
     sizes = [int(s) for s in args.sizes.split(",")]
     results = run(sizes, args.configs.split(","), args.repeats, args.published_max, args.single_above)
     io.write_json(args.out / "pipeline.json", results)
