@@ -11,12 +11,11 @@ Two levels:
     Ingest uses it as the key that keeps near-duplicates on one side of the split.
 
 ``Normaliser(...)(text)``
-    ``canonical`` followed by tokenisation (NLTK's ``RegexpTokenizer`` semantics, with
-    the ``regex`` engine NLTK uses) and optional Porter stemming (NLTK's
-    ``PorterStemmer``) and stopword removal; the output is the tokens joined by single
-    spaces. ``import nltk`` costs over a second (its ``__init__`` pulls in scipy and
-    scikit-learn), so only NLTK's Porter module is loaded, on first use; none of what
-    is used needs downloaded data.
+    ``canonical`` followed by NLTK tokenisation (``RegexpTokenizer``) and optional
+    Porter stemming (NLTK's ``PorterStemmer``) and stopword removal; the output is the
+    tokens joined by single spaces. NLTK is imported only here, when a ``Normaliser``
+    is made (``import nltk`` costs over a second: its ``__init__`` pulls in scipy and
+    scikit-learn); none of what is used needs downloaded data.
 
 ``Normaliser.many`` and ``canonical_many`` spread large inputs over the CPU cores
 (same output, same order).
@@ -24,10 +23,8 @@ Two levels:
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
-import sys
 import unicodedata
 from collections.abc import Iterable
 from functools import lru_cache
@@ -157,8 +154,10 @@ class Normaliser:
     def __init__(
         self, *, placeholders: bool = True, stem: bool = False, remove_stopwords: bool = False
     ) -> None:
+        from nltk.tokenize import RegexpTokenizer
+
         self._placeholders = placeholders
-        self._tokenize = _token_regex().findall
+        self._tokenize = RegexpTokenizer(TOKEN_PATTERN).tokenize
         self._stopwords: frozenset[str] = frozenset()
         if remove_stopwords:
             from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
@@ -222,14 +221,6 @@ def _map_chunk(bounds: tuple[int, int]) -> list[str]:
     return [func(t) for t in texts[bounds[0] : bounds[1]]]
 
 
-@lru_cache(maxsize=1)
-def _token_regex() -> Any:
-    """TOKEN_PATTERN compiled as NLTK's RegexpTokenizer compiles it (``regex`` engine, same flags)."""
-    import regex
-
-    return regex.compile(TOKEN_PATTERN, regex.UNICODE | regex.MULTILINE | regex.DOTALL)
-
-
 @lru_cache(maxsize=1 << 18)
 def _porter_stem(token: str) -> str:
     return _porter().stem(token)
@@ -237,39 +228,6 @@ def _porter_stem(token: str) -> str:
 
 @lru_cache(maxsize=1)
 def _porter() -> Any:
-    """NLTK's PorterStemmer (NLTK_EXTENSIONS mode), without running ``nltk/__init__``.
+    from nltk.stem.porter import PorterStemmer
 
-    If NLTK is already imported its module is used; otherwise nltk/stem/porter.py and
-    the two small modules it needs are loaded under placeholder parent packages that
-    are removed again afterwards, so a later ``import nltk`` is unaffected.
-    """
-    if "nltk" in sys.modules:
-        from nltk.stem.porter import PorterStemmer
-
-        return PorterStemmer()
-    spec = importlib.util.find_spec("nltk")
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError("nltk is not installed (pip install -r requirements.txt)")
-    root = next(iter(spec.submodule_search_locations))
-    saved = {name: sys.modules.get(name) for name in ("nltk", "nltk.stem")}
-    loaded = []
-    try:
-        for name, path in (("nltk", root), ("nltk.stem", os.path.join(root, "stem"))):
-            package = type(sys)(name)
-            package.__path__ = [path]
-            sys.modules[name] = package
-        for name in ("nltk.redos", "nltk.termsec", "nltk.stem.api", "nltk.stem.porter"):
-            module_spec = importlib.util.find_spec(name)
-            module = importlib.util.module_from_spec(module_spec)
-            sys.modules[name] = module
-            loaded.append(name)
-            module_spec.loader.exec_module(module)
-        return module.PorterStemmer()
-    finally:
-        for name in loaded:
-            sys.modules.pop(name, None)
-        for name, module in saved.items():
-            if module is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = module
+    return PorterStemmer()
