@@ -313,6 +313,29 @@ def check_clean(root: Path, plan_path: Path | None = None) -> None:
         )
 
 
+def check_outputs_cached(root: Path) -> None:
+    """Refuse when the committed pipeline outputs are not in the DVC cache (a fresh clone).
+
+    A queued run whose stage is restored from the run cache loads the committed
+    outputs' objects; missing ones fail the run with "failed to load directory"
+    (or ask the remote for them). `dvc pull` or `dvc repro` first.
+    """
+    status = json.loads(_cmd("dvc", "status", "--json", root=root).stdout or "{}")
+    missing = sorted(
+        path
+        for changes in status.values() if isinstance(changes, list)
+        for change in changes if isinstance(change, dict)
+        for path, state in change.get("changed outs", {}).items()
+        if state in ("deleted", "not in cache")
+    )
+    if missing:
+        raise UserError(
+            f"refusing to queue: the committed pipeline outputs are not in this workspace "
+            f"({', '.join(missing[:4])}{' …' if len(missing) > 4 else ''}); queued runs restore "
+            "stages from them: run `dvc pull` (or `dvc repro`) first"
+        )
+
+
 def exp_show(root: Path, attempts: int = 3) -> list[dict[str, Any]]:
     """``dvc exp show --json``, retried: it fails now and then while a run's temp folder goes away."""
     for attempt in range(attempts):
@@ -704,6 +727,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise UserError(f"--jobs {args.jobs} is invalid: must be >= 1")
             validate(plan, root / schema.DEFAULT_PARAMS)
             check_clean(root, plan.path)
+            check_outputs_cached(root)
             outcome = queue_and_wait(plan, root, args.jobs, args.timeout, args.poll, args.replace)
         table, sort_keys = comparison(plan, root, outcome)
         report = write_report(plan, table, sort_keys, root, outcome, getattr(args, "jobs", None))

@@ -243,3 +243,14 @@ def test_ctrl_c_removes_queued_runs_and_stops_the_workers(repo: Path) -> None:
     tasks, _ = queue_tasks(repo)
     assert not [t for t in tasks if t.endswith(("Queued", "Running"))], tasks
     assert_no_workers(repo)
+
+
+def test_a_fresh_clone_without_its_outputs_is_refused_before_queuing(fresh: Path) -> None:
+    """Queued runs restore stages from the committed outputs: a clone must `dvc pull`/`dvc repro` first."""
+    plan = fresh.parent / "one.yaml"
+    plan.write_text("runs:\n  - {name: c2, params: {train.C: 2}}\n")
+    proc = sh("python", RUNNER, "run", plan, cwd=fresh, check=False, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert "refusing to queue: the committed pipeline outputs are not in this workspace (" in proc.stderr
+    assert "run `dvc pull` (or `dvc repro`) first" in proc.stderr
+    assert sh("dvc", "queue", "status", cwd=fresh).stdout.count("Queued") == 0
