@@ -21,7 +21,7 @@ from sentinelle.errors import UserError
 
 pytestmark = pytest.mark.e2e
 
-BULK_FILES = 8
+BULK_FILES = 16  # enough that a push is still running when the server is killed
 BULK_SIZE = 8 * 1024 * 1024
 BULK = [f"bulk/part-{i:03d}.bin" for i in range(BULK_FILES)]
 
@@ -38,7 +38,7 @@ def private_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[P
 
 
 def add_bulk(repo: Path) -> None:
-    """A multi-file DVC output (8 x 8 MiB, seeded random bytes), committed."""
+    """A multi-file DVC output (16 x 8 MiB, seeded random bytes), committed."""
     rng = random.Random(5)
     for rel in BULK:
         (repo / rel).parent.mkdir(exist_ok=True)
@@ -141,7 +141,7 @@ def test_server_killed_mid_push_then_second_push_completes(private_server, repo:
     prefix = use_server(repo, server)
     add_bulk(repo)
     push = subprocess.Popen(
-        ["dvc", "push", "-j", "2"], cwd=repo, env=s3_env(**FAIL_FAST), text=True,
+        ["dvc", "push", "-j", "1"], cwd=repo, env=s3_env(**FAIL_FAST), text=True,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
     try:
