@@ -24,7 +24,7 @@ from sentinelle.stage import log, run
 TRAIN = Path("data/processed/train.parquet")
 LIVE_DIR = Path("dvclive/train")
 DEFAULT_THRESHOLD = 0.5
-LIBRARIES = ("scikit-learn", "skops", "numpy", "scipy", "nltk", "pandas")
+LIBRARIES = ("scikit-learn", "skops", "numpy", "scipy", "numba", "nltk", "pandas")
 
 
 def main(params: Params) -> None:

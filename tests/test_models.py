@@ -116,11 +116,27 @@ def test_training_shortcut_gives_the_pipeline_fit_and_its_features() -> None:
     p = dataclasses.replace(PARAMS.train, min_df=1)
     trained = models.train(p, 1, TEXTS, LABELS, groups=list(range(len(TEXTS))))
     reference = models.build_pipeline(p, seed=1).fit(TEXTS, LABELS)
-    assert trained.model[0].transformer_list[1][1].vocabulary_ == reference[0].transformer_list[1][1].vocabulary_
-    svm = trained.model[-1].calibrated_classifiers_[0].estimator
-    np.testing.assert_allclose(svm.coef_, reference[-1].calibrated_classifiers_[0].estimator.coef_, rtol=1e-6)
-    # The training scores are exactly what the saved pipeline gives for the training texts.
-    np.testing.assert_array_equal(trained.train_scores, models.spam_scores(trained.model, TEXTS))
+    # The same features: vocabularies, idf weights and TF-IDF rows as TfidfVectorizer.fit.
+    for (_, ours), (_, theirs) in zip(trained.model[0].transformer_list, reference[0].transformer_list, strict=True):
+        assert ours.vocabulary_ == theirs.vocabulary_
+        np.testing.assert_array_equal(ours.idf_, theirs.idf_)
+    X, Y = trained.model[0].transform(TEXTS), reference[0].transform(TEXTS)
+    assert (X != Y).nnz == 0
+    # The same SVM problem, solved by sentinelle.linear instead of liblinear: the same
+    # optimum up to the solvers' tolerance, and an objective no worse.
+    ours = trained.model[-1].calibrated_classifiers_[0].estimator
+    theirs = reference[-1].calibrated_classifiers_[0].estimator
+    np.testing.assert_allclose(ours.coef_, theirs.coef_, atol=1e-4)
+    np.testing.assert_allclose(ours.intercept_, theirs.intercept_, atol=1e-4)
+    y = np.where(np.asarray(LABELS) == "spam", 1.0, -1.0)
+
+    def objective(svm) -> float:
+        margin = np.maximum(0, 1 - y * svm.decision_function(X))
+        return 0.5 * (float(np.sum(svm.coef_**2)) + float(svm.intercept_[0] ** 2)) + p.C * float(np.sum(margin**2))
+
+    assert objective(ours) <= objective(theirs) * (1 + 1e-6)
+    # The training scores are what the saved pipeline gives for the training texts.
+    np.testing.assert_allclose(trained.train_scores, models.spam_scores(trained.model, TEXTS), rtol=0, atol=1e-12)
 
 
 def test_grouped_folds_keep_groups_together_and_balance_classes() -> None:

@@ -113,16 +113,22 @@ def classification_metrics(y_true: np.ndarray, scores: np.ndarray, threshold: fl
 def bootstrap_intervals(
     y_true: np.ndarray, y_pred: np.ndarray, n: int, seed: int, level: float = 0.95
 ) -> dict[str, tuple[float, float]]:
-    """Percentile bootstrap intervals of MCC and spam recall (``n`` seeded resamples of messages)."""
-    y_true = np.asarray(y_true, dtype=int)
-    y_pred = np.asarray(y_pred, dtype=int)
+    """Percentile bootstrap intervals of MCC and spam recall (``n`` seeded resamples of messages).
+
+    Both depend only on a resample's confusion counts, and resampling N messages
+    with replacement puts a multinomial(N, cell shares) number of them in each
+    confusion cell, so the counts are drawn directly: the same distribution as
+    resampling messages, in O(n) memory (an (n, N) index matrix is 1.6 GB at
+    200K test messages).
+    """
+    y_true = np.asarray(y_true, dtype=bool)
+    y_pred = np.asarray(y_pred, dtype=bool)
+    cells = np.array(
+        [np.sum(y_true & y_pred), np.sum(~y_true & y_pred), np.sum(~y_true & ~y_pred), np.sum(y_true & ~y_pred)]
+    )
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(y_true), size=(n, len(y_true)))
-    t, p = y_true[idx], y_pred[idx]
-    tp = ((t == 1) & (p == 1)).sum(1).astype(np.float64)
-    fp = ((t == 0) & (p == 1)).sum(1).astype(np.float64)
-    tn = ((t == 0) & (p == 0)).sum(1).astype(np.float64)
-    fn = ((t == 1) & (p == 0)).sum(1).astype(np.float64)
+    draws = rng.multinomial(len(y_true), cells / max(len(y_true), 1), size=n).astype(np.float64)
+    tp, fp, tn, fn = draws.T
     with np.errstate(invalid="ignore", divide="ignore"):
         denominator = np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
         mcc = np.where(denominator > 0, (tp * tn - fp * fn) / denominator, 0.0)

@@ -70,11 +70,6 @@ ALLOWED_TYPES = frozenset(
 )
 
 
-# Above this, fits run one at a time: liblinear copies its input (16 bytes per
-# non-zero) next to the float64 matrix (12 bytes per non-zero).
-FIT_BYTES_PER_NONZERO = 28
-FIT_MEMORY_BUDGET = 400 * 2**20
-
 # Significant digits kept of the fitted sigmoid's parameters (see fit_sigmoid).
 SIGMOID_DIGITS = 8
 
@@ -116,16 +111,7 @@ def _compact_vectorizer_class() -> type:
             falls back to it for any setting the fast path does not cover.
             """
             docs = raw_documents if isinstance(raw_documents, list) else list(raw_documents)
-            if not (
-                self.analyzer in ("char_wb", "word")
-                and self.input == "content"
-                and not self.lowercase
-                and self.strip_accents is None
-                and self.preprocessor is None
-                and self.tokenizer is None
-                and self.stop_words is None
-                and all(type(d) is str for d in docs)
-            ):
+            if not _fast_countable(self, docs):
                 return super()._count_vocab(docs, fixed_vocab)
             return _fast_count(self, docs, fixed_vocab)
 
@@ -156,43 +142,33 @@ def __getattr__(name: str) -> Any:  # skops finds the class as sentinelle.models
     raise AttributeError(name)
 
 
-COUNT_CHUNK = 50_000  # documents counted at a time (bounds the temporary arrays)
+COUNT_CHUNK = 5_000  # documents counted at a time (bounds the temporary arrays)
+
+
+def _fast_countable(vectoriser: Any, docs: list[Any]) -> bool:
+    """Whether ``_count_chunk`` gives exactly scikit-learn's counts for this vectoriser and these documents."""
+    return (
+        vectoriser.analyzer in ("char_wb", "word")
+        and vectoriser.input == "content"
+        and not vectoriser.lowercase
+        and vectoriser.strip_accents is None
+        and vectoriser.preprocessor is None
+        and vectoriser.tokenizer is None
+        and vectoriser.stop_words is None
+        and all(type(d) is str for d in docs)
+    )
 
 
 def _fast_count(vectoriser: Any, docs: list[str], fixed_vocab: bool) -> tuple[dict[str, int], Any]:
-    """Vectorised n-gram counts of ``docs`` for a ``char_wb`` or ``word`` vectoriser.
-
-    char_wb: the n-grams of a document are those of its white-space separated
-    words, so each distinct word is cut into n-grams once (``_char_wb_ngrams`` of
-    the word alone) and the document counts are (documents x words) @ (words x n-grams),
-    a sparse product. word: tokens are numbered, n-grams of consecutive token ids
-    are numbered by pairing, and only the distinct n-grams are joined into strings.
-    """
-    import pandas as pd
+    """Vectorised n-gram counts of ``docs`` (``CountVectorizer._count_vocab``), chunk by chunk."""
     import scipy.sparse as sp
 
     vocabulary: dict[str, int] = vectoriser.vocabulary_ if fixed_vocab else {}
-    blocks = []
-    cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # char_wb: word -> (term ids, counts)
-    for start in range(0, len(docs), COUNT_CHUNK):
-        chunk = docs[start : start + COUNT_CHUNK]
-        if vectoriser.analyzer == "char_wb":
-            pieces = [d.split() for d in chunk]
-        else:
-            findall = vectoriser.build_tokenizer()
-            pieces = [findall(d) for d in chunk]
-        lengths = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
-        flat = np.fromiter((t for ts in pieces for t in ts), dtype=object, count=int(lengths.sum()))
-        del pieces
-        doc_of = np.repeat(np.arange(len(chunk), dtype=np.int64), lengths)
-        codes, uniques = pd.factorize(flat)
-        del flat
-        if vectoriser.analyzer == "char_wb":
-            block = _char_wb_block(vectoriser, codes, uniques, doc_of, len(chunk), vocabulary, fixed_vocab, cache)
-        else:
-            block = _word_block(vectoriser, codes, uniques, doc_of, lengths, vocabulary, fixed_vocab)
-        blocks.append(sp.csr_matrix(block, dtype=vectoriser.__dict__.get("_count_dtype", vectoriser.dtype)))
-        del block
+    cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    blocks = [
+        _count_chunk(vectoriser, docs[start : start + COUNT_CHUNK], vocabulary, fixed_vocab, cache)
+        for start in range(0, len(docs), COUNT_CHUNK)
+    ]
     if not fixed_vocab and not vocabulary:
         raise ValueError("empty vocabulary; perhaps the documents only contain stop words")
     n_terms = len(vocabulary)
@@ -206,6 +182,42 @@ def _fast_count(vectoriser: Any, docs: list[str], fixed_vocab: bool) -> tuple[di
         X.indptr = X.indptr.astype(np.int32, copy=False)
     X.sort_indices()
     return vocabulary, X
+
+
+def _count_chunk(
+    vectoriser: Any, chunk: list[str], vocabulary: dict[str, int], fixed_vocab: bool,
+    cache: dict[str, tuple[np.ndarray, np.ndarray]],
+) -> Any:  # fmt: skip
+    """Counts of ``chunk`` (CSR, columns numbered by ``vocabulary``, which grows unless fixed).
+
+    char_wb: the n-grams of a document are those of its white-space separated
+    words, so each distinct word is cut into n-grams once (``_char_wb_ngrams`` of
+    the word alone; ``cache`` keeps them across chunks) and the document counts are
+    (documents x words) @ (words x n-grams), a sparse product. word: tokens are
+    numbered, n-grams of consecutive token ids are numbered by pairing, and only
+    the distinct n-grams are joined into strings.
+    """
+    import pandas as pd
+    import scipy.sparse as sp
+
+    if vectoriser.analyzer == "char_wb":
+        pieces = [d.split() for d in chunk]
+    else:
+        findall = vectoriser.build_tokenizer()
+        pieces = [findall(d) for d in chunk]
+    lengths = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
+    flat = np.fromiter((t for ts in pieces for t in ts), dtype=object, count=int(lengths.sum()))
+    del pieces
+    doc_of = np.repeat(np.arange(len(chunk), dtype=np.int64), lengths)
+    codes, uniques = pd.factorize(flat)
+    del flat
+    if vectoriser.analyzer == "char_wb":
+        block = _char_wb_block(vectoriser, codes, uniques, doc_of, len(chunk), vocabulary, fixed_vocab, cache)
+    else:
+        block = _word_block(vectoriser, codes, uniques, doc_of, lengths, vocabulary, fixed_vocab)
+    block = sp.csr_matrix(block, dtype=vectoriser.__dict__.get("_count_dtype", vectoriser.dtype))
+    block.indices = block.indices.astype(np.int32, copy=False)
+    return block
 
 
 def _grow(vocabulary: dict[str, int], terms: list[str], fixed_vocab: bool) -> np.ndarray:
@@ -396,27 +408,154 @@ def out_of_fold_scores(
     Scores are on the raw scale of ``_raw_scores``; ``probability_threshold`` maps a
     threshold on that scale to the fitted model's ``spam_scores``.
     """
+    return _fit(p, seed, texts, labels, groups, jobs=2, final=False).oof
+
+
+@dataclass
+class Trained:
+    """A fitted model with what the train stage reports about it."""
+
+    model: Pipeline
+    oof: np.ndarray  # raw out-of-fold spam scores (scale of ``_raw_scores``)
+    train_scores: np.ndarray  # ``spam_scores`` of the training texts
+    n_features: int
+
+
+def train(p: TrainParams, seed: int, texts: Any, labels: Any, groups: Any | None = None, jobs: int = 2) -> Trained:
+    """Fit the pipeline and the out-of-fold scores that choose its threshold, in one go.
+
+    The same model as ``build_pipeline(p, seed).fit(texts, labels)`` and the same
+    scores as ``out_of_fold_scores``, but the n-gram counts of the training texts are
+    computed once (vectorised, see ``_count``) and shared by the final vectorisers
+    and every fold. The linear SVM (the default) is fitted by ``sentinelle.linear``
+    straight from those counts, fold and final fits ``jobs`` at a time in threads,
+    with no TF-IDF matrix built; its Platt sigmoid is fitted on the out-of-fold
+    decision values (the grouped CV that also chooses the threshold) instead of a
+    second, ungrouped internal CV of ``CalibratedClassifierCV``; see ``fit_sigmoid``.
+    Other classifiers get per-fold TF-IDF matrices and scikit-learn's ``fit``, one
+    fold at a time.
+    """
+    return _fit(p, seed, texts, labels, groups, jobs=jobs, final=True)
+
+
+def _fit(p: TrainParams, seed: int, texts: Any, labels: Any, groups: Any | None, jobs: int, final: bool) -> Trained:
     texts = np.asarray(texts, dtype=object)
     labels = np.asarray(labels)
-    splits = _splits(p, seed, texts, labels, groups)
-    scores = np.empty(len(texts), dtype=np.float64)
-    for train_idx, test_idx, X_train, X_test in _fold_features(p, seed, texts, splits):
-        classifier = _raw_classifier(p, seed).fit(X_train, labels[train_idx])
-        scores[test_idx] = _raw_scores(classifier, X_test)
-    return scores
-
-
-def _fold_features(p: TrainParams, seed: int, texts: np.ndarray, splits: Any, blocks: Combined | None = None) -> Any:
-    """Yield ``(train_idx, test_idx, X_train, X_test)`` with features fitted on train_idx."""
-    make = _fold_featuriser(p, seed, texts, blocks)
+    pipeline = build_pipeline(p, seed)
+    vectorisers, counts = _count(pipeline, texts)
+    n_terms = [len(v.vocabulary_) for v in vectorisers]
+    df = _counts_of(counts, p).document_frequency(np.arange(len(texts)))
+    idf = np.split(smooth_idf(df, len(texts)), np.cumsum(n_terms)[:-1])
+    for vectoriser, weights in zip(vectorisers, idf, strict=True):
+        _set_idf(vectoriser, weights)
+    splits = list(_splits(p, seed, texts, labels, groups))
+    if p.classifier == "linear_svm" and p.max_features is None:
+        return _fit_svm(p, seed, pipeline, counts, labels, splits, jobs, final)
+    oof = np.empty(len(texts), dtype=np.float64)
+    make = _fold_featuriser(p, seed, texts, counts if p.max_features is None else None)
     for train_idx, test_idx in splits:
-        yield train_idx, test_idx, *make(train_idx, test_idx)
+        X_train, X_test = make(train_idx, test_idx)
+        classifier = _raw_classifier(p, seed).fit(X_train, labels[train_idx])
+        del X_train
+        oof[test_idx] = _raw_scores(classifier, X_test)
+    if not final:
+        return Trained(pipeline, oof, np.empty(0), 0)
+    del make
+    weights = np.concatenate(idf)
+    X = _tfidf_rows(counts.matrix, np.arange(len(weights)), weights, counts.column_block, counts.n_blocks, p.sublinear_tf)
+    del counts
+    classifier = _raw_classifier(p, seed).fit(X, labels)
+    if p.classifier == "linear_svm":
+        classifier = calibrated_svm(pipeline[-1], classifier, *fit_sigmoid(oof, labels == classifier.classes_[1]))
+    pipeline.steps[-1] = (pipeline.steps[-1][0], classifier)
+    spam = list(classifier.classes_).index("spam")
+    return Trained(pipeline, oof, classifier.predict_proba(X)[:, spam], X.shape[1])
 
 
-def _fold_featuriser(p: TrainParams, seed: int, texts: np.ndarray, blocks: Combined | None = None) -> Any:
+def smooth_idf(df: np.ndarray, n_documents: int) -> np.ndarray:
+    """scikit-learn's smoothed idf, ``log((1 + n) / (1 + df)) + 1``, in float64."""
+    return np.log((1 + n_documents) / (1 + df.astype(np.float64))) + 1
+
+
+def _set_idf(vectoriser: Any, idf: np.ndarray) -> None:
+    """The rest of what ``TfidfVectorizer.fit`` does after counting: its idf weights."""
+    from sklearn.feature_extraction.text import TfidfTransformer
+
+    vectoriser._tfidf = TfidfTransformer(
+        norm=vectoriser.norm, use_idf=vectoriser.use_idf,
+        smooth_idf=vectoriser.smooth_idf, sublinear_tf=vectoriser.sublinear_tf,
+    )  # fmt: skip
+    vectoriser._tfidf.idf_ = idf
+    vectoriser._tfidf.n_features_in_ = len(idf)
+
+
+def _counts_of(counts: Combined, p: TrainParams) -> Any:
+    from sentinelle import linear
+
+    sizes = np.bincount(counts.column_block, minlength=counts.n_blocks).tolist()
+    return linear.Counts.from_csr(counts.matrix, sizes, p.sublinear_tf)
+
+
+def _fit_svm(
+    p: TrainParams, seed: int, pipeline: Pipeline, combined: Combined, labels: np.ndarray,
+    splits: list[tuple[np.ndarray, np.ndarray]], jobs: int, final: bool,
+) -> Trained:  # fmt: skip
+    """The linear SVM's folds and final fit with ``sentinelle.linear``, ``jobs`` at a time in threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sklearn.svm import LinearSVC
+
+    from sentinelle import linear
+
+    counts = _counts_of(combined, p)
+    classes = np.unique(labels)
+    positive = labels == classes[1]
+    sign = 1.0 if classes[1] == "spam" else -1.0  # raw scores are spam scores
+
+    def fold(split: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        train_idx, test_idx = split
+        df = counts.document_frequency(train_idx)
+        weight = np.where(df >= p.min_df, smooth_idf(df, len(train_idx)), 0.0)
+        w, b, _ = linear.fit(counts, train_idx, positive[train_idx], weight, counts.scales(train_idx, weight),
+                             p.C, p.class_weight, seed)  # fmt: skip
+        return counts.decision(test_idx, weight, counts.scales(test_idx, weight), w, b)
+
+    def fit_all() -> tuple[np.ndarray, float, int, np.ndarray]:
+        rows = np.arange(len(labels))
+        weight = np.concatenate([v.idf_ for v in _vectorisers(pipeline)])
+        scale = counts.scales(rows, weight)
+        w, b, iterations = linear.fit(counts, rows, positive, weight, scale, p.C, p.class_weight, seed)
+        return w, b, iterations, counts.decision(rows, weight, scale, w, b)
+
+    tasks = [lambda s=s: fold(s) for s in splits] + ([fit_all] if final else [])
+    with ThreadPoolExecutor(max(1, jobs)) as pool:
+        results = list(pool.map(lambda task: task(), tasks))
+    oof = np.empty(len(labels), dtype=np.float64)
+    for (_, test_idx), scores in zip(splits, results, strict=False):
+        oof[test_idx] = sign * scores
+    if not final:
+        return Trained(pipeline, oof, np.empty(0), 0)
+    w, b, iterations, decision = results[-1]
+    svm = _raw_classifier(p, seed)
+    assert isinstance(svm, LinearSVC)
+    svm.classes_, svm.coef_, svm.intercept_ = classes, w.reshape(1, -1), np.array([b])
+    svm.n_features_in_, svm.n_iter_ = len(w), iterations
+    classifier = calibrated_svm(pipeline[-1], svm, *fit_sigmoid(sign * oof, positive))
+    pipeline.steps[-1] = (pipeline.steps[-1][0], classifier)
+    [calibrator] = classifier.calibrated_classifiers_[0].calibrators
+    proba = calibrator.predict(decision)  # P(classes[1])
+    return Trained(pipeline, oof, proba if sign > 0 else 1 - proba, len(w))
+
+
+def _vectorisers(pipeline: Pipeline) -> list[Any]:
+    features = pipeline[0]
+    return [v for _, v in features.transformer_list] if hasattr(features, "transformer_list") else [features]
+
+
+def _fold_featuriser(p: TrainParams, seed: int, texts: np.ndarray, counts: Combined | None = None) -> Any:
     """A function ``(train_idx, test_idx) -> (X_train, X_test)``: features fitted on train_idx only.
 
-    ``blocks``: the n-gram counts of ``texts``, if already computed (their
+    ``counts``: the n-gram counts of ``texts``, if already computed (their
     vocabulary must hold every n-gram a fold could keep).
     """
     if p.max_features is not None:
@@ -426,14 +565,15 @@ def _fold_featuriser(p: TrainParams, seed: int, texts: np.ndarray, blocks: Combi
             return features.fit_transform(texts[train_idx]), features.transform(texts[test_idx])
 
         return refit
-    counts = _combine(_count(build_pipeline(p, seed), texts)[1]) if blocks is None else blocks
+    if counts is None:
+        counts = _count(build_pipeline(p, seed), texts)[1]
 
     def from_counts(train_idx: np.ndarray, test_idx: np.ndarray) -> tuple[Any, Any]:
         train_counts = counts.matrix[train_idx]
         df = np.bincount(train_counts.indices, minlength=counts.matrix.shape[1])
         keep = df >= p.min_df
         remap = np.where(keep, np.cumsum(keep) - 1, -1)
-        idf = np.log((1 + len(train_idx)) / (1 + df[keep])) + 1  # smooth_idf, as sklearn
+        idf = smooth_idf(df[keep], len(train_idx))
         block = counts.column_block[keep]
         X_train = _tfidf_rows(train_counts, remap, idf, block, counts.n_blocks, p.sublinear_tf)
         del train_counts
@@ -481,134 +621,83 @@ class Combined:
     n_blocks: int
 
 
-def _combine(blocks: list[Any]) -> Combined:
+def _count(pipeline: Pipeline, texts: np.ndarray) -> tuple[list[Any], Combined]:
+    """The pipeline's vectorisers, fitted (vocabulary only), and their counts of ``texts`` side by side.
+
+    float32 counts (exact for small integers) with int32 columns: 8 bytes per
+    non-zero. On the fast path (``_fast_countable``, no ``max_features``) every
+    vectoriser counts ``COUNT_CHUNK`` texts at a time, then terms below ``min_df``
+    (or above ``max_df``) are dropped, the rest numbered alphabetically as
+    scikit-learn does, and the chunks copied into one matrix as they are freed, so
+    the peak stays near the unpruned counts, with no second full-size copy.
+    """
     import scipy.sparse as sp
-
-    matrix = blocks[0] if len(blocks) == 1 else sp.hstack(blocks, format="csr")
-    matrix.sort_indices()
-    column_block = np.repeat(np.arange(len(blocks), dtype=np.int64), [b.shape[1] for b in blocks])
-    return Combined(matrix, column_block, len(blocks))
-
-
-def _count(pipeline: Pipeline, texts: Any) -> tuple[list[Any], list[Any]]:
-    """The pipeline's vectorisers, fitted (vocabulary only), and their count matrices of ``texts``."""
     from sklearn.feature_extraction.text import CountVectorizer
 
-    features = pipeline[0]
-    vectorisers = [v for _, v in features.transformer_list] if hasattr(features, "transformer_list") else [features]
-    counts = []
-    for vectoriser in vectorisers:
-        vectoriser._count_dtype = np.float32  # counts are small integers: exact, half the memory
-        try:
-            c = CountVectorizer.fit_transform(vectoriser, texts)
-        finally:
-            del vectoriser._count_dtype
-        c.sort_indices()  # fit_transform renumbers columns without re-sorting rows
-        counts.append(c)
-    return vectorisers, counts
+    vectorisers = _vectorisers(pipeline)
+    docs = texts.tolist()
+    if any(v.max_features is not None or not _fast_countable(v, docs) for v in vectorisers):
+        blocks = []
+        for vectoriser in vectorisers:
+            vectoriser._count_dtype = np.float32
+            try:
+                blocks.append(CountVectorizer.fit_transform(vectoriser, docs))
+            finally:
+                del vectoriser._count_dtype
+        matrix = sp.hstack(blocks, format="csr") if len(blocks) > 1 else blocks[0]
+        matrix.sort_indices()
+        return vectorisers, Combined(matrix, _column_block([b.shape[1] for b in blocks]), len(blocks))
+
+    # Pass 1: document frequencies (and the full vocabularies), chunk by chunk.
+    vocabularies: list[dict[str, int]] = [{} for _ in vectorisers]
+    dfs = [np.zeros(0, dtype=np.int64) for _ in vectorisers]
+    caches: list[dict[str, Any]] = [{} for _ in vectorisers]
+    for start in range(0, len(docs), COUNT_CHUNK):
+        for k, vectoriser in enumerate(vectorisers):
+            block = _count_chunk(vectoriser, docs[start : start + COUNT_CHUNK], vocabularies[k], False, caches[k])
+            df = np.bincount(block.indices, minlength=block.shape[1])
+            df[: len(dfs[k])] += dfs[k]
+            dfs[k] = df
+    # Terms kept by min_df / max_df, numbered alphabetically as scikit-learn does.
+    # The matrix holds one non-zero per (document, kept term): nnz is known before pass 2.
+    n, nnz = len(texts), 0
+    for vectoriser, vocabulary, df in zip(vectorisers, vocabularies, dfs, strict=True):
+        if not vocabulary:
+            raise ValueError("empty vocabulary; perhaps the documents only contain stop words")
+        low = vectoriser.min_df if isinstance(vectoriser.min_df, int) else vectoriser.min_df * n
+        high = vectoriser.max_df if isinstance(vectoriser.max_df, int) else vectoriser.max_df * n
+        terms = list(vocabulary)  # insertion order is id order
+        keep = (df >= low) & (df <= high)
+        nnz += int(df[keep].sum())
+        kept = sorted(terms[i] for i in np.flatnonzero(keep))
+        if not kept:
+            raise ValueError("After pruning, no terms remain. Try a lower min_df or a higher max_df.")
+        vectoriser.vocabulary_ = {term: j for j, term in enumerate(kept)}
+        vectoriser.fixed_vocabulary_ = False
+    # Pass 2: each chunk counted again with the kept terms only, straight into the matrix.
+    del vocabularies, dfs, caches
+    sizes = [len(v.vocabulary_) for v in vectorisers]
+    index = np.int32 if max(nnz, sum(sizes)) < 2**31 else np.int64
+    data, indices = np.empty(nnz, dtype=np.float32), np.empty(nnz, dtype=index)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    caches = [{} for _ in vectorisers]
+    pos = 0
+    for start in range(0, n, COUNT_CHUNK):
+        chunk = docs[start : start + COUNT_CHUNK]
+        pieces = [_count_chunk(v, chunk, v.vocabulary_, True, caches[k]) for k, v in enumerate(vectorisers)]
+        block = sp.hstack(pieces, format="csr") if len(pieces) > 1 else pieces[0]
+        block.sort_indices()
+        data[pos : pos + block.nnz] = block.data
+        indices[pos : pos + block.nnz] = block.indices
+        indptr[start + 1 : start + 1 + len(chunk)] = block.indptr[1:] + pos
+        pos += block.nnz
+    assert pos == nnz
+    matrix = sp.csr_matrix((data, indices, indptr.astype(index)), shape=(n, sum(sizes)), copy=False)
+    return vectorisers, Combined(matrix, _column_block(sizes), len(sizes))
 
 
-@dataclass
-class Trained:
-    """A fitted model with what the train stage reports about it."""
-
-    model: Pipeline
-    oof: np.ndarray  # raw out-of-fold spam scores (scale of ``_raw_scores``)
-    train_scores: np.ndarray  # ``spam_scores`` of the training texts
-    n_features: int
-
-
-def train(p: TrainParams, seed: int, texts: Any, labels: Any, groups: Any | None = None, jobs: int = 2) -> Trained:
-    """Fit the pipeline and the out-of-fold scores that choose its threshold, in one go.
-
-    The same model as ``build_pipeline(p, seed).fit(texts, labels)`` and the same
-    scores as ``out_of_fold_scores``, but the n-gram counts of the training texts are
-    computed once (vectorised, see ``_fast_count``) and shared by the final
-    vectorisers and every fold, the training texts are not transformed again for
-    the training scores, and the fold models and the final one are fitted in
-    ``jobs`` forked processes when two fits fit in ``FIT_MEMORY_BUDGET``.
-    The linear SVM's Platt sigmoid is fitted on these out-of-fold decision values
-    (the grouped CV that also chooses the threshold) instead of a second, ungrouped
-    internal CV of ``CalibratedClassifierCV``; see ``fit_sigmoid``.
-    """
-    from sklearn.feature_extraction.text import TfidfTransformer
-
-    texts = np.asarray(texts, dtype=object)
-    labels = np.asarray(labels)
-    pipeline = build_pipeline(p, seed)
-    vectorisers, blocks = _count(pipeline, texts)
-    for vectoriser, c in zip(vectorisers, blocks, strict=True):
-        # The rest of what TfidfVectorizer.fit does: the idf weights.
-        vectoriser._tfidf = TfidfTransformer(
-            norm=vectoriser.norm, use_idf=vectoriser.use_idf,
-            smooth_idf=vectoriser.smooth_idf, sublinear_tf=vectoriser.sublinear_tf,
-        ).fit(c)  # fmt: skip
-    counts = _combine(blocks)
-    del blocks
-    # Fits of the CV folds and the final model, two at a time when they are small;
-    # one at a time (folds first, then the final model once the counts are freed)
-    # when two would need more than FIT_MEMORY_BUDGET (liblinear copies its input).
-    parallel = jobs > 1 and 2 * FIT_BYTES_PER_NONZERO * counts.matrix.nnz <= FIT_MEMORY_BUDGET
-    make = _fold_featuriser(p, seed, texts, counts if p.max_features is None else None)
-
-    def fit_fold(k: int) -> tuple[np.ndarray, np.ndarray]:
-        train_idx, test_idx = splits[k]
-        X_train, X_test = make(train_idx, test_idx)
-        classifier = _raw_classifier(p, seed).fit(X_train, labels[train_idx])
-        return test_idx, _raw_scores(classifier, X_test)
-
-    def features() -> Any:
-        """The final vectorisers' TF-IDF of the training texts, as ``pipeline[0].transform`` gives it."""
-        idf = np.concatenate([v.idf_ for v in vectorisers])
-        return _tfidf_rows(counts.matrix, np.arange(len(idf)), idf, counts.column_block, counts.n_blocks, p.sublinear_tf)
-
-    splits = list(_splits(p, seed, texts, labels, groups))
-    oof = np.empty(len(texts), dtype=np.float64)
-    if parallel:
-        # Processes, not threads: liblinear seeds one global random generator per fit,
-        # so concurrent fits in one process would not be reproducible.
-        X = features()
-        tasks = [(fit_fold, k) for k in range(len(splits))] + [(lambda: _raw_classifier(p, seed).fit(X, labels), None)]
-        *fold_results, classifier = _run_forked(tasks, jobs)
-        for test_idx, scores in fold_results:
-            oof[test_idx] = scores
-    else:
-        for k in range(len(splits)):
-            test_idx, scores = fit_fold(k)
-            oof[test_idx] = scores
-        del make, fit_fold
-        X = features()
-        del counts
-        classifier = _raw_classifier(p, seed).fit(X, labels)
-    if p.classifier == "linear_svm":
-        classifier = calibrated_svm(pipeline[-1], classifier, *fit_sigmoid(oof, labels == classifier.classes_[1]))
-    pipeline.steps[-1] = (pipeline.steps[-1][0], classifier)
-    spam = list(classifier.classes_).index("spam")
-    return Trained(pipeline, oof, classifier.predict_proba(X)[:, spam], X.shape[1])
-
-
-_TASKS: list[Any] | None = None  # (function, argument) pairs, inherited by forked workers
-
-
-def _run_forked(tasks: list[tuple[Any, Any]], jobs: int) -> list[Any]:
-    """Results of ``function(argument)`` (or ``function()`` for None) per task, in order,
-    computed by ``jobs`` forked processes that inherit the tasks (only results are pickled)."""
-    global _TASKS
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
-
-    _TASKS = tasks
-    try:
-        with ProcessPoolExecutor(jobs, mp_context=get_context("fork")) as pool:
-            return list(pool.map(_run_task, range(len(tasks))))
-    finally:
-        _TASKS = None
-
-
-def _run_task(i: int) -> Any:
-    assert _TASKS is not None
-    function, argument = _TASKS[i]
-    return function() if argument is None else function(argument)
+def _column_block(sizes: list[int]) -> np.ndarray:
+    return np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
 
 
 def _splits(p: TrainParams, seed: int, texts: np.ndarray, labels: np.ndarray, groups: Any | None) -> Any:
@@ -757,9 +846,15 @@ def top_features(model: Pipeline, n: int) -> dict[str, list[tuple[str, float]]]:
     }
 
 
+SCORE_CHUNK = 20_000  # texts transformed at a time by spam_scores (bounds the TF-IDF matrix)
+
+
 def spam_scores(model: Pipeline, texts: Any) -> np.ndarray:
-    """Probability-like spam score in [0, 1] for each normalised text."""
-    return model.predict_proba(texts)[:, list(model.classes_).index("spam")]
+    """Probability-like spam score in [0, 1] for each normalised text, ``SCORE_CHUNK`` texts at a time."""
+    spam = list(model.classes_).index("spam")
+    texts = texts if isinstance(texts, list) else list(texts)
+    parts = [model.predict_proba(texts[i : i + SCORE_CHUNK])[:, spam] for i in range(0, len(texts), SCORE_CHUNK)]
+    return np.concatenate(parts) if parts else np.empty(0)
 
 
 def save(model: Pipeline, path: Path = MODEL_PATH) -> str:
