@@ -661,7 +661,7 @@ def _count(pipeline: Pipeline, texts: np.ndarray) -> tuple[list[Any], Combined]:
     # Terms kept by min_df / max_df, numbered alphabetically as scikit-learn does.
     # The matrix holds one non-zero per (document, kept term): nnz is known before pass 2.
     n, nnz = len(texts), 0
-    for vectoriser, vocabulary, df in zip(vectorisers, vocabularies, dfs, strict=True):
+    for vectoriser, vocabulary, df, cache in zip(vectorisers, vocabularies, dfs, caches, strict=True):
         if not vocabulary:
             raise ValueError("empty vocabulary; perhaps the documents only contain stop words")
         low = vectoriser.min_df if isinstance(vectoriser.min_df, int) else vectoriser.min_df * n
@@ -669,18 +669,23 @@ def _count(pipeline: Pipeline, texts: np.ndarray) -> tuple[list[Any], Combined]:
         terms = list(vocabulary)  # insertion order is id order
         keep = (df >= low) & (df <= high)
         nnz += int(df[keep].sum())
-        kept = sorted(terms[i] for i in np.flatnonzero(keep))
+        kept = sorted((terms[i], i) for i in np.flatnonzero(keep))
         if not kept:
             raise ValueError("After pruning, no terms remain. Try a lower min_df or a higher max_df.")
-        vectoriser.vocabulary_ = {term: j for j, term in enumerate(kept)}
+        vectoriser.vocabulary_ = {term: j for j, (term, _) in enumerate(kept)}
         vectoriser.fixed_vocabulary_ = False
+        remap = np.full(len(df), -1, dtype=np.int64)
+        remap[[i for _, i in kept]] = np.arange(len(kept))
+        # char_wb: every word's n-grams are cached; renumber them instead of cutting them again.
+        for word, (ids, counts) in cache.items():
+            new = remap[ids]
+            cache[word] = (new[new >= 0], counts[new >= 0])
     # Pass 2: each chunk counted again with the kept terms only, straight into the matrix.
-    del vocabularies, dfs, caches
+    del vocabularies, dfs
     sizes = [len(v.vocabulary_) for v in vectorisers]
     index = np.int32 if max(nnz, sum(sizes)) < 2**31 else np.int64
     data, indices = np.empty(nnz, dtype=np.float32), np.empty(nnz, dtype=index)
     indptr = np.zeros(n + 1, dtype=np.int64)
-    caches = [{} for _ in vectorisers]
     pos = 0
     for start in range(0, n, COUNT_CHUNK):
         chunk = docs[start : start + COUNT_CHUNK]
