@@ -68,3 +68,23 @@ def test_missing_input_is_one_line(tmp_path: Path) -> None:
     assert proc.stderr.strip().splitlines() == [
         "evaluate: error: models/model.json: model metadata not found (run `dvc repro` or `dvc pull`)"
     ]
+
+
+def _png_of(n: int) -> bytes:
+    return b"\x89PNG" * n
+
+
+def _fails() -> None:
+    raise ValueError("cannot draw")
+
+
+def test_forked_returns_the_childs_value_and_fails_when_the_child_fails(capfd: pytest.CaptureFixture[str]) -> None:
+    import os
+
+    from sentinelle.stage import Forked
+
+    assert Forked(_png_of, 3).result() == b"\x89PNG" * 3
+    assert Forked(os.getpid).result() != os.getpid()  # really another process
+    with pytest.raises(RuntimeError, match=r"_fails failed in its child process \(exit code 1\)"):
+        Forked(_fails).result()
+    assert "ValueError: cannot draw" in capfd.readouterr().err
