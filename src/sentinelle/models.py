@@ -143,6 +143,7 @@ def __getattr__(name: str) -> Any:  # skops finds the class as sentinelle.models
 
 
 COUNT_CHUNK = 5_000  # documents counted at a time (bounds the temporary arrays)
+COUNT_KEEP_NNZ = 5_000_000  # _count keeps pass-1 counts up to this size instead of counting twice
 
 
 def _fast_countable(vectoriser: Any, docs: list[Any]) -> bool:
@@ -652,15 +653,22 @@ def _count(pipeline: Pipeline, texts: np.ndarray) -> tuple[list[Any], Combined]:
     vocabularies: list[dict[str, int]] = [{} for _ in vectorisers]
     dfs = [np.zeros(0, dtype=np.int64) for _ in vectorisers]
     caches: list[dict[str, Any]] = [{} for _ in vectorisers]
+    kept_blocks: list[list[Any]] = []  # pass-1 counts of the first chunks, while under COUNT_KEEP_NNZ
+    kept_nnz = 0
     for start in range(0, len(docs), COUNT_CHUNK):
+        blocks = []
         for k, vectoriser in enumerate(vectorisers):
             block = _count_chunk(vectoriser, docs[start : start + COUNT_CHUNK], vocabularies[k], False, caches[k])
             df = np.bincount(block.indices, minlength=block.shape[1])
             df[: len(dfs[k])] += dfs[k]
             dfs[k] = df
+            blocks.append(block)
+        kept_nnz += sum(b.nnz for b in blocks)
+        if kept_nnz <= COUNT_KEEP_NNZ:
+            kept_blocks.append(blocks)
     # Terms kept by min_df / max_df, numbered alphabetically as scikit-learn does.
     # The matrix holds one non-zero per (document, kept term): nnz is known before pass 2.
-    n, nnz = len(texts), 0
+    n, nnz, remaps = len(texts), 0, []
     for vectoriser, vocabulary, df, cache in zip(vectorisers, vocabularies, dfs, caches, strict=True):
         if not vocabulary:
             raise ValueError("empty vocabulary; perhaps the documents only contain stop words")
@@ -676,20 +684,26 @@ def _count(pipeline: Pipeline, texts: np.ndarray) -> tuple[list[Any], Combined]:
         vectoriser.fixed_vocabulary_ = False
         remap = np.full(len(df), -1, dtype=np.int64)
         remap[[i for _, i in kept]] = np.arange(len(kept))
+        remaps.append(remap)
         # char_wb: every word's n-grams are cached; renumber them instead of cutting them again.
         for word, (ids, counts) in cache.items():
             new = remap[ids]
             cache[word] = (new[new >= 0], counts[new >= 0])
-    # Pass 2: each chunk counted again with the kept terms only, straight into the matrix.
+    # Pass 2: each chunk's counts of the kept terms, straight into the matrix: pass 1's
+    # renumbered if kept (small data), otherwise counted again.
     del vocabularies, dfs
     sizes = [len(v.vocabulary_) for v in vectorisers]
     index = np.int32 if max(nnz, sum(sizes)) < 2**31 else np.int64
     data, indices = np.empty(nnz, dtype=np.float32), np.empty(nnz, dtype=index)
     indptr = np.zeros(n + 1, dtype=np.int64)
     pos = 0
-    for start in range(0, n, COUNT_CHUNK):
+    for c, start in enumerate(range(0, n, COUNT_CHUNK)):
         chunk = docs[start : start + COUNT_CHUNK]
-        pieces = [_count_chunk(v, chunk, v.vocabulary_, True, caches[k]) for k, v in enumerate(vectorisers)]
+        if c < len(kept_blocks):
+            pieces = [_renumbered(b, remap, size) for b, remap, size in zip(kept_blocks[c], remaps, sizes, strict=True)]
+            kept_blocks[c] = []
+        else:
+            pieces = [_count_chunk(v, chunk, v.vocabulary_, True, caches[k]) for k, v in enumerate(vectorisers)]
         block = sp.hstack(pieces, format="csr") if len(pieces) > 1 else pieces[0]
         block.sort_indices()
         data[pos : pos + block.nnz] = block.data
@@ -699,6 +713,16 @@ def _count(pipeline: Pipeline, texts: np.ndarray) -> tuple[list[Any], Combined]:
     assert pos == nnz
     matrix = sp.csr_matrix((data, indices, indptr.astype(index)), shape=(n, sum(sizes)), copy=False)
     return vectorisers, Combined(matrix, _column_block(sizes), len(sizes))
+
+
+def _renumbered(block: Any, remap: np.ndarray, n_columns: int) -> Any:
+    """``block`` with column ``j`` moved to ``remap[j]``, and the columns mapped to -1 dropped."""
+    import scipy.sparse as sp
+
+    cols = remap[block.indices]
+    keep = cols >= 0
+    indptr = np.concatenate([[0], np.cumsum(keep)])[block.indptr]
+    return sp.csr_matrix((block.data[keep], cols[keep], indptr), shape=(block.shape[0], n_columns))
 
 
 def _column_block(sizes: list[int]) -> np.ndarray:
