@@ -29,7 +29,7 @@ LIBRARIES = ("scikit-learn", "skops", "numpy", "scipy", "numba", "nltk", "pandas
 
 def main(params: Params) -> None:
     p = params.train
-    train = io.read_table(TRAIN)
+    train = io.read_table(TRAIN, columns=["text", "label", "group"])
     y = (train["label"] == "spam").to_numpy()
     # Near-duplicates (same canonical text, grouped by ingest) stay in one fold, as
     # ingest keeps them on one side of the split.

@@ -84,10 +84,11 @@ def write_table(dest: Path, frame: pd.DataFrame) -> None:
         frame.to_parquet(tmp, engine="pyarrow", index=False, compression="zstd")
 
 
-def read_table(path: Path) -> pd.DataFrame:
+def read_table(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """A Parquet file as a DataFrame (only ``columns``, if given)."""
     import pandas as pd
 
-    return pd.read_parquet(path, engine="pyarrow")
+    return pd.read_parquet(path, engine="pyarrow", columns=columns)
 
 
 _SKOPS_ID_RE = re.compile(rb'("__id__": )(\d+)|("file": ")(\d+)(\.npy")')

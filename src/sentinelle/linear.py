@@ -37,7 +37,7 @@ _JIT = dict(cache=True, nogil=True, fastmath=False, boundscheck=False)
 
 @dataclass
 class Counts:
-    """A CSR count matrix (float32 counts, int32 columns) whose columns form contiguous blocks
+    """A CSR count matrix (integer counts, int32 columns) whose columns form contiguous blocks
     (one per vectoriser; ``block_end[b]`` is the end of block ``b``)."""
 
     indptr: np.ndarray

@@ -143,7 +143,7 @@ def __getattr__(name: str) -> Any:  # skops finds the class as sentinelle.models
 
 
 COUNT_CHUNK = 5_000  # documents counted at a time (bounds the temporary arrays)
-COUNT_KEEP_NNZ = 5_000_000  # _count keeps pass-1 counts up to this size instead of counting twice
+COUNT_KEEP_NNZ = 2_000_000  # _count keeps pass-1 counts up to this size instead of counting twice
 
 
 def _fast_countable(vectoriser: Any, docs: list[Any]) -> bool:
@@ -625,12 +625,13 @@ class Combined:
 def _count(pipeline: Pipeline, texts: np.ndarray) -> tuple[list[Any], Combined]:
     """The pipeline's vectorisers, fitted (vocabulary only), and their counts of ``texts`` side by side.
 
-    float32 counts (exact for small integers) with int32 columns: 8 bytes per
-    non-zero. On the fast path (``_fast_countable``, no ``max_features``) every
-    vectoriser counts ``COUNT_CHUNK`` texts at a time, then terms below ``min_df``
-    (or above ``max_df``) are dropped, the rest numbered alphabetically as
-    scikit-learn does, and the chunks copied into one matrix as they are freed, so
-    the peak stays near the unpruned counts, with no second full-size copy.
+    Counts are small integers, kept as uint16 (float32 if one exceeds 65,535) with
+    int32 columns: 6 bytes per non-zero. On the fast path (``_fast_countable``, no
+    ``max_features``) pass 1 counts ``COUNT_CHUNK`` texts at a time for the document
+    frequencies; terms below ``min_df`` (or above ``max_df``) are dropped and the
+    rest numbered alphabetically, as scikit-learn does; pass 2 writes each chunk's
+    counts of the kept terms straight into the preallocated matrix. So the peak is
+    the final matrix plus one chunk, with no unpruned or second full-size copy.
     """
     import scipy.sparse as sp
     from sklearn.feature_extraction.text import CountVectorizer
@@ -654,7 +655,7 @@ def _count(pipeline: Pipeline, texts: np.ndarray) -> tuple[list[Any], Combined]:
     dfs = [np.zeros(0, dtype=np.int64) for _ in vectorisers]
     caches: list[dict[str, Any]] = [{} for _ in vectorisers]
     kept_blocks: list[list[Any]] = []  # pass-1 counts of the first chunks, while under COUNT_KEEP_NNZ
-    kept_nnz = 0
+    kept_nnz = max_count = 0
     for start in range(0, len(docs), COUNT_CHUNK):
         blocks = []
         for k, vectoriser in enumerate(vectorisers):
@@ -662,6 +663,7 @@ def _count(pipeline: Pipeline, texts: np.ndarray) -> tuple[list[Any], Combined]:
             df = np.bincount(block.indices, minlength=block.shape[1])
             df[: len(dfs[k])] += dfs[k]
             dfs[k] = df
+            max_count = max(max_count, int(block.data.max(initial=0)))
             blocks.append(block)
         kept_nnz += sum(b.nnz for b in blocks)
         if kept_nnz <= COUNT_KEEP_NNZ:
@@ -694,7 +696,9 @@ def _count(pipeline: Pipeline, texts: np.ndarray) -> tuple[list[Any], Combined]:
     del vocabularies, dfs
     sizes = [len(v.vocabulary_) for v in vectorisers]
     index = np.int32 if max(nnz, sum(sizes)) < 2**31 else np.int64
-    data, indices = np.empty(nnz, dtype=np.float32), np.empty(nnz, dtype=index)
+    # Counts are small integers: uint16 (2 bytes) when they fit, else float32 (exact to 2**24).
+    data = np.empty(nnz, dtype=np.uint16 if max_count <= np.iinfo(np.uint16).max else np.float32)
+    indices = np.empty(nnz, dtype=index)
     indptr = np.zeros(n + 1, dtype=np.int64)
     pos = 0
     for c, start in enumerate(range(0, n, COUNT_CHUNK)):
@@ -875,7 +879,7 @@ def top_features(model: Pipeline, n: int) -> dict[str, list[tuple[str, float]]]:
     }
 
 
-SCORE_CHUNK = 20_000  # texts transformed at a time by spam_scores (bounds the TF-IDF matrix)
+SCORE_CHUNK = 5_000  # texts transformed at a time by spam_scores (bounds the TF-IDF matrix)
 
 
 def spam_scores(model: Pipeline, texts: Any) -> np.ndarray:
