@@ -53,6 +53,8 @@ def setup(dev: bool) -> None:
     run(PY, "-m", "pip", "install", "--disable-pip-version-check", "-q", "-r", wanted, "-c", "constraints.txt")
     say("installing the `sentinelle` command (pip install -e .)")
     run(PY, "-m", "pip", "install", "--disable-pip-version-check", "-q", "--no-deps", "-e", ".")
+    say("compiling the SVM solver (numba; cached in src/sentinelle/__pycache__)")
+    run(PY, "-m", "sentinelle.linear")
     STAMP.write_text(f"{digest} {'dev' if dev else 'runtime'}\n")
 
 

@@ -218,3 +218,27 @@ def _dual_cd(indptr, indices, data, rows, y, c, weight, scale, block_end, tf, ep
         if pg_min_old >= 0:
             pg_min_old = -np.inf
     return w, wb, iteration
+
+
+def compile_kernels() -> None:
+    """Compile the kernels for the types the pipeline passes them (or load them from the cache).
+
+    numba compiles on first use and caches the machine code in ``__pycache__``;
+    ``python -m sentinelle.linear`` (run by ``dev.py`` after installing) does it
+    once, so that the first ``dvc repro`` does not pay the ~2 s.
+    """
+    import scipy.sparse as sp
+
+    for dtype in (np.uint16, np.float32):  # see models._count
+        matrix = sp.csr_matrix(np.array([[1, 0, 2], [0, 3, 1], [1, 1, 0]], dtype=dtype))
+        matrix.indices = matrix.indices.astype(np.int32)
+        counts = Counts.from_csr(matrix, [1, 2], sublinear_tf=True)
+        rows = np.arange(3)
+        weight = counts.document_frequency(rows).astype(np.float64)
+        scale = counts.scales(rows, weight)
+        w, b, _ = fit(counts, rows, np.array([True, False, True]), weight, scale, 1.0, None, seed=0)
+        counts.decision(rows, weight, scale, w, b)
+
+
+if __name__ == "__main__":
+    compile_kernels()
