@@ -227,8 +227,8 @@ def markdown(results: dict[str, Any]) -> str:
     lines = [
         f"Cold `dvc repro -f` (min / median over the runs; stage columns: median wall time with the "
         f"stage's import time in brackets), no-op `dvc repro`, and the peak RSS of the biggest stage, "
-        f"on {results['cpus']} cores (load average {results.get('load_before', float('nan')):.1f} before, "
-        f"{results.get('load_after', float('nan')):.1f} after: the machine was shared).",
+        f"on {results['cpus']} cores (1-minute load average {results.get('load_before', float('nan')):.1f} "
+        f"before the runs and {results.get('load_after', float('nan')):.1f} after them, their own load included).",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
