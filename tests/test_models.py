@@ -153,3 +153,29 @@ def test_grouped_folds_keep_groups_together_and_balance_classes() -> None:
         assert not set(groups[train]) & set(groups[test])
         share = (labels[test] == "spam").mean()
         assert abs(share - (labels == "spam").mean()) < 0.03
+
+
+@pytest.mark.parametrize("keep_nnz", [0, 150, 10**9])  # recount every chunk, some, none
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_two_pass_counting_gives_scikit_learns_counts(monkeypatch, keep_nnz, jobs) -> None:
+    import scipy.sparse as sp
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    rng = np.random.default_rng(5)
+    words = ["win", "free", "prize", "call", "now", "ok", "lar", "see", "you", "é", "日本"]
+    texts = np.array([" ".join(rng.choice(words, rng.integers(0, 9))) for _ in range(120)], dtype=object)
+    monkeypatch.setattr(models, "COUNT_CHUNK", 7)  # 18 chunks: pass 2 runs in the forked workers
+    monkeypatch.setattr(models, "COUNT_KEEP_NNZ", keep_nnz)
+    p = dataclasses.replace(PARAMS.train, min_df=2)
+    vectorisers, counts = models._count(models.build_pipeline(p, seed=1), texts, jobs=jobs)
+    expected = []
+    for ours in vectorisers:
+        theirs = CountVectorizer(**{k: v for k, v in ours.get_params().items() if k in CountVectorizer().get_params()})
+        expected.append(theirs.fit_transform(texts))
+        assert ours.vocabulary_ == theirs.vocabulary_
+    expected = sp.hstack(expected, format="csr")
+    expected.sort_indices()
+    assert counts.matrix.dtype == np.uint16
+    np.testing.assert_array_equal(counts.matrix.indptr, expected.indptr)
+    np.testing.assert_array_equal(counts.matrix.indices, expected.indices)
+    np.testing.assert_array_equal(counts.matrix.data, expected.data)

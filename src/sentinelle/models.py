@@ -20,6 +20,8 @@ from sentinelle import io
 from sentinelle.errors import UserError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from sklearn.pipeline import Pipeline
 
     from sentinelle.params import TrainParams
@@ -443,7 +445,7 @@ def _fit(p: TrainParams, seed: int, texts: Any, labels: Any, groups: Any | None,
     texts = np.asarray(texts, dtype=object)
     labels = np.asarray(labels)
     pipeline = build_pipeline(p, seed)
-    vectorisers, counts = _count(pipeline, texts)
+    vectorisers, counts = _count(pipeline, texts, jobs)
     n_terms = [len(v.vocabulary_) for v in vectorisers]
     df = _counts_of(counts, p).document_frequency(np.arange(len(texts)))
     idf = np.split(smooth_idf(df, len(texts)), np.cumsum(n_terms)[:-1])
@@ -622,7 +624,7 @@ class Combined:
     n_blocks: int
 
 
-def _count(pipeline: Pipeline, texts: np.ndarray) -> tuple[list[Any], Combined]:
+def _count(pipeline: Pipeline, texts: np.ndarray, jobs: int = 1) -> tuple[list[Any], Combined]:
     """The pipeline's vectorisers, fitted (vocabulary only), and their counts of ``texts`` side by side.
 
     Counts are small integers, kept as uint16 (float32 if one exceeds 65,535) with
@@ -630,8 +632,9 @@ def _count(pipeline: Pipeline, texts: np.ndarray) -> tuple[list[Any], Combined]:
     ``max_features``) pass 1 counts ``COUNT_CHUNK`` texts at a time for the document
     frequencies; terms below ``min_df`` (or above ``max_df``) are dropped and the
     rest numbered alphabetically, as scikit-learn does; pass 2 writes each chunk's
-    counts of the kept terms straight into the preallocated matrix. So the peak is
-    the final matrix plus one chunk, with no unpruned or second full-size copy.
+    counts of the kept terms straight into the preallocated matrix, the chunks
+    counted by ``jobs`` forked processes. So the peak is the final matrix plus a chunk
+    per process, with no unpruned or second full-size copy.
     """
     import scipy.sparse as sp
     from sklearn.feature_extraction.text import CountVectorizer
@@ -700,23 +703,54 @@ def _count(pipeline: Pipeline, texts: np.ndarray) -> tuple[list[Any], Combined]:
     data = np.empty(nnz, dtype=np.uint16 if max_count <= np.iinfo(np.uint16).max else np.float32)
     indices = np.empty(nnz, dtype=index)
     indptr = np.zeros(n + 1, dtype=np.int64)
-    pos = 0
-    for c, start in enumerate(range(0, n, COUNT_CHUNK)):
-        chunk = docs[start : start + COUNT_CHUNK]
+    starts = list(range(0, n, COUNT_CHUNK))
+
+    def chunk_block(c: int) -> Any:
         if c < len(kept_blocks):
             pieces = [_renumbered(b, remap, size) for b, remap, size in zip(kept_blocks[c], remaps, sizes, strict=True)]
             kept_blocks[c] = []
         else:
+            chunk = docs[starts[c] : starts[c] + COUNT_CHUNK]
             pieces = [_count_chunk(v, chunk, v.vocabulary_, True, caches[k]) for k, v in enumerate(vectorisers)]
         block = sp.hstack(pieces, format="csr") if len(pieces) > 1 else pieces[0]
         block.sort_indices()
+        return block
+
+    pos = 0
+    for start, block in zip(starts, _in_order(chunk_block, len(starts), len(kept_blocks), jobs), strict=True):
         data[pos : pos + block.nnz] = block.data
         indices[pos : pos + block.nnz] = block.indices
-        indptr[start + 1 : start + 1 + len(chunk)] = block.indptr[1:] + pos
+        indptr[start + 1 : start + 1 + block.shape[0]] = block.indptr[1:] + pos
         pos += block.nnz
     assert pos == nnz
     matrix = sp.csr_matrix((data, indices, indptr.astype(index)), shape=(n, sum(sizes)), copy=False)
     return vectorisers, Combined(matrix, _column_block(sizes), len(sizes))
+
+
+_TASK: Any = None  # the function forked workers of _in_order call (inherited, not pickled)
+
+
+def _in_order(function: Any, n: int, serial: int, jobs: int) -> Iterator[Any]:
+    """``function(i)`` for ``i`` in ``range(n)``, in order; from ``serial`` on, computed by
+    ``jobs`` forked processes (which inherit ``function`` and its data; only results travel)."""
+    global _TASK
+    yield from (function(i) for i in range(min(serial, n)))
+    if n - serial < 2 or jobs < 2:
+        yield from (function(i) for i in range(serial, n))
+        return
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    _TASK = function
+    try:
+        with ProcessPoolExecutor(jobs, mp_context=get_context("fork")) as pool:
+            yield from pool.map(_call_task, range(serial, n))
+    finally:
+        _TASK = None
+
+
+def _call_task(i: int) -> Any:
+    return _TASK(i)
 
 
 def _renumbered(block: Any, remap: np.ndarray, n_columns: int) -> Any:
