@@ -14,6 +14,7 @@ test split. Writes to dvclive/evaluate:
 """
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from dvclive import Live
@@ -44,14 +45,26 @@ def _rounded(value: float | int) -> float | int:
     return round(float(value), 6) if isinstance(value, float) else value
 
 
+def obfuscated_scores(
+    model: Any, messages: list[str], preprocess: dict[str, Any], seed: int, rate: float
+) -> np.ndarray:
+    """Spam scores of ``messages`` obfuscated (seeded), then normalised as the model expects
+    (with the preprocess params it was trained with)."""
+    normalise = Normaliser(**preprocess)
+    return models.spam_scores(model, normalise.many(obfuscate_many(messages, seed, rate)))
+
+
 def main(params: Params) -> None:
     p = params.evaluate
     seed = params.base.seed
     model, meta = models.load_with_metadata()
     test = io.read_table(TEST)
-    # The top-features chart is drawn by a child process, on the other core, meanwhile.
+    # Two child processes work meanwhile, on the core this one leaves idle: one draws the
+    # top-features chart, one runs the robustness check (below).
     title = f"Most influential features ({meta['params']['train']['classifier']})"
     chart = Forked(plot_top_features, models.top_features(model, TOP_FEATURES), title)
+    messages = test["message"].tolist()
+    robust = Forked(obfuscated_scores, model, messages, meta["params"]["preprocess"], seed, p.obfuscation_rate)
 
     scores = models.spam_scores(model, test["text"])
     y = (test["label"] == "spam").to_numpy().astype(int)
@@ -60,12 +73,8 @@ def main(params: Params) -> None:
     at_default = classification_metrics(y, scores, meta["default_threshold"])
     intervals = bootstrap_intervals(y, scores >= threshold, p.bootstrap, seed) if p.bootstrap else {}
 
-    # Robustness: obfuscate the original messages, normalise them as the model
-    # expects (the preprocess params it was trained with), score at the same threshold.
-    normalise = Normaliser(**meta["params"]["preprocess"])
-    obfuscated = normalise.many(obfuscate_many(test["message"].tolist(), seed, p.obfuscation_rate))
-    obf_scores = models.spam_scores(model, obfuscated)
-    obf = classification_metrics(y, obf_scores, threshold)
+    # Robustness: the same messages obfuscated, scored at the same threshold.
+    obf = classification_metrics(y, robust.result(), threshold)
     robustness = {
         "recall": obf["recall"],
         "ham_fpr": obf["ham_fpr"],
