@@ -653,50 +653,59 @@ def _count(pipeline: Pipeline, texts: np.ndarray, jobs: int = 1) -> tuple[list[A
         matrix.sort_indices()
         return vectorisers, Combined(matrix, _column_block([b.shape[1] for b in blocks]), len(blocks))
 
-    # Pass 1: document frequencies (and the full vocabularies), chunk by chunk.
-    vocabularies: list[dict[str, int]] = [{} for _ in vectorisers]
-    dfs = [np.zeros(0, dtype=np.int64) for _ in vectorisers]
-    caches: list[dict[str, Any]] = [{} for _ in vectorisers]
-    kept_blocks: list[list[Any]] = []  # pass-1 counts of the first chunks, while under COUNT_KEEP_NNZ
-    kept_nnz = max_count = 0
-    for start in range(0, len(docs), COUNT_CHUNK):
-        blocks = []
-        for k, vectoriser in enumerate(vectorisers):
-            block = _count_chunk(vectoriser, docs[start : start + COUNT_CHUNK], vocabularies[k], False, caches[k])
-            df = np.bincount(block.indices, minlength=block.shape[1])
-            df[: len(dfs[k])] += dfs[k]
-            dfs[k] = df
+    n = len(texts)
+    budget = COUNT_KEEP_NNZ // len(vectorisers)
+
+    def first_pass(k: int) -> tuple[dict[str, int], dict[str, Any], int, int, list[Any]]:
+        """Pass 1 for vectoriser ``k``: its vocabulary of kept terms, numbered alphabetically as
+        scikit-learn does; its char_wb word cache, renumbered; the non-zeros it will add (one
+        per document and kept term) and its largest count; its first chunks' counts, renumbered,
+        while they are small (pass 2 then need not count them again)."""
+        vectoriser = vectorisers[k]
+        vocabulary: dict[str, int] = {}
+        cache: dict[str, Any] = {}
+        df = np.zeros(0, dtype=np.int64)
+        blocks, seen_nnz, max_count = [], 0, 0
+        for start in range(0, n, COUNT_CHUNK):
+            block = _count_chunk(vectoriser, docs[start : start + COUNT_CHUNK], vocabulary, False, cache)
+            chunk_df = np.bincount(block.indices, minlength=block.shape[1])
+            chunk_df[: len(df)] += df
+            df = chunk_df
             max_count = max(max_count, int(block.data.max(initial=0)))
-            blocks.append(block)
-        kept_nnz += sum(b.nnz for b in blocks)
-        if kept_nnz <= COUNT_KEEP_NNZ:
-            kept_blocks.append(blocks)
-    # Terms kept by min_df / max_df, numbered alphabetically as scikit-learn does.
-    # The matrix holds one non-zero per (document, kept term): nnz is known before pass 2.
-    n, nnz, remaps = len(texts), 0, []
-    for vectoriser, vocabulary, df, cache in zip(vectorisers, vocabularies, dfs, caches, strict=True):
+            seen_nnz += block.nnz
+            if seen_nnz <= budget:
+                blocks.append(block)
         if not vocabulary:
             raise ValueError("empty vocabulary; perhaps the documents only contain stop words")
         low = vectoriser.min_df if isinstance(vectoriser.min_df, int) else vectoriser.min_df * n
         high = vectoriser.max_df if isinstance(vectoriser.max_df, int) else vectoriser.max_df * n
-        terms = list(vocabulary)  # insertion order is id order
         keep = (df >= low) & (df <= high)
-        nnz += int(df[keep].sum())
+        terms = list(vocabulary)  # insertion order is id order
+        del vocabulary
         kept = sorted((terms[i], i) for i in np.flatnonzero(keep))
         if not kept:
             raise ValueError("After pruning, no terms remain. Try a lower min_df or a higher max_df.")
-        vectoriser.vocabulary_ = {term: j for j, (term, _) in enumerate(kept)}
-        vectoriser.fixed_vocabulary_ = False
         remap = np.full(len(df), -1, dtype=np.int64)
         remap[[i for _, i in kept]] = np.arange(len(kept))
-        remaps.append(remap)
         # char_wb: every word's n-grams are cached; renumber them instead of cutting them again.
         for word, (ids, counts) in cache.items():
             new = remap[ids]
             cache[word] = (new[new >= 0], counts[new >= 0])
+        blocks = [_renumbered(b, remap, len(kept)) for b in blocks]
+        return {term: j for j, (term, _) in enumerate(kept)}, cache, int(df[keep].sum()), max_count, blocks
+
+    # The vectorisers' first passes are independent: one process each, as cores allow.
+    caches, kept_blocks, nnz, max_count = [], [], 0, 0
+    for vectoriser, (vocabulary, cache, nnz_k, max_k, blocks_k) in zip(
+        vectorisers, _in_order(first_pass, len(vectorisers), 0, jobs), strict=True
+    ):
+        vectoriser.vocabulary_ = vocabulary
+        vectoriser.fixed_vocabulary_ = False
+        caches.append(cache)
+        kept_blocks.append(blocks_k)
+        nnz, max_count = nnz + nnz_k, max(max_count, max_k)
     # Pass 2: each chunk's counts of the kept terms, straight into the matrix: pass 1's
-    # renumbered if kept (small data), otherwise counted again.
-    del vocabularies, dfs
+    # if it kept them (small data), otherwise counted again, chunks over the cores.
     sizes = [len(v.vocabulary_) for v in vectorisers]
     index = np.int32 if max(nnz, sum(sizes)) < 2**31 else np.int64
     # Counts are small integers: uint16 (2 bytes) when they fit, else float32 (exact to 2**24).
@@ -706,18 +715,21 @@ def _count(pipeline: Pipeline, texts: np.ndarray, jobs: int = 1) -> tuple[list[A
     starts = list(range(0, n, COUNT_CHUNK))
 
     def chunk_block(c: int) -> Any:
-        if c < len(kept_blocks):
-            pieces = [_renumbered(b, remap, size) for b, remap, size in zip(kept_blocks[c], remaps, sizes, strict=True)]
-            kept_blocks[c] = []
-        else:
-            chunk = docs[starts[c] : starts[c] + COUNT_CHUNK]
-            pieces = [_count_chunk(v, chunk, v.vocabulary_, True, caches[k]) for k, v in enumerate(vectorisers)]
+        chunk = docs[starts[c] : starts[c] + COUNT_CHUNK]
+        pieces = []
+        for k, vectoriser in enumerate(vectorisers):
+            if c < len(kept_blocks[k]):
+                pieces.append(kept_blocks[k][c])
+                kept_blocks[k][c] = None
+            else:
+                pieces.append(_count_chunk(vectoriser, chunk, vectoriser.vocabulary_, True, caches[k]))
         block = sp.hstack(pieces, format="csr") if len(pieces) > 1 else pieces[0]
         block.sort_indices()
         return block
 
+    serial = min(len(blocks) for blocks in kept_blocks)
     pos = 0
-    for start, block in zip(starts, _in_order(chunk_block, len(starts), len(kept_blocks), jobs), strict=True):
+    for start, block in zip(starts, _in_order(chunk_block, len(starts), serial, jobs), strict=True):
         data[pos : pos + block.nnz] = block.data
         indices[pos : pos + block.nnz] = block.indices
         indptr[start + 1 : start + 1 + block.shape[0]] = block.indptr[1:] + pos
