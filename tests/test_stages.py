@@ -88,3 +88,18 @@ def test_forked_returns_the_childs_value_and_fails_when_the_child_fails(capfd: p
     with pytest.raises(RuntimeError, match=r"_fails failed in its child process \(exit code 1\)"):
         Forked(_fails).result()
     assert "ValueError: cannot draw" in capfd.readouterr().err
+
+
+def _squares_in_a_pool(n: int) -> list[int]:
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    with ProcessPoolExecutor(2, mp_context=get_context("fork")) as pool:
+        return list(pool.map(abs, range(-n, 0)))
+
+
+def test_forked_child_may_start_its_own_workers() -> None:
+    # evaluate's robustness check normalises with text.parallel_map (worker processes) in a Forked child
+    from sentinelle.stage import Forked
+
+    assert Forked(_squares_in_a_pool, 3).result() == [3, 2, 1]

@@ -55,7 +55,8 @@ class Forked:
         context = multiprocessing.get_context("fork")
         self._receive, send = context.Pipe(duplex=False)
         self._name = target.__name__
-        self._child = context.Process(target=_send, args=(send, target, args), name=self._name, daemon=True)
+        # Not a daemon: the child may start its own workers (e.g. text.parallel_map).
+        self._child = context.Process(target=_send, args=(send, target, args), name=self._name)
         self._child.start()
         send.close()
 

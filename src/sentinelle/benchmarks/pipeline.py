@@ -130,7 +130,9 @@ def measure(
             shutil.rmtree(repo / d, ignore_errors=True)
         logfile.unlink(missing_ok=True)
         start = time.perf_counter()
-        subprocess.run(["dvc", "repro", "-f", "-q"], cwd=repo, env=env, check=True, capture_output=True)
+        proc = subprocess.run(["dvc", "repro", "-f", "-q"], cwd=repo, env=env, capture_output=True, text=True)
+        if proc.returncode:
+            raise RuntimeError(f"dvc repro -f exited {proc.returncode} in {repo}:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
         cold.append(time.perf_counter() - start)
         runs = [json.loads(line) for line in logfile.read_text().splitlines()]
         stages.append({Path(r["argv"][0]).stem: r for r in runs if r["argv"] and r["argv"][0].startswith("src/")})
@@ -199,6 +201,7 @@ def run(sizes: list[int], names: list[str], repeats: int, published_max: int, si
                 imports.setdefault(config, {k: v["import_s"] for k, v in m["stages"].items()})
                 metrics = io.read_json(repo / "dvclive/evaluate/metrics.json")
                 results["runs"].append({"size": size, "config": config, **m, "metrics": metrics})
+                io.write_json(CACHE / "pipeline.partial.json", results)  # for --from-json if a later size fails
                 log.info("  cold min %.2f s, median %.2f s; no-op %.2f s", min(m["cold_s"]), statistics.median(m["cold_s"]), min(m["noop_s"]))
                 shutil.rmtree(repo)
     results["load_after"] = os.getloadavg()[0]
