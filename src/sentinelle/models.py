@@ -446,14 +446,16 @@ def _fit(p: TrainParams, seed: int, texts: Any, labels: Any, groups: Any | None,
     labels = np.asarray(labels)
     pipeline = build_pipeline(p, seed)
     vectorisers, counts = _count(pipeline, texts, jobs)
+    solver_counts = _counts_of(counts, p)
+    df = solver_counts.document_frequency(np.arange(len(texts)))
     n_terms = [len(v.vocabulary_) for v in vectorisers]
-    df = _counts_of(counts, p).document_frequency(np.arange(len(texts)))
     idf = np.split(smooth_idf(df, len(texts)), np.cumsum(n_terms)[:-1])
     for vectoriser, weights in zip(vectorisers, idf, strict=True):
         _set_idf(vectoriser, weights)
     splits = list(_splits(p, seed, texts, labels, groups))
     if p.classifier == "linear_svm" and p.max_features is None:
-        return _fit_svm(p, seed, pipeline, counts, labels, splits, jobs, final)
+        return _fit_svm(p, seed, pipeline, solver_counts, labels, splits, jobs, final)
+    del solver_counts
     oof = np.empty(len(texts), dtype=np.float64)
     make = _fold_featuriser(p, seed, texts, counts if p.max_features is None else None)
     for train_idx, test_idx in splits:
@@ -493,6 +495,7 @@ def _set_idf(vectoriser: Any, idf: np.ndarray) -> None:
 
 
 def _counts_of(counts: Combined, p: TrainParams) -> Any:
+    """``counts`` as ``sentinelle.linear`` reads them."""
     from sentinelle import linear
 
     sizes = np.bincount(counts.column_block, minlength=counts.n_blocks).tolist()
@@ -500,17 +503,17 @@ def _counts_of(counts: Combined, p: TrainParams) -> Any:
 
 
 def _fit_svm(
-    p: TrainParams, seed: int, pipeline: Pipeline, combined: Combined, labels: np.ndarray,
+    p: TrainParams, seed: int, pipeline: Pipeline, counts: Any, labels: np.ndarray,
     splits: list[tuple[np.ndarray, np.ndarray]], jobs: int, final: bool,
 ) -> Trained:  # fmt: skip
-    """The linear SVM's folds and final fit with ``sentinelle.linear``, ``jobs`` at a time in threads."""
+    """The linear SVM's folds and final fit with ``sentinelle.linear`` on ``counts`` (a
+    ``linear.Counts``), ``jobs`` at a time in threads."""
     from concurrent.futures import ThreadPoolExecutor
 
     from sklearn.svm import LinearSVC
 
     from sentinelle import linear
 
-    counts = _counts_of(combined, p)
     classes = np.unique(labels)
     positive = labels == classes[1]
     sign = 1.0 if classes[1] == "spam" else -1.0  # raw scores are spam scores
