@@ -30,7 +30,8 @@ from sentinelle.evaluation import (
 )
 from sentinelle.obfuscation import obfuscate_many
 from sentinelle.params import Params
-from sentinelle.stage import Forked, log, run
+from sentinelle.processes import Forked
+from sentinelle.stage import log, run
 from sentinelle.text import Normaliser
 
 TEST = Path("data/processed/test.parquet")

@@ -81,7 +81,7 @@ def _fails() -> None:
 def test_forked_returns_the_childs_value_and_fails_when_the_child_fails(capfd: pytest.CaptureFixture[str]) -> None:
     import os
 
-    from sentinelle.stage import Forked
+    from sentinelle.processes import Forked
 
     assert Forked(_png_of, 3).result() == b"\x89PNG" * 3
     assert Forked(os.getpid).result() != os.getpid()  # really another process
@@ -99,7 +99,7 @@ def _squares_in_a_pool(n: int) -> list[int]:
 
 
 def test_forked_child_may_start_its_own_workers() -> None:
-    # evaluate's robustness check normalises with text.parallel_map (worker processes) in a Forked child
-    from sentinelle.stage import Forked
+    # evaluate's robustness check normalises with text.parallel_map (forked_map workers) in a Forked child
+    from sentinelle.processes import Forked
 
     assert Forked(_squares_in_a_pool, 3).result() == [3, 2, 1]

@@ -20,8 +20,6 @@ from sentinelle import io
 from sentinelle.errors import UserError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from sklearn.pipeline import Pipeline
 
     from sentinelle.params import TrainParams
@@ -632,15 +630,18 @@ def _count(pipeline: Pipeline, texts: np.ndarray, jobs: int = 1) -> tuple[list[A
 
     Counts are small integers, kept as uint16 (float32 if one exceeds 65,535) with
     int32 columns: 6 bytes per non-zero. On the fast path (``_fast_countable``, no
-    ``max_features``) pass 1 counts ``COUNT_CHUNK`` texts at a time for the document
-    frequencies; terms below ``min_df`` (or above ``max_df``) are dropped and the
-    rest numbered alphabetically, as scikit-learn does; pass 2 writes each chunk's
-    counts of the kept terms straight into the preallocated matrix, the chunks
-    counted by ``jobs`` forked processes. So the peak is the final matrix plus a chunk
-    per process, with no unpruned or second full-size copy.
+    ``max_features``) pass 1, one process per vectoriser, counts ``COUNT_CHUNK`` texts
+    at a time for the document frequencies; terms below ``min_df`` (or above
+    ``max_df``) are dropped and the rest numbered alphabetically, as scikit-learn
+    does; pass 2 writes each chunk's counts of the kept terms straight into the
+    preallocated matrix, the chunks counted by ``jobs`` forked processes. So the peak
+    is the final matrix plus a chunk per process, with no unpruned or second
+    full-size copy.
     """
     import scipy.sparse as sp
     from sklearn.feature_extraction.text import CountVectorizer
+
+    from sentinelle.processes import forked_map
 
     vectorisers = _vectorisers(pipeline)
     docs = texts.tolist()
@@ -700,7 +701,7 @@ def _count(pipeline: Pipeline, texts: np.ndarray, jobs: int = 1) -> tuple[list[A
     # The vectorisers' first passes are independent: one process each, as cores allow.
     caches, kept_blocks, nnz, max_count = [], [], 0, 0
     for vectoriser, (vocabulary, cache, nnz_k, max_k, blocks_k) in zip(
-        vectorisers, _in_order(first_pass, len(vectorisers), 0, jobs), strict=True
+        vectorisers, forked_map(first_pass, len(vectorisers), jobs), strict=True
     ):
         vectoriser.vocabulary_ = vocabulary
         vectoriser.fixed_vocabulary_ = False
@@ -732,7 +733,7 @@ def _count(pipeline: Pipeline, texts: np.ndarray, jobs: int = 1) -> tuple[list[A
 
     serial = min(len(blocks) for blocks in kept_blocks)
     pos = 0
-    for start, block in zip(starts, _in_order(chunk_block, len(starts), serial, jobs), strict=True):
+    for start, block in zip(starts, forked_map(chunk_block, len(starts), jobs, serial), strict=True):
         data[pos : pos + block.nnz] = block.data
         indices[pos : pos + block.nnz] = block.indices
         indptr[start + 1 : start + 1 + block.shape[0]] = block.indptr[1:] + pos
@@ -740,32 +741,6 @@ def _count(pipeline: Pipeline, texts: np.ndarray, jobs: int = 1) -> tuple[list[A
     assert pos == nnz
     matrix = sp.csr_matrix((data, indices, indptr.astype(index)), shape=(n, sum(sizes)), copy=False)
     return vectorisers, Combined(matrix, _column_block(sizes), len(sizes))
-
-
-_TASK: Any = None  # the function forked workers of _in_order call (inherited, not pickled)
-
-
-def _in_order(function: Any, n: int, serial: int, jobs: int) -> Iterator[Any]:
-    """``function(i)`` for ``i`` in ``range(n)``, in order; from ``serial`` on, computed by
-    ``jobs`` forked processes (which inherit ``function`` and its data; only results travel)."""
-    global _TASK
-    yield from (function(i) for i in range(min(serial, n)))
-    if n - serial < 2 or jobs < 2:
-        yield from (function(i) for i in range(serial, n))
-        return
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
-
-    _TASK = function
-    try:
-        with ProcessPoolExecutor(jobs, mp_context=get_context("fork")) as pool:
-            yield from pool.map(_call_task, range(serial, n))
-    finally:
-        _TASK = None
-
-
-def _call_task(i: int) -> Any:
-    return _TASK(i)
 
 
 def _renumbered(block: Any, remap: np.ndarray, n_columns: int) -> Any:

@@ -190,35 +190,20 @@ def _canonical_plain(text: str) -> str:
 
 # Below this many texts, starting worker processes costs more than it saves.
 PARALLEL_MIN = 20_000
-_WORK: tuple[Any, list[str]] | None = None  # (function, texts), inherited by forked workers
 
 
 def parallel_map(func: Any, texts: Iterable[str], jobs: int | None = None) -> list[str]:
     """``[func(t) for t in texts]``, over ``jobs`` forked processes (default: every core)
     for ``PARALLEL_MIN`` texts or more; contiguous chunks, joined in order, so the
     result is the same as the serial one."""
-    global _WORK
+    from sentinelle.processes import forked_map
+
     texts = texts if isinstance(texts, list) else list(texts)
     jobs = min(jobs or os.cpu_count() or 1, max(1, len(texts) // PARALLEL_MIN))
-    if jobs <= 1 or _WORK is not None:
-        return [func(t) for t in texts]
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
-
-    n_chunks = jobs * 4
+    n_chunks = jobs * 4 if jobs > 1 else 1
     bounds = [(len(texts) * i // n_chunks, len(texts) * (i + 1) // n_chunks) for i in range(n_chunks)]
-    _WORK = (func, texts)
-    try:
-        with ProcessPoolExecutor(jobs, mp_context=get_context("fork")) as pool:
-            return [out for part in pool.map(_map_chunk, bounds) for out in part]
-    finally:
-        _WORK = None
-
-
-def _map_chunk(bounds: tuple[int, int]) -> list[str]:
-    assert _WORK is not None
-    func, texts = _WORK
-    return [func(t) for t in texts[bounds[0] : bounds[1]]]
+    parts = forked_map(lambda i: [func(t) for t in texts[bounds[i][0] : bounds[i][1]]], n_chunks, jobs)
+    return [out for part in parts for out in part]
 
 
 @lru_cache(maxsize=1 << 18)
