@@ -179,3 +179,4 @@ def test_two_pass_counting_gives_scikit_learns_counts(monkeypatch, keep_nnz, job
     np.testing.assert_array_equal(counts.matrix.indptr, expected.indptr)
     np.testing.assert_array_equal(counts.matrix.indices, expected.indices)
     np.testing.assert_array_equal(counts.matrix.data, expected.data)
+    np.testing.assert_array_equal(counts.df, np.bincount(expected.indices, minlength=expected.shape[1]))

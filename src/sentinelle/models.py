@@ -444,16 +444,13 @@ def _fit(p: TrainParams, seed: int, texts: Any, labels: Any, groups: Any | None,
     labels = np.asarray(labels)
     pipeline = build_pipeline(p, seed)
     vectorisers, counts = _count(pipeline, texts, jobs)
-    solver_counts = _counts_of(counts, p)
-    df = solver_counts.document_frequency(np.arange(len(texts)))
     n_terms = [len(v.vocabulary_) for v in vectorisers]
-    idf = np.split(smooth_idf(df, len(texts)), np.cumsum(n_terms)[:-1])
+    idf = np.split(smooth_idf(counts.df, len(texts)), np.cumsum(n_terms)[:-1])
     for vectoriser, weights in zip(vectorisers, idf, strict=True):
         _set_idf(vectoriser, weights)
     splits = list(_splits(p, seed, texts, labels, groups))
     if p.classifier == "linear_svm" and p.max_features is None:
-        return _fit_svm(p, seed, pipeline, solver_counts, labels, splits, jobs, final)
-    del solver_counts
+        return _fit_svm(p, seed, pipeline, _counts_of(counts, p), labels, splits, jobs, final)
     oof = np.empty(len(texts), dtype=np.float64)
     make = _fold_featuriser(p, seed, texts, counts if p.max_features is None else None)
     for train_idx, test_idx in splits:
@@ -618,11 +615,13 @@ def _tfidf_rows(
 
 @dataclass
 class Combined:
-    """The count matrices of several vectorisers side by side, with each column's vectoriser."""
+    """The count matrices of several vectorisers side by side, with each column's vectoriser
+    and document frequency."""
 
     matrix: Any
     column_block: np.ndarray
     n_blocks: int
+    df: np.ndarray
 
 
 def _count(pipeline: Pipeline, texts: np.ndarray, jobs: int = 1) -> tuple[list[Any], Combined]:
@@ -655,16 +654,17 @@ def _count(pipeline: Pipeline, texts: np.ndarray, jobs: int = 1) -> tuple[list[A
                 del vectoriser._count_dtype
         matrix = sp.hstack(blocks, format="csr") if len(blocks) > 1 else blocks[0]
         matrix.sort_indices()
-        return vectorisers, Combined(matrix, _column_block([b.shape[1] for b in blocks]), len(blocks))
+        df = np.bincount(matrix.indices, minlength=matrix.shape[1])
+        return vectorisers, Combined(matrix, _column_block([b.shape[1] for b in blocks]), len(blocks), df)
 
     n = len(texts)
     budget = COUNT_KEEP_NNZ // len(vectorisers)
 
-    def first_pass(k: int) -> tuple[dict[str, int], dict[str, Any], int, int, list[Any]]:
+    def first_pass(k: int) -> tuple[dict[str, int], dict[str, Any], np.ndarray, int, list[Any]]:
         """Pass 1 for vectoriser ``k``: its vocabulary of kept terms, numbered alphabetically as
-        scikit-learn does; its char_wb word cache, renumbered; the non-zeros it will add (one
-        per document and kept term) and its largest count; its first chunks' counts, renumbered,
-        while they are small (pass 2 then need not count them again)."""
+        scikit-learn does; its char_wb word cache, renumbered; the document frequency of each
+        kept term (their sum is the non-zeros it adds) and its largest count; its first chunks'
+        counts, renumbered, while they are small (pass 2 then need not count them again)."""
         vectoriser = vectorisers[k]
         vocabulary: dict[str, int] = {}
         cache: dict[str, Any] = {}
@@ -696,18 +696,22 @@ def _count(pipeline: Pipeline, texts: np.ndarray, jobs: int = 1) -> tuple[list[A
             new = remap[ids]
             cache[word] = (new[new >= 0], counts[new >= 0])
         blocks = [_renumbered(b, remap, len(kept)) for b in blocks]
-        return {term: j for j, (term, _) in enumerate(kept)}, cache, int(df[keep].sum()), max_count, blocks
+        kept_df = df[[i for _, i in kept]]
+        return {term: j for j, (term, _) in enumerate(kept)}, cache, kept_df, max_count, blocks
 
     # The vectorisers' first passes are independent: one process each, as cores allow.
-    caches, kept_blocks, nnz, max_count = [], [], 0, 0
-    for vectoriser, (vocabulary, cache, nnz_k, max_k, blocks_k) in zip(
+    caches, kept_blocks, dfs, max_count = [], [], [], 0
+    for vectoriser, (vocabulary, cache, df_k, max_k, blocks_k) in zip(
         vectorisers, forked_map(first_pass, len(vectorisers), jobs), strict=True
     ):
         vectoriser.vocabulary_ = vocabulary
         vectoriser.fixed_vocabulary_ = False
         caches.append(cache)
         kept_blocks.append(blocks_k)
-        nnz, max_count = nnz + nnz_k, max(max_count, max_k)
+        dfs.append(df_k)
+        max_count = max(max_count, max_k)
+    df = np.concatenate(dfs)
+    nnz = int(df.sum())
     # Pass 2: each chunk's counts of the kept terms, straight into the matrix: pass 1's
     # if it kept them (small data), otherwise counted again, chunks over the cores.
     sizes = [len(v.vocabulary_) for v in vectorisers]
@@ -740,7 +744,7 @@ def _count(pipeline: Pipeline, texts: np.ndarray, jobs: int = 1) -> tuple[list[A
         pos += block.nnz
     assert pos == nnz
     matrix = sp.csr_matrix((data, indices, indptr.astype(index)), shape=(n, sum(sizes)), copy=False)
-    return vectorisers, Combined(matrix, _column_block(sizes), len(sizes))
+    return vectorisers, Combined(matrix, _column_block(sizes), len(sizes), df)
 
 
 def _renumbered(block: Any, remap: np.ndarray, n_columns: int) -> Any:
