@@ -46,3 +46,28 @@ def test_normalisation_is_idempotent_on_its_own_output() -> None:
     norm = Normaliser(stem=True)
     once = norm("URGENT! Call 09061701461 to claim your £900 prize: http://win.com")
     assert norm(once) == once
+
+
+def test_nltk_loads_without_scipy_and_sklearn_which_still_import_afterwards() -> None:
+    """A fresh interpreter: making a stemming Normaliser imports NLTK but neither SciPy nor
+    scikit-learn (NLTK's __init__ would, for 0.6 s); both import normally afterwards, and
+    modules imported before NLTK are untouched."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+import scipy.sparse  # loaded before: NLTK may use it, while scipy.stats stays unloaded
+from sentinelle.text import Normaliser
+assert Normaliser(stem=True)("Claiming prizes") == "claim prize"
+loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("sklearn", "pandas") or m == "scipy.stats")
+assert not loaded, loaded
+assert "nltk.parse.transitionparser" in sys.modules
+import scipy.stats
+import sklearn.feature_extraction.text
+assert "_Unavailable" not in [type(f).__name__ for f in sys.meta_path]
+print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
