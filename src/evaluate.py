@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from dvclive import Live
 
 from sentinelle import io, models
 from sentinelle.evaluation import (
@@ -82,6 +81,8 @@ def main(params: Params) -> None:
         "fp": obf["fp"],
         "recall_drop_points": 100 * (at_threshold["recall"] - obf["recall"]),
     }
+
+    from dvclive import Live  # imported where used: it imports pandas and DVC
 
     with Live(str(LIVE_DIR), dvcyaml=False, save_dvc_exp=False) as live:
         live.log_metric("threshold", _rounded(threshold), plot=False)

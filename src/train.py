@@ -14,8 +14,6 @@ import dataclasses
 from importlib.metadata import version
 from pathlib import Path
 
-from dvclive import Live
-
 from sentinelle import io, models
 from sentinelle.evaluation import choose_threshold, threshold_metrics
 from sentinelle.params import Params
@@ -59,6 +57,8 @@ def main(params: Params) -> None:
     io.write_json(models.METADATA_PATH, metadata)
 
     scores, n_features = trained.train_scores, trained.n_features
+    from dvclive import Live  # imported here, after fitting: it imports pandas (and DVC)
+
     with Live(str(LIVE_DIR), dvcyaml=False, save_dvc_exp=False) as live:
         live.log_params({"train": dataclasses.asdict(p), "seed": params.base.seed})
         live.log_metric("n_train", len(train), plot=False)
