@@ -180,3 +180,35 @@ def test_two_pass_counting_gives_scikit_learns_counts(monkeypatch, keep_nnz, job
     np.testing.assert_array_equal(counts.matrix.indices, expected.indices)
     np.testing.assert_array_equal(counts.matrix.data, expected.data)
     np.testing.assert_array_equal(counts.df, np.bincount(expected.indices, minlength=expected.shape[1]))
+    # Pass 1 reserved room for each chunk's n-grams before pruning, so the chunks in the file are
+    # apart and had to be moved together (min_df=2 prunes), in order, whichever process wrote them.
+    assert (counts.file.layout["nnz"] < np.diff(counts.file.layout["offsets"])).any()
+
+
+def test_the_solver_process_fits_the_same_model(monkeypatch, tmp_path) -> None:
+    from sentinelle import solver
+
+    p = dataclasses.replace(PARAMS.train, min_df=1)
+    groups = list(range(len(TEXTS)))
+    here = models.train(p, 1, TEXTS, LABELS, groups=groups)
+    requests = []
+    real_fit = solver.Solver.fit
+    monkeypatch.setattr(solver.Solver, "fit", lambda self, **job: requests.append(job) or real_fit(self, **job))
+    monkeypatch.setattr(models, "SOLVER_MIN_TEXTS", 1)
+    there = models.train(p, 1, TEXTS, LABELS, groups=groups)
+    assert len(requests) == 1  # the fits ran in the solver process
+    np.testing.assert_array_equal(there.oof, here.oof)
+    np.testing.assert_array_equal(there.train_scores, here.train_scores)
+    assert models.save(there.model, tmp_path / "there.skops") == models.save(here.model, tmp_path / "here.skops")
+
+
+def test_a_failing_solver_process_fails_the_fit_and_an_idle_one_exits(capfd) -> None:
+    from sentinelle.solver import CountFile, Solver
+
+    with CountFile() as file, Solver(file) as process:
+        with pytest.raises(RuntimeError, match=r"the SVM solver process failed \(exit code 1\); its error is above"):
+            process.fit(indptr=np.zeros(1))  # no counts were reserved in the file
+    assert "KeyError" in capfd.readouterr().err
+    with CountFile() as file, Solver(file) as idle:
+        pass  # the stage failed before asking
+    assert idle._process.returncode == 0

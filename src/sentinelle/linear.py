@@ -47,18 +47,17 @@ class Counts:
     tf: np.ndarray  # tf[count]: the term-frequency weight of a count (1 + log(count) if sublinear)
 
     @classmethod
-    def from_csr(cls, matrix: object, block_sizes: list[int], sublinear_tf: bool) -> Counts:
-        data = matrix.data  # type: ignore[attr-defined]
+    def of(
+        cls, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, block_sizes: list[int], sublinear_tf: bool
+    ) -> Counts:
         counts = np.arange(int(data.max(initial=0)) + 1, dtype=np.float64)
         with np.errstate(divide="ignore"):
             tf = np.where(counts > 0, 1 + np.log(counts), 0.0) if sublinear_tf else counts
-        return cls(
-            np.asarray(matrix.indptr, dtype=np.int64),  # type: ignore[attr-defined]
-            matrix.indices,  # type: ignore[attr-defined]
-            data,
-            np.cumsum(block_sizes).astype(np.int64),
-            tf,
-        )
+        return cls(np.asarray(indptr, dtype=np.int64), indices, data, np.cumsum(block_sizes).astype(np.int64), tf)
+
+    @classmethod
+    def from_csr(cls, matrix: object, block_sizes: list[int], sublinear_tf: bool) -> Counts:
+        return cls.of(matrix.indptr, matrix.indices, matrix.data, block_sizes, sublinear_tf)  # type: ignore[attr-defined]
 
     @property
     def n_columns(self) -> int:
@@ -91,6 +90,42 @@ def fit(
         counts.block_end, counts.tf, tol, MAX_ITER, np.int64(seed),
     )  # fmt: skip
     return w, wb * BIAS, iterations
+
+
+def fit_folds(
+    counts: Counts, positive: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]], min_df: int,
+    weight: np.ndarray | None, C: float, class_weight: str | None, seed: int, jobs: int,
+) -> tuple[list[np.ndarray], tuple[np.ndarray, float, int, np.ndarray] | None]:  # fmt: skip
+    """Cross-validation and final fit, ``jobs`` at a time in threads (the kernels release the GIL).
+
+    For each ``(train_idx, test_idx)`` split: the decision values of ``test_idx`` from
+    an SVM fitted on ``train_idx`` with the split's own idf (smoothed document
+    frequencies of ``train_idx``; 0 for columns below ``min_df``). With ``weight``
+    (the final vectorisers' idf): ``(coef, intercept, iterations, decision values)``
+    of the fit on every row, else None.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sentinelle.models import smooth_idf
+
+    def fold(split: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        train_idx, test_idx = split
+        df = counts.document_frequency(train_idx)
+        fold_weight = np.where(df >= min_df, smooth_idf(df, len(train_idx)), 0.0)
+        scale = counts.scales(train_idx, fold_weight)
+        w, b, _ = fit(counts, train_idx, positive[train_idx], fold_weight, scale, C, class_weight, seed)
+        return counts.decision(test_idx, fold_weight, counts.scales(test_idx, fold_weight), w, b)
+
+    def fit_all(weight: np.ndarray) -> tuple[np.ndarray, float, int, np.ndarray]:
+        rows = np.arange(len(positive))
+        scale = counts.scales(rows, weight)
+        w, b, iterations = fit(counts, rows, positive, weight, scale, C, class_weight, seed)
+        return w, b, iterations, counts.decision(rows, weight, scale, w, b)
+
+    tasks = [lambda s=s: fold(s) for s in splits] + ([lambda: fit_all(weight)] if weight is not None else [])
+    with ThreadPoolExecutor(max(1, jobs)) as pool:
+        results = list(pool.map(lambda task: task(), tasks))
+    return results[: len(splits)], (results[-1] if weight is not None else None)
 
 
 @numba.njit(**_JIT)

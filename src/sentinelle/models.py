@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import zipfile
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
 
     from sentinelle.params import TrainParams
+    from sentinelle.solver import CountFile, Solver
 
 MODEL_PATH = Path("models/model.skops")
 METADATA_PATH = Path("models/model.json")
@@ -440,17 +442,34 @@ def train(p: TrainParams, seed: int, texts: Any, labels: Any, groups: Any | None
 
 
 def _fit(p: TrainParams, seed: int, texts: Any, labels: Any, groups: Any | None, jobs: int, final: bool) -> Trained:
+    from contextlib import nullcontext
+
+    from sentinelle.solver import CountFile, Solver
+
     texts = np.asarray(texts, dtype=object)
     labels = np.asarray(labels)
-    pipeline = build_pipeline(p, seed)
-    vectorisers, counts = _count(pipeline, texts, jobs)
-    n_terms = [len(v.vocabulary_) for v in vectorisers]
-    idf = np.split(smooth_idf(counts.df, len(texts)), np.cumsum(n_terms)[:-1])
-    for vectoriser, weights in zip(vectorisers, idf, strict=True):
-        _set_idf(vectoriser, weights)
-    splits = list(_splits(p, seed, texts, labels, groups))
-    if p.classifier == "linear_svm" and p.max_features is None:
-        return _fit_svm(p, seed, pipeline, _counts_of(counts, p), labels, splits, jobs, final)
+    file = CountFile()
+    svm = p.classifier == "linear_svm" and p.max_features is None
+    # From SOLVER_MIN_TEXTS on, the SVM is fitted in a solver process, which starts first:
+    # it loads numba while this one counts.
+    with file, Solver(file) if svm and len(texts) >= SOLVER_MIN_TEXTS else nullcontext() as solver:
+        pipeline = build_pipeline(p, seed)
+        vectorisers, counts = _count(pipeline, texts, jobs, file)
+        n_terms = [len(v.vocabulary_) for v in vectorisers]
+        idf = np.split(smooth_idf(counts.df, len(texts)), np.cumsum(n_terms)[:-1])
+        for vectoriser, weights in zip(vectorisers, idf, strict=True):
+            _set_idf(vectoriser, weights)
+        splits = list(_splits(p, seed, texts, labels, groups))
+        if svm:
+            return _fit_svm(p, seed, pipeline, solver, counts, labels, splits, jobs, final)
+        return _fit_in_process(p, seed, pipeline, counts, texts, labels, splits, idf, final)
+
+
+def _fit_in_process(
+    p: TrainParams, seed: int, pipeline: Pipeline, counts: Combined, texts: np.ndarray, labels: np.ndarray,
+    splits: list[tuple[np.ndarray, np.ndarray]], idf: list[np.ndarray], final: bool,
+) -> Trained:  # fmt: skip
+    """Every classifier but the default SVM: per-fold TF-IDF matrices and scikit-learn's ``fit``."""
     oof = np.empty(len(texts), dtype=np.float64)
     make = _fold_featuriser(p, seed, texts, counts if p.max_features is None else None)
     for train_idx, test_idx in splits:
@@ -489,54 +508,41 @@ def _set_idf(vectoriser: Any, idf: np.ndarray) -> None:
     vectoriser._tfidf.n_features_in_ = len(idf)
 
 
-def _counts_of(counts: Combined, p: TrainParams) -> Any:
-    """``counts`` as ``sentinelle.linear`` reads them."""
-    from sentinelle import linear
-
-    sizes = np.bincount(counts.column_block, minlength=counts.n_blocks).tolist()
-    return linear.Counts.from_csr(counts.matrix, sizes, p.sublinear_tf)
+# From this many training texts the SVM is fitted in a solver process (see sentinelle.solver):
+# the stage's process then never holds the count matrix, numba or the fits' arrays.
+# Below it, starting that process (~0.2 s) costs more than the memory it saves.
+SOLVER_MIN_TEXTS = 20_000
 
 
 def _fit_svm(
-    p: TrainParams, seed: int, pipeline: Pipeline, counts: Any, labels: np.ndarray,
-    splits: list[tuple[np.ndarray, np.ndarray]], jobs: int, final: bool,
+    p: TrainParams, seed: int, pipeline: Pipeline, solver: Solver | None, counts: Combined,
+    labels: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]], jobs: int, final: bool,
 ) -> Trained:  # fmt: skip
-    """The linear SVM's folds and final fit with ``sentinelle.linear`` on ``counts`` (a
-    ``linear.Counts``), ``jobs`` at a time in threads."""
-    from concurrent.futures import ThreadPoolExecutor
-
+    """The linear SVM's folds and final fit: ``sentinelle.linear.fit_folds`` on ``counts``, in
+    ``solver``'s process, or in this one if None."""
     from sklearn.svm import LinearSVC
-
-    from sentinelle import linear
 
     classes = np.unique(labels)
     positive = labels == classes[1]
     sign = 1.0 if classes[1] == "spam" else -1.0  # raw scores are spam scores
+    sizes = np.bincount(counts.column_block, minlength=counts.n_blocks).tolist()
+    job = dict(
+        positive=positive, splits=splits, min_df=p.min_df, C=p.C, class_weight=p.class_weight, seed=seed,
+        jobs=jobs, weight=np.concatenate([v.idf_ for v in _vectorisers(pipeline)]) if final else None,
+    )  # fmt: skip
+    if solver is None:
+        from sentinelle import linear
 
-    def fold(split: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-        train_idx, test_idx = split
-        df = counts.document_frequency(train_idx)
-        weight = np.where(df >= p.min_df, smooth_idf(df, len(train_idx)), 0.0)
-        w, b, _ = linear.fit(counts, train_idx, positive[train_idx], weight, counts.scales(train_idx, weight),
-                             p.C, p.class_weight, seed)  # fmt: skip
-        return counts.decision(test_idx, weight, counts.scales(test_idx, weight), w, b)
+        results, whole = linear.fit_folds(linear.Counts.from_csr(counts.matrix, sizes, p.sublinear_tf), **job)
+    else:
+        results, whole = solver.fit(indptr=counts.indptr, block_sizes=sizes, sublinear_tf=p.sublinear_tf, **job)
 
-    def fit_all() -> tuple[np.ndarray, float, int, np.ndarray]:
-        rows = np.arange(len(labels))
-        weight = np.concatenate([v.idf_ for v in _vectorisers(pipeline)])
-        scale = counts.scales(rows, weight)
-        w, b, iterations = linear.fit(counts, rows, positive, weight, scale, p.C, p.class_weight, seed)
-        return w, b, iterations, counts.decision(rows, weight, scale, w, b)
-
-    tasks = [lambda s=s: fold(s) for s in splits] + ([fit_all] if final else [])
-    with ThreadPoolExecutor(max(1, jobs)) as pool:
-        results = list(pool.map(lambda task: task(), tasks))
     oof = np.empty(len(labels), dtype=np.float64)
-    for (_, test_idx), scores in zip(splits, results, strict=False):
+    for (_, test_idx), scores in zip(splits, results, strict=True):
         oof[test_idx] = sign * scores
     if not final:
         return Trained(pipeline, oof, np.empty(0), 0)
-    w, b, iterations, decision = results[-1]
+    w, b, iterations, decision = whole
     svm = _raw_classifier(p, seed)
     assert isinstance(svm, LinearSVC)
     svm.classes_, svm.coef_, svm.intercept_ = classes, w.reshape(1, -1), np.array([b])
@@ -615,33 +621,43 @@ def _tfidf_rows(
 
 @dataclass
 class Combined:
-    """The count matrices of several vectorisers side by side, with each column's vectoriser
-    and document frequency."""
+    """The count matrices of several vectorisers side by side, in ``file`` (see
+    ``sentinelle.solver``), with each column's vectoriser and document frequency."""
 
-    matrix: Any
+    file: CountFile
+    indptr: np.ndarray
     column_block: np.ndarray
     n_blocks: int
     df: np.ndarray
 
+    @cached_property
+    def matrix(self) -> Any:
+        """The CSR matrix, mapped into this process."""
+        return self.file.csr(self.indptr, len(self.column_block))
 
-def _count(pipeline: Pipeline, texts: np.ndarray, jobs: int = 1) -> tuple[list[Any], Combined]:
+
+def _count(
+    pipeline: Pipeline, texts: np.ndarray, jobs: int = 1, file: CountFile | None = None
+) -> tuple[list[Any], Combined]:
     """The pipeline's vectorisers, fitted (vocabulary only), and their counts of ``texts`` side by side.
 
     Counts are small integers, kept as uint16 (float32 if one exceeds 65,535) with
-    int32 columns: 6 bytes per non-zero. On the fast path (``_fast_countable``, no
+    int32 columns: 6 bytes per non-zero, in ``file`` (a new ``CountFile`` if None),
+    which this process does not map. On the fast path (``_fast_countable``, no
     ``max_features``) pass 1, one process per vectoriser, counts ``COUNT_CHUNK`` texts
     at a time for the document frequencies; terms below ``min_df`` (or above
     ``max_df``) are dropped and the rest numbered alphabetically, as scikit-learn
-    does; pass 2 writes each chunk's counts of the kept terms straight into the
-    preallocated matrix, the chunks counted by ``jobs`` forked processes. So the peak
-    is the final matrix plus a chunk per process, with no unpruned or second
-    full-size copy.
+    does; pass 2 counts each chunk's kept terms again, the chunks over ``jobs``
+    forked processes, and each writes its chunk straight into the file. So no
+    process holds the matrix: only a chunk each.
     """
     import scipy.sparse as sp
     from sklearn.feature_extraction.text import CountVectorizer
 
     from sentinelle.processes import forked_map
+    from sentinelle.solver import CountFile
 
+    file = file or CountFile()
     vectorisers = _vectorisers(pipeline)
     docs = texts.tolist()
     if any(v.max_features is not None or not _fast_countable(v, docs) for v in vectorisers):
@@ -655,27 +671,33 @@ def _count(pipeline: Pipeline, texts: np.ndarray, jobs: int = 1) -> tuple[list[A
         matrix = sp.hstack(blocks, format="csr") if len(blocks) > 1 else blocks[0]
         matrix.sort_indices()
         df = np.bincount(matrix.indices, minlength=matrix.shape[1])
-        return vectorisers, Combined(matrix, _column_block([b.shape[1] for b in blocks]), len(blocks), df)
+        file.reserve(np.array([matrix.nnz]), matrix.data.dtype, matrix.indices.dtype)
+        file.write(0, matrix.data, matrix.indices)
+        file.layout["nnz"][0] = matrix.nnz
+        column_block = _column_block([b.shape[1] for b in blocks])
+        return vectorisers, Combined(file, matrix.indptr, column_block, len(blocks), df)
 
     n = len(texts)
     budget = COUNT_KEEP_NNZ // len(vectorisers)
 
-    def first_pass(k: int) -> tuple[dict[str, int], dict[str, Any], np.ndarray, int, list[Any]]:
+    def first_pass(k: int) -> tuple[dict[str, int], dict[str, Any], np.ndarray, int, list[int], list[Any]]:
         """Pass 1 for vectoriser ``k``: its vocabulary of kept terms, numbered alphabetically as
         scikit-learn does; its char_wb word cache, renumbered; the document frequency of each
-        kept term (their sum is the non-zeros it adds) and its largest count; its first chunks'
-        counts, renumbered, while they are small (pass 2 then need not count them again)."""
+        kept term (their sum is the non-zeros it adds) and its largest count; each chunk's
+        non-zeros before pruning (room to reserve for it); its first chunks' counts,
+        renumbered, while they are small (pass 2 then need not count them again)."""
         vectoriser = vectorisers[k]
         vocabulary: dict[str, int] = {}
         cache: dict[str, Any] = {}
         df = np.zeros(0, dtype=np.int64)
-        blocks, seen_nnz, max_count = [], 0, 0
+        blocks, seen_nnz, max_count, chunk_nnz = [], 0, 0, []
         for start in range(0, n, COUNT_CHUNK):
             block = _count_chunk(vectoriser, docs[start : start + COUNT_CHUNK], vocabulary, False, cache)
             chunk_df = np.bincount(block.indices, minlength=block.shape[1])
             chunk_df[: len(df)] += df
             df = chunk_df
             max_count = max(max_count, int(block.data.max(initial=0)))
+            chunk_nnz.append(block.nnz)
             seen_nnz += block.nnz
             if seen_nnz <= budget:
                 blocks.append(block)
@@ -697,11 +719,11 @@ def _count(pipeline: Pipeline, texts: np.ndarray, jobs: int = 1) -> tuple[list[A
             cache[word] = (new[new >= 0], counts[new >= 0])
         blocks = [_renumbered(b, remap, len(kept)) for b in blocks]
         kept_df = df[[i for _, i in kept]]
-        return {term: j for j, (term, _) in enumerate(kept)}, cache, kept_df, max_count, blocks
+        return {term: j for j, (term, _) in enumerate(kept)}, cache, kept_df, max_count, chunk_nnz, blocks
 
     # The vectorisers' first passes are independent: one process each, as cores allow.
-    caches, kept_blocks, dfs, max_count = [], [], [], 0
-    for vectoriser, (vocabulary, cache, df_k, max_k, blocks_k) in zip(
+    caches, kept_blocks, dfs, max_count, capacity = [], [], [], 0, np.int64(0)
+    for vectoriser, (vocabulary, cache, df_k, max_k, nnz_k, blocks_k) in zip(
         vectorisers, forked_map(first_pass, len(vectorisers), jobs), strict=True
     ):
         vectoriser.vocabulary_ = vocabulary
@@ -710,16 +732,15 @@ def _count(pipeline: Pipeline, texts: np.ndarray, jobs: int = 1) -> tuple[list[A
         kept_blocks.append(blocks_k)
         dfs.append(df_k)
         max_count = max(max_count, max_k)
+        capacity = capacity + np.array(nnz_k, dtype=np.int64)
     df = np.concatenate(dfs)
     nnz = int(df.sum())
-    # Pass 2: each chunk's counts of the kept terms, straight into the matrix: pass 1's
+    # Pass 2: each chunk's counts of the kept terms, straight into the file: pass 1's
     # if it kept them (small data), otherwise counted again, chunks over the cores.
     sizes = [len(v.vocabulary_) for v in vectorisers]
     index = np.int32 if max(nnz, sum(sizes)) < 2**31 else np.int64
     # Counts are small integers: uint16 (2 bytes) when they fit, else float32 (exact to 2**24).
-    data = np.empty(nnz, dtype=np.uint16 if max_count <= np.iinfo(np.uint16).max else np.float32)
-    indices = np.empty(nnz, dtype=index)
-    indptr = np.zeros(n + 1, dtype=np.int64)
+    file.reserve(capacity, np.uint16 if max_count <= np.iinfo(np.uint16).max else np.float32, index)
     starts = list(range(0, n, COUNT_CHUNK))
 
     def chunk_block(c: int) -> Any:
@@ -735,16 +756,18 @@ def _count(pipeline: Pipeline, texts: np.ndarray, jobs: int = 1) -> tuple[list[A
         block.sort_indices()
         return block
 
+    def write_chunk(c: int) -> np.ndarray:
+        """Chunk ``c``'s counts into the file; its documents' numbers of non-zeros."""
+        block = chunk_block(c)
+        file.write(c, block.data, block.indices)
+        return np.diff(block.indptr)
+
     serial = min(len(blocks) for blocks in kept_blocks)
-    pos = 0
-    for start, block in zip(starts, forked_map(chunk_block, len(starts), jobs, serial), strict=True):
-        data[pos : pos + block.nnz] = block.data
-        indices[pos : pos + block.nnz] = block.indices
-        indptr[start + 1 : start + 1 + block.shape[0]] = block.indptr[1:] + pos
-        pos += block.nnz
-    assert pos == nnz
-    matrix = sp.csr_matrix((data, indices, indptr.astype(index)), shape=(n, sum(sizes)), copy=False)
-    return vectorisers, Combined(matrix, _column_block(sizes), len(sizes), df)
+    row_nnz = list(forked_map(write_chunk, len(starts), jobs, serial))
+    file.layout["nnz"][:] = [int(r.sum()) for r in row_nnz]
+    indptr = np.concatenate([[0], np.cumsum(np.concatenate(row_nnz))]).astype(index)
+    assert indptr[-1] == nnz
+    return vectorisers, Combined(file, indptr, _column_block(sizes), len(sizes), df)
 
 
 def _renumbered(block: Any, remap: np.ndarray, n_columns: int) -> Any:
