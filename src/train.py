@@ -17,6 +17,7 @@ from pathlib import Path
 from sentinelle import io, models
 from sentinelle.evaluation import choose_threshold, threshold_metrics
 from sentinelle.params import Params
+from sentinelle.processes import Forked
 from sentinelle.stage import log, run
 
 TRAIN = Path("data/processed/train.parquet")
@@ -39,7 +40,21 @@ def main(params: Params) -> None:
     threshold = models.probability_threshold(model, raw_threshold)
     cv = threshold_metrics(y, trained.oof >= raw_threshold)
 
-    sha256 = models.save(model)
+    # skops (0.3 s to import) writes the model in a child process while this one logs.
+    saved = Forked(models.save, model)
+    scores, n_features = trained.train_scores, trained.n_features
+    from dvclive import Live  # imported where it logs (with the DVC repository it opens, ~0.2 s)
+
+    with Live(str(LIVE_DIR), dvcyaml=False, save_dvc_exp=False) as live:
+        live.log_params({"train": dataclasses.asdict(p), "seed": params.base.seed})
+        live.log_metric("n_train", len(train), plot=False)
+        live.log_metric("n_features", n_features, plot=False)
+        live.log_metric("train_accuracy", round(float(((scores >= threshold) == y).mean()), 6), plot=False)
+        live.log_metric("threshold", round(threshold, 6), plot=False)
+        for name in ("recall", "ham_fpr", "mcc", "f1", "fp", "n_ham"):
+            live.log_metric(f"cv/{name}", round(cv[name], 6) if isinstance(cv[name], float) else cv[name], plot=False)
+
+    sha256 = saved.result()
     metadata = {
         "model_version": f"sentinelle-{sha256[:12]}",
         "model_sha256": sha256,
@@ -55,18 +70,6 @@ def main(params: Params) -> None:
         "libraries": {name: version(name) for name in LIBRARIES},
     }
     io.write_json(models.METADATA_PATH, metadata)
-
-    scores, n_features = trained.train_scores, trained.n_features
-    from dvclive import Live  # imported here, after fitting: it imports pandas (and DVC)
-
-    with Live(str(LIVE_DIR), dvcyaml=False, save_dvc_exp=False) as live:
-        live.log_params({"train": dataclasses.asdict(p), "seed": params.base.seed})
-        live.log_metric("n_train", len(train), plot=False)
-        live.log_metric("n_features", n_features, plot=False)
-        live.log_metric("train_accuracy", round(float(((scores >= threshold) == y).mean()), 6), plot=False)
-        live.log_metric("threshold", round(threshold, 6), plot=False)
-        for name in ("recall", "ham_fpr", "mcc", "f1", "fp", "n_ham"):
-            live.log_metric(f"cv/{name}", round(cv[name], 6) if isinstance(cv[name], float) else cv[name], plot=False)
     log.info(
         "threshold %.4f from %d-fold CV on train: spam recall %.4f, ham flagged %d of %d (target <= %g)",
         threshold, p.cv_folds, cv["recall"], cv["fp"], cv["n_ham"], p.max_ham_fpr,
