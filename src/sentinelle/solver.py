@@ -161,10 +161,10 @@ def main() -> None:
     os.dup2(2, 1)  # anything printed goes to stderr, not into the reply
     from sentinelle import linear  # numpy + numba: loads while the stage counts
 
-    request = sys.stdin.buffer.read()
-    if not request:
+    try:
+        job = pickle.load(sys.stdin.buffer)
+    except EOFError:
         return  # the stage stopped before asking
-    job = pickle.loads(request)
     fd, layout, indptr, block_sizes, sublinear_tf = (
         job.pop(k) for k in ("fd", "layout", "indptr", "block_sizes", "sublinear_tf")
     )
