@@ -469,7 +469,8 @@ def _fit_in_process(
     p: TrainParams, seed: int, pipeline: Pipeline, counts: Combined, texts: np.ndarray, labels: np.ndarray,
     splits: list[tuple[np.ndarray, np.ndarray]], idf: list[np.ndarray], final: bool,
 ) -> Trained:  # fmt: skip
-    """Every classifier but the default SVM: per-fold TF-IDF matrices and scikit-learn's ``fit``."""
+    """Every classifier but the linear SVM of ``_fit_svm`` (so also the SVM with ``max_features``):
+    per-fold TF-IDF matrices and scikit-learn's ``fit``."""
     oof = np.empty(len(texts), dtype=np.float64)
     make = _fold_featuriser(p, seed, texts, counts if p.max_features is None else None)
     for train_idx, test_idx in splits:
@@ -479,10 +480,8 @@ def _fit_in_process(
         oof[test_idx] = _raw_scores(classifier, X_test)
     if not final:
         return Trained(pipeline, oof, np.empty(0), 0)
-    del make
     weights = np.concatenate(idf)
     X = _tfidf_rows(counts.matrix, np.arange(len(weights)), weights, counts.column_block, counts.n_blocks, p.sublinear_tf)
-    del counts
     classifier = _raw_classifier(p, seed).fit(X, labels)
     if p.classifier == "linear_svm":
         classifier = calibrated_svm(pipeline[-1], classifier, *fit_sigmoid(oof, labels == classifier.classes_[1]))

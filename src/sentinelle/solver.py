@@ -130,7 +130,11 @@ class Solver:
         self._counts = counts
 
     def fit(self, **job: Any) -> Any:
-        """``linear.fit_folds(counts, **job)`` in the solver process, ``counts`` from the file."""
+        """``linear.fit_folds(counts, **job)`` in the solver process, ``counts`` from the file.
+
+        Request and reply are pickled, as ``multiprocessing`` does between a process and
+        the child it started: the pipes are this process's own, never a file or socket.
+        """
         assert self._process.stdin is not None and self._process.stdout is not None
         request = {"fd": self._counts.fd, "layout": self._counts.layout, **job}
         try:
