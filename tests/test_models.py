@@ -212,3 +212,23 @@ def test_a_failing_solver_process_fails_the_fit_and_an_idle_one_exits(capfd) -> 
     with CountFile() as file, Solver(file) as idle:
         pass  # the stage failed before asking
     assert idle._process.returncode == 0
+
+
+@pytest.mark.parametrize("memfd", [True, False])  # Linux's memfd, or the fallback elsewhere
+def test_count_file_chunks_written_in_any_order_make_one_csr_matrix(monkeypatch, memfd) -> None:
+    import os
+
+    from sentinelle.solver import CountFile
+
+    if not memfd:
+        monkeypatch.delattr(os, "memfd_create", raising=False)
+    with CountFile() as file:
+        assert os.fstat(file.fd).st_nlink == 0  # no name on disk: gone once closed
+        file.reserve(np.array([3, 2]), np.uint16, np.int32)  # room for 3 then 2 non-zeros
+        file.write(1, np.array([7, 8], dtype=np.uint16), np.array([0, 2], dtype=np.int32))
+        file.write(0, np.array([1, 2], dtype=np.uint16), np.array([1, 2], dtype=np.int32))  # 2 of its 3
+        file.layout["nnz"][:] = [2, 2]
+        matrix = file.csr(np.array([0, 2, 4]), n_columns=3)
+        assert matrix.toarray().tolist() == [[0, 1, 2], [7, 0, 8]]
+        with pytest.raises(AssertionError, match="chunk larger than pass 1 counted"):
+            file.write(1, np.ones(3, dtype=np.uint16), np.arange(3, dtype=np.int32))
