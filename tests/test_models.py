@@ -206,9 +206,16 @@ def test_a_failing_solver_process_fails_the_fit_and_an_idle_one_exits(capfd) -> 
     from sentinelle.solver import CountFile, Solver
 
     with CountFile() as file, Solver(file) as process:
+        file.reserve(np.array([2]), np.uint16, np.int32)
+        file.write(0, np.array([1, 1], dtype=np.uint16), np.array([0, 1], dtype=np.int32))
+        file.layout["nnz"][:] = [2]
+        split = (np.array([0]), np.array([1]))
         with pytest.raises(RuntimeError, match=r"the SVM solver process failed \(exit code 1\); its error is above"):
-            process.fit(indptr=np.zeros(1))  # no counts were reserved in the file
-    assert "KeyError" in capfd.readouterr().err
+            process.fit(
+                indptr=np.array([0, 1, 2]), block_sizes=[2], sublinear_tf=True, positive=np.array([], dtype=bool),
+                splits=[split], min_df=1, weight=None, C=1.0, class_weight=None, seed=0, jobs=1,
+            )  # one label for two rows: the solver fails
+    assert "IndexError" in capfd.readouterr().err
     with CountFile() as file, Solver(file) as idle:
         pass  # the stage failed before asking
     assert idle._process.returncode == 0

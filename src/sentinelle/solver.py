@@ -20,9 +20,11 @@ order by any process; whoever maps the file first moves them together
 
 from __future__ import annotations
 
+import io
+import json
 import mmap
 import os
-import pickle
+import struct
 import subprocess
 import sys
 import tempfile
@@ -129,21 +131,35 @@ class Solver:
         )  # fmt: skip
         self._counts = counts
 
-    def fit(self, **job: Any) -> Any:
-        """``linear.fit_folds(counts, **job)`` in the solver process, ``counts`` from the file.
-
-        Request and reply are pickled, as ``multiprocessing`` does between a process and
-        the child it started: the pipes are this process's own, never a file or socket.
-        """
+    def fit(
+        self, *, indptr: np.ndarray, block_sizes: list[int], sublinear_tf: bool, positive: np.ndarray,
+        splits: list[tuple[np.ndarray, np.ndarray]], min_df: int, weight: np.ndarray | None,
+        C: float, class_weight: str | None, seed: int, jobs: int,
+    ) -> tuple[list[np.ndarray], tuple[np.ndarray, float, int, np.ndarray] | None]:  # fmt: skip
+        """``linear.fit_folds`` (same arguments and result) in the solver process, on the file's counts."""
         assert self._process.stdin is not None and self._process.stdout is not None
-        request = {"fd": self._counts.fd, "layout": self._counts.layout, **job}
+        layout = self._counts.layout
+        header = {
+            "fd": self._counts.fd, "data": layout["data"], "indices": layout["indices"],
+            "block_sizes": block_sizes, "sublinear_tf": sublinear_tf, "n_splits": len(splits),
+            "min_df": min_df, "C": C, "class_weight": class_weight, "seed": seed, "jobs": jobs,
+        }  # fmt: skip
+        arrays = {"offsets": layout["offsets"], "nnz": layout["nnz"], "indptr": indptr, "positive": positive}
+        for i, (train_idx, test_idx) in enumerate(splits):
+            arrays[f"train{i}"], arrays[f"test{i}"] = train_idx, test_idx
+        if weight is not None:
+            arrays["weight"] = weight
         try:
-            pickle.dump(request, self._process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            _write(self._process.stdin, header, arrays)
             self._process.stdin.close()
-            return pickle.load(self._process.stdout)
+            header, arrays = _read(self._process.stdout)
         except (BrokenPipeError, EOFError):
             code = self._process.wait()
             raise RuntimeError(f"the SVM solver process failed (exit code {code}); its error is above") from None
+        folds = [arrays[f"fold{i}"] for i in range(len(splits))]
+        if weight is None:
+            return folds, None
+        return folds, (arrays["w"], header["b"], header["iterations"], arrays["decision"])
 
     def __enter__(self) -> Solver:
         return self
@@ -156,6 +172,31 @@ class Solver:
         self._process.stdout.close()
 
 
+def _write(stream: Any, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    """One message: the sizes, a JSON header, the arrays as an .npz (nothing pickled either way)."""
+    packed = io.BytesIO()
+    np.savez(packed, **arrays)
+    head = json.dumps(header).encode()
+    stream.write(struct.pack("<QQ", len(head), packed.tell()))
+    stream.write(head)
+    stream.write(packed.getbuffer())
+    stream.flush()
+
+
+def _read(stream: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """A message of ``_write``; EOFError if the stream ends first."""
+    sizes = stream.read(16)
+    if len(sizes) < 16:
+        raise EOFError
+    n_head, n_arrays = struct.unpack("<QQ", sizes)
+    header = json.loads(stream.read(n_head))
+    packed = stream.read(n_arrays)
+    if len(packed) < n_arrays:
+        raise EOFError
+    with np.load(io.BytesIO(packed), allow_pickle=False) as npz:
+        return header, {name: npz[name] for name in npz.files}
+
+
 def main() -> None:
     """The solver process: one request from stdin, its result to stdout."""
     import gc
@@ -166,16 +207,25 @@ def main() -> None:
     from sentinelle import linear  # numpy + numba: loads while the stage counts
 
     try:
-        job = pickle.load(sys.stdin.buffer)
+        job, arrays = _read(sys.stdin.buffer)
     except EOFError:
         return  # the stage stopped before asking
-    fd, layout, indptr, block_sizes, sublinear_tf = (
-        job.pop(k) for k in ("fd", "layout", "indptr", "block_sizes", "sublinear_tf")
-    )
-    data, indices = _mapped(fd, layout)
+    layout = {"offsets": arrays["offsets"], "nnz": arrays["nnz"], "data": job["data"], "indices": job["indices"]}
+    data, indices = _mapped(job["fd"], layout)
     nnz = _compact(data, indices, layout["offsets"], layout["nnz"])
-    counts = linear.Counts.of(indptr, indices[:nnz], data[:nnz], block_sizes, sublinear_tf)
-    pickle.dump(linear.fit_folds(counts, **job), reply, protocol=pickle.HIGHEST_PROTOCOL)
+    counts = linear.Counts.of(arrays["indptr"], indices[:nnz], data[:nnz], job["block_sizes"], job["sublinear_tf"])
+    splits = [(arrays[f"train{i}"], arrays[f"test{i}"]) for i in range(job["n_splits"])]
+    folds, whole = linear.fit_folds(
+        counts, arrays["positive"], splits, job["min_df"], arrays.get("weight"),
+        job["C"], job["class_weight"], job["seed"], job["jobs"],
+    )  # fmt: skip
+    results = {f"fold{i}": scores for i, scores in enumerate(folds)}
+    header: dict[str, Any] = {}
+    if whole is not None:
+        w, b, iterations, decision = whole
+        results |= {"w": w, "decision": decision}
+        header = {"b": float(b), "iterations": int(iterations)}  # JSON keeps every bit of a float
+    _write(reply, header, results)
     reply.close()
 
 
