@@ -54,7 +54,7 @@ def setup(dev: bool) -> None:
     say("installing the `sentinelle` command (pip install -e .)")
     run(PY, "-m", "pip", "install", "--disable-pip-version-check", "-q", "--no-deps", "-e", ".")
     say("compiling the SVM solver (numba; cached in src/sentinelle/__pycache__)")
-    run(PY, "-m", "sentinelle.linear")
+    run(PY, "-m", "sentinelle.svm.linear")
     STAMP.write_text(f"{digest} {'dev' if dev else 'runtime'}\n")
 
 
@@ -86,11 +86,11 @@ def test(args: list[str]) -> int:
 
 
 def s3(args: list[str]) -> int:
-    """The local S3 server of this clone: `python -m sentinelle.s3local ARGS` in the dev venv."""
+    """The local S3 server of this clone: `python -m sentinelle_tools.s3local ARGS` in the dev venv."""
     setup(dev=True)
     e = env()
     e["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), e.get("PYTHONPATH")]))
-    return subprocess.run([str(PY), "-m", "sentinelle.s3local", *args], cwd=ROOT, env=e).returncode
+    return subprocess.run([str(PY), "-m", "sentinelle_tools.s3local", *args], cwd=ROOT, env=e).returncode
 
 
 def main() -> int:

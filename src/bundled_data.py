@@ -7,7 +7,8 @@ Spam Collection (CC BY 4.0). Copying them into the workspace makes the default
 
 from pathlib import Path
 
-from sentinelle import io, sources
+from sentinelle import io
+from sentinelle.data import sources
 from sentinelle.params import Params
 from sentinelle.stage import log, run
 

@@ -17,21 +17,23 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from dvclive import Live
 
-from sentinelle import io, models
-from sentinelle.evaluation import (
-    bootstrap_intervals,
-    classification_metrics,
+from sentinelle import io
+from sentinelle.evaluation.metrics import bootstrap_intervals, classification_metrics
+from sentinelle.evaluation.plots import (
     error_table,
     make_strict_json,
     plot_top_features,
     threshold_curve,
 )
-from sentinelle.obfuscation import obfuscate_many
+from sentinelle.modeling.inference import spam_scores, top_features
+from sentinelle.modeling.persistence import load_with_metadata
 from sentinelle.params import Params
 from sentinelle.processes import Forked
 from sentinelle.stage import log, run
-from sentinelle.text import Normaliser
+from sentinelle.text.normaliser import Normaliser
+from sentinelle.text.obfuscation import obfuscate_many
 
 TEST = Path("data/processed/test.parquet")
 LIVE_DIR = Path("dvclive/evaluate")
@@ -51,22 +53,22 @@ def obfuscated_scores(
     """Spam scores of ``messages`` obfuscated (seeded), then normalised as the model expects
     (with the preprocess params it was trained with)."""
     normalise = Normaliser(**preprocess)
-    return models.spam_scores(model, normalise.many(obfuscate_many(messages, seed, rate)))
+    return spam_scores(model, normalise.many(obfuscate_many(messages, seed, rate)))
 
 
 def main(params: Params) -> None:
     p = params.evaluate
     seed = params.base.seed
-    model, meta = models.load_with_metadata()
+    model, meta = load_with_metadata()
     test = io.read_table(TEST)
     # Two child processes work meanwhile, on the core this one leaves idle: one draws the
     # top-features chart, one runs the robustness check (below).
     title = f"Most influential features ({meta['params']['train']['classifier']})"
-    chart = Forked(plot_top_features, models.top_features(model, TOP_FEATURES), title)
+    chart = Forked(plot_top_features, top_features(model, TOP_FEATURES), title)
     messages = test["message"].tolist()
     robust = Forked(obfuscated_scores, model, messages, meta["params"]["preprocess"], seed, p.obfuscation_rate)
 
-    scores = models.spam_scores(model, test["text"])
+    scores = spam_scores(model, test["text"])
     y = (test["label"] == "spam").to_numpy().astype(int)
     threshold = meta["threshold"]
     at_threshold = classification_metrics(y, scores, threshold)
@@ -81,8 +83,6 @@ def main(params: Params) -> None:
         "fp": obf["fp"],
         "recall_drop_points": 100 * (at_threshold["recall"] - obf["recall"]),
     }
-
-    from dvclive import Live  # imported where it logs (with the DVC repository it opens, ~0.2 s)
 
     with Live(str(LIVE_DIR), dvcyaml=False, save_dvc_exp=False) as live:
         live.log_metric("threshold", _rounded(threshold), plot=False)

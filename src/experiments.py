@@ -1,4 +1,4 @@
-"""Run, check and compare experiment plans (experiments/*.yaml); see sentinelle/experiments.py.
+"""Run, check and compare experiment plans (experiments/*.yaml); see sentinelle/experiments/.
 
     python src/experiments.py run experiments/model-zoo.yaml --jobs 2
     python src/experiments.py check experiments/*.yaml
@@ -7,7 +7,7 @@
 
 import sys
 
-from sentinelle.experiments import main
+from sentinelle.experiments.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

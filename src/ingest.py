@@ -11,14 +11,17 @@ Writes data/raw/{train,test}.parquet, data/report.json and dvclive/ingest/metric
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sentinelle import dataset, io, sources
+import numpy as np
+import pandas as pd
+from dvclive import Live
+
+from sentinelle import io
+from sentinelle.data import cleaning, formats, sources
+from sentinelle.data.split import check_sizes, split
 from sentinelle.params import Params
 from sentinelle.stage import log, run
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 RAW = Path("data/raw")
 REPORT = Path("data/report.json")
@@ -28,11 +31,12 @@ PERCENTILES = (5, 25, 50, 75, 95, 99)
 
 def main(params: Params) -> None:
     p = params.ingest
-    fetched, parsed = sources.read(p)
+    fetched = sources.fetch(p)
+    parsed = formats.parse(fetched, p)
     records = parsed.records
-    cleaned = dataset.clean(records, fetched.where, p)
-    dataset.check_sizes(cleaned.frame, fetched.where, p.test_size, p.min_rows)
-    train, test = dataset.split(cleaned.frame, p.test_size, params.base.seed)
+    cleaned = cleaning.clean(records, fetched.where, p)
+    check_sizes(cleaned.frame, fetched.where, p.test_size, p.min_rows)
+    train, test = split(cleaned.frame, p.test_size, params.base.seed)
 
     report = build_report(p.source, fetched, parsed, cleaned, train, test)
     io.write_table(RAW / "train.parquet", train)
@@ -50,14 +54,12 @@ def main(params: Params) -> None:
 def build_report(
     source: str,
     fetched: sources.Fetched,
-    parsed: sources.Parsed,
-    cleaned: dataset.Cleaned,
+    parsed: formats.Parsed,
+    cleaned: cleaning.Cleaned,
     train: pd.DataFrame,
     test: pd.DataFrame,
 ) -> dict[str, Any]:
     """The data report: where the data came from, what was dropped and why, what is left."""
-    import numpy as np
-
     lengths = cleaned.frame["text"].str.len().to_numpy()
     pct = np.percentile(lengths, PERCENTILES)
     return {
@@ -87,8 +89,6 @@ def build_report(
 
 def log_metrics(report: dict[str, Any]) -> None:
     """Log the report's numbers as the stage's DVCLive metrics (no plots, no steps)."""
-    from dvclive import Live
-
     numbers = {
         "rows_read": report["rows_read"],
         "rows": report["rows"],

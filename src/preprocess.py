@@ -14,7 +14,7 @@ from pathlib import Path
 from sentinelle import io
 from sentinelle.params import Params
 from sentinelle.stage import log, run
-from sentinelle.text import Normaliser
+from sentinelle.text.normaliser import Normaliser
 
 RAW = Path("data/raw")
 PROCESSED = Path("data/processed")

@@ -14,8 +14,12 @@ import dataclasses
 from importlib.metadata import version
 from pathlib import Path
 
-from sentinelle import io, models
-from sentinelle.evaluation import choose_threshold, threshold_metrics
+from dvclive import Live
+
+from sentinelle import io
+from sentinelle.evaluation.metrics import choose_threshold, threshold_metrics
+from sentinelle.modeling import persistence, training
+from sentinelle.modeling.calibration import probability_threshold
 from sentinelle.params import Params
 from sentinelle.processes import Forked
 from sentinelle.stage import log, run
@@ -34,17 +38,15 @@ def main(params: Params) -> None:
     # ingest keeps them on one side of the split.
     groups = train["group"]
     log.info("fitting %s on %s features, %d messages", p.classifier, p.features, len(train))
-    trained = models.train(p, params.base.seed, train["text"], train["label"], groups)
+    trained = training.train(p, params.base.seed, train["text"], train["label"], groups)
     model = trained.model
     raw_threshold = choose_threshold(y, trained.oof, p.max_ham_fpr)
-    threshold = models.probability_threshold(model, raw_threshold)
+    threshold = probability_threshold(model, raw_threshold)
     cv = threshold_metrics(y, trained.oof >= raw_threshold)
 
     # skops (0.3 s to import) writes the model in a child process while this one logs.
-    saved = Forked(models.save, model)
+    saved = Forked(persistence.save, model)
     scores, n_features = trained.train_scores, trained.n_features
-    from dvclive import Live  # imported where it logs (with the DVC repository it opens, ~0.2 s)
-
     with Live(str(LIVE_DIR), dvcyaml=False, save_dvc_exp=False) as live:
         live.log_params({"train": dataclasses.asdict(p), "seed": params.base.seed})
         live.log_metric("n_train", len(train), plot=False)
@@ -69,12 +71,12 @@ def main(params: Params) -> None:
         "training_data_sha256": io.sha256_file(TRAIN),
         "libraries": {name: version(name) for name in LIBRARIES},
     }
-    io.write_json(models.METADATA_PATH, metadata)
+    io.write_json(persistence.METADATA_PATH, metadata)
     log.info(
         "threshold %.4f from %d-fold CV on train: spam recall %.4f, ham flagged %d of %d (target <= %g)",
         threshold, p.cv_folds, cv["recall"], cv["fp"], cv["n_ham"], p.max_ham_fpr,
     )  # fmt: skip
-    log.info("wrote %s (%s), %d features", models.MODEL_PATH, metadata["model_version"], n_features)
+    log.info("wrote %s (%s), %d features", persistence.MODEL_PATH, metadata["model_version"], n_features)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from pathlib import Path
 from helpers import ROOT, env
 
 
-def sentinelle(*args: str | Path, cwd: Path, check: bool = True, module: str = "sentinelle.cli") -> subprocess.CompletedProcess[str]:
+def sentinelle(*args: str | Path, cwd: Path, check: bool = True, module: str = "sentinelle") -> subprocess.CompletedProcess[str]:
     e = env()
     e["PYTHONPATH"] = str(ROOT / "src")
     cmd = [sys.executable, "-m", module, *map(str, args)]

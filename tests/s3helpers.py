@@ -8,9 +8,8 @@ import uuid
 from pathlib import Path
 
 from helpers import DVC_OUTPUTS, env  # noqa: F401  (re-exported for the S3 tests)
-from sentinelle import s3local
-from sentinelle.s3local import Server
-
+from sentinelle_tools import s3local
+from sentinelle_tools.s3local import Server
 
 
 def s3_env(**extra: str) -> dict[str, str]:

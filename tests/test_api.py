@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, settings
 
 import tiny_model
 from helpers import ROOT, env
-from sentinelle.api import create_app
-from sentinelle.scoring import Scorer
+from sentinelle.serving.api import create_app
+from sentinelle.serving.scorer import Scorer
 
 MAX_BATCH, MAX_CHARS = 5, 200
 
@@ -34,7 +34,7 @@ def serve(model: Path, log: Path, *extra: str) -> tuple[subprocess.Popen[bytes],
     e = env()
     e["PYTHONPATH"] = str(ROOT / "src")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sentinelle.cli", "serve", "--model", str(model), "--port", str(port),
+        [sys.executable, "-m", "sentinelle.serving.cli", "serve", "--model", str(model), "--port", str(port),
          "--max-batch", str(MAX_BATCH), "--max-chars", str(MAX_CHARS), "--no-access-log", *extra],
         stdout=log.open("wb"), stderr=subprocess.STDOUT, env=e,
     )  # fmt: skip

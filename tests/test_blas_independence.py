@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from helpers import ROOT, env, sh
-from sentinelle import models
+from sentinelle.modeling import calibration
 
 # Two kernel families every x86-64 CPU with AVX2 can run.
 CORETYPES = ("Haswell", "Nehalem")
@@ -52,10 +52,10 @@ def test_fit_sigmoid_matches_scikit_learn_and_is_rounded() -> None:
     rng = np.random.default_rng(0)
     y = rng.random(2000) < 0.15
     decision = np.where(y, 1.0, -1.0) + rng.normal(0, 0.8, len(y))
-    a, b = models.fit_sigmoid(decision, y)
+    a, b = calibration.fit_sigmoid(decision, y)
     a_ref, b_ref = _sigmoid_calibration(decision, y)
     assert a == pytest.approx(a_ref, rel=1e-5) and b == pytest.approx(b_ref, rel=1e-5, abs=1e-6)
-    assert a == float(f"{a:.{models.SIGMOID_DIGITS}g}") and b == float(f"{b:.{models.SIGMOID_DIGITS}g}")
+    assert a == float(f"{a:.{calibration.SIGMOID_DIGITS}g}") and b == float(f"{b:.{calibration.SIGMOID_DIGITS}g}")
     assert a < 0  # higher decision value -> higher spam probability
 
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
-from sentinelle.benchmarks.corpus import generate, read_base, write_uci
-import dataclasses
-
 from helpers import ROOT
+from sentinelle.data.formats import parse
+from sentinelle.data.sources import bundled_bytes, fetch
 from sentinelle.params import load
-from sentinelle.sources import bundled_bytes, read
+from sentinelle_tools.benchmarks.corpus import generate, read_base, write_uci
 
 
 def base(tmp_path: Path) -> dict[str, list[str]]:
@@ -39,6 +39,6 @@ def test_same_seed_same_bytes_and_readable_by_ingest(tmp_path: Path) -> None:
     assert (tmp_path / "a.tsv").read_bytes() == (tmp_path / "b.tsv").read_bytes()
     assert (tmp_path / "a.tsv").read_bytes() != (tmp_path / "c.tsv").read_bytes()
     ingest = dataclasses.replace(load(ROOT / "params.yaml").ingest, source=str(tmp_path / "a.tsv"))
-    _, parsed = read(ingest)
+    parsed = parse(fetch(ingest), ingest)
     assert parsed.format == "uci"
     assert len(parsed.records.texts) == 3000

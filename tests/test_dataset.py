@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from sentinelle.dataset import assert_no_leakage, split
+from sentinelle.data.split import assert_no_leakage, split
 from sentinelle.errors import UserError
-from sentinelle.text import canonical
+from sentinelle.text.canonical import canonical
 
 
 def frame(rows: list[tuple[str, str]]) -> pd.DataFrame:

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from helpers import ROOT
-from sentinelle import experiments as ex
 from sentinelle.errors import UserError
+from sentinelle.experiments import plans as ex
+from sentinelle.experiments.runner import error_line
 from sentinelle.params import TrainParams
 
 PARAMS = ROOT / "params.yaml"
@@ -139,7 +140,7 @@ def test_error_line_prefers_the_stage_error(tmp_path: Path) -> None:
     log = write(tmp_path, "Running stage 'ingest':\n> python src/ingest.py\n"
                 "ingest: error: x.tsv: line 3: expected 'label<TAB>text'\n"
                 "ERROR: failed to reproduce 'ingest': failed to run: python src/ingest.py, exited with 2\n", "run.out")  # fmt: skip
-    assert ex.error_line(str(log)) == "ingest: error: x.tsv: line 3: expected 'label<TAB>text'"
+    assert error_line(str(log)) == "ingest: error: x.tsv: line 3: expected 'label<TAB>text'"
     log.write_text("ERROR: failed to reproduce 'ingest': [Errno 2] No such file\n")
-    assert ex.error_line(str(log)) == "ERROR: failed to reproduce 'ingest': [Errno 2] No such file"
-    assert ex.error_line(str(tmp_path / "absent.out")) == "(no log)"
+    assert error_line(str(log)) == "ERROR: failed to reproduce 'ingest': [Errno 2] No such file"
+    assert error_line(str(tmp_path / "absent.out")) == "(no log)"

@@ -7,7 +7,9 @@ import pytest
 import scipy.sparse as sp
 from sklearn.svm import LinearSVC
 
-from sentinelle import linear, models
+from sentinelle.features import counting
+from sentinelle.features.tfidf import smooth_idf, tfidf_rows
+from sentinelle.svm import linear
 
 
 def _problem(seed: int, n: int = 600, sizes: tuple[int, ...] = (40, 120)):
@@ -27,11 +29,11 @@ def _problem(seed: int, n: int = 600, sizes: tuple[int, ...] = (40, 120)):
 
 
 def _explicit(counts, sizes, weight, sublinear):
-    """The TF-IDF matrix the solver never builds, built with models._tfidf_rows (scikit-learn's arithmetic)."""
+    """The TF-IDF matrix the solver never builds, built with tfidf_rows (scikit-learn's arithmetic)."""
     keep = weight > 0
     remap = np.where(keep, np.cumsum(keep) - 1, -1)
-    block = models._column_block(sizes)[keep]
-    X = models._tfidf_rows(counts, remap, weight[keep], block, len(sizes), sublinear)
+    block = counting._column_block(sizes)[keep]
+    X = tfidf_rows(counts, remap, weight[keep], block, len(sizes), sublinear)
     full = sp.csr_matrix((X.data, np.flatnonzero(keep)[X.indices], X.indptr), shape=(counts.shape[0], len(weight)))
     return full
 
@@ -44,7 +46,7 @@ def test_fit_reaches_liblinears_optimum_on_the_implicit_tfidf(class_weight, subl
     rows = np.arange(counts.shape[0])
     df = c.document_frequency(rows)
     np.testing.assert_array_equal(df, np.bincount(counts.indices, minlength=sum(sizes)))
-    weight = np.where(df >= 3, models.smooth_idf(df, len(rows)), 0.0)  # some columns dropped, as min_df does
+    weight = np.where(df >= 3, smooth_idf(df, len(rows)), 0.0)  # some columns dropped, as min_df does
     assert (weight == 0).any()
     scale = c.scales(rows, weight)
     X = _explicit(counts, sizes, weight, sublinear)
@@ -82,7 +84,7 @@ def test_fit_on_a_subset_of_rows_equals_fit_on_those_rows_alone() -> None:
     rows = np.arange(0, counts.shape[0], 3)
     whole = linear.Counts.from_csr(counts, sizes, True)
     alone = linear.Counts.from_csr(counts[rows], sizes, True)
-    weight = models.smooth_idf(whole.document_frequency(rows), len(rows))
+    weight = smooth_idf(whole.document_frequency(rows), len(rows))
     a = linear.fit(whole, rows, positive[rows], weight, whole.scales(rows, weight), 1.0, None, seed=1)
     local = np.arange(len(rows))
     b = linear.fit(alone, local, positive[rows], weight, alone.scales(local, weight), 1.0, None, seed=1)
@@ -94,7 +96,7 @@ def test_fit_is_deterministic_and_the_seed_only_moves_it_within_tolerance() -> N
     counts, sizes, positive = _problem(seed=5)
     c = linear.Counts.from_csr(counts, sizes, True)
     rows = np.arange(counts.shape[0])
-    weight = models.smooth_idf(c.document_frequency(rows), len(rows))
+    weight = smooth_idf(c.document_frequency(rows), len(rows))
     scale = c.scales(rows, weight)
     runs = [linear.fit(c, rows, positive, weight, scale, 1.0, None, seed=s) for s in (1, 1, 2)]
     assert runs[0][0].tobytes() == runs[1][0].tobytes() and runs[0][1] == runs[1][1]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import zipfile
 from pathlib import Path
 
@@ -10,9 +11,18 @@ import numpy as np
 import pytest
 
 from helpers import ROOT
-from sentinelle import io, models
+from sentinelle import io
 from sentinelle.errors import UserError
+from sentinelle.features import counting
+from sentinelle.features.countfile import CountFile
+from sentinelle.features.vectorizer import CompactTfidfVectorizer
+from sentinelle.modeling import inference, persistence, training
+from sentinelle.modeling.folds import grouped_stratified_folds
+from sentinelle.modeling.pipeline import build_pipeline
+from sentinelle.modeling.pipeline import vectorisers as vectorisers_of
 from sentinelle.params import load
+from sentinelle.svm import solver
+from sentinelle.svm.solver import Solver
 
 PARAMS = load(ROOT / "params.yaml")
 TEXTS = ["win a free prize now", "call _phone_ to claim _money_", "see you at lunch", "ok lar on my way"] * 10
@@ -21,7 +31,7 @@ LABELS = ["spam", "spam", "ham", "ham"] * 10
 
 def fitted(**overrides):
     p = dataclasses.replace(PARAMS.train, **overrides)
-    return models.build_pipeline(p, seed=1).fit(TEXTS, LABELS)
+    return build_pipeline(p, seed=1).fit(TEXTS, LABELS)
 
 
 @pytest.mark.parametrize(
@@ -37,22 +47,22 @@ def fitted(**overrides):
 )
 def test_every_classifier_saves_reproducibly_and_loads_with_the_allowlist(tmp_path: Path, overrides) -> None:
     model = fitted(**overrides)
-    sha_a = models.save(model, tmp_path / "a.skops")
-    sha_b = models.save(fitted(**overrides), tmp_path / "b.skops")
+    sha_a = persistence.save(model, tmp_path / "a.skops")
+    sha_b = persistence.save(fitted(**overrides), tmp_path / "b.skops")
     assert sha_a == sha_b  # same data and params: byte-identical files
-    loaded = models.load(tmp_path / "a.skops", expected_sha256=sha_a)
+    loaded = persistence.load(tmp_path / "a.skops", expected_sha256=sha_a)
     np.testing.assert_array_equal(
-        models.spam_scores(loaded, ["free prize", "lunch"]), models.spam_scores(model, ["free prize", "lunch"])
+        inference.spam_scores(loaded, ["free prize", "lunch"]), inference.spam_scores(model, ["free prize", "lunch"])
     )
-    scores = models.spam_scores(loaded, ["win a free prize now", "see you at lunch"])
+    scores = inference.spam_scores(loaded, ["win a free prize now", "see you at lunch"])
     assert scores[0] > scores[1]
 
 
 def test_load_refuses_a_hash_mismatch(tmp_path: Path) -> None:
-    sha = models.save(fitted(), tmp_path / "m.skops")
+    sha = persistence.save(fitted(), tmp_path / "m.skops")
     with pytest.raises(UserError, match="does not match the recorded"):
-        models.load(tmp_path / "m.skops", expected_sha256="0" * 64)
-    assert models.load(tmp_path / "m.skops", expected_sha256=sha) is not None
+        persistence.load(tmp_path / "m.skops", expected_sha256="0" * 64)
+    assert persistence.load(tmp_path / "m.skops", expected_sha256=sha) is not None
 
 
 def test_load_refuses_types_outside_the_allowlist(tmp_path: Path) -> None:
@@ -62,7 +72,7 @@ def test_load_refuses_types_outside_the_allowlist(tmp_path: Path) -> None:
     path = tmp_path / "evil.skops"
     sio.dump(FunctionTransformer(func=np.negative), path)
     with pytest.raises(UserError, match="refusing to load types not on the allowlist: .*FunctionTransformer"):
-        models.load(path)
+        persistence.load(path)
 
 
 def test_load_refuses_a_pickle_and_a_missing_file(tmp_path: Path) -> None:
@@ -71,13 +81,13 @@ def test_load_refuses_a_pickle_and_a_missing_file(tmp_path: Path) -> None:
     path = tmp_path / "model.skops"
     path.write_bytes(pickle.dumps({"a": 1}))
     with pytest.raises(UserError, match="not a readable skops model file"):
-        models.load(path)
+        persistence.load(path)
     with pytest.raises(UserError, match="model file not found"):
-        models.load(tmp_path / "absent.skops")
+        persistence.load(tmp_path / "absent.skops")
 
 
 def test_saved_zip_has_no_timestamps_or_memory_addresses(tmp_path: Path) -> None:
-    models.save(fitted(), tmp_path / "m.skops")
+    persistence.save(fitted(), tmp_path / "m.skops")
     with zipfile.ZipFile(tmp_path / "m.skops") as z:
         assert {i.date_time for i in z.infolist()} == {io.ZIP_EPOCH}
         assert all(len(n.split(".")[0]) < 8 for n in z.namelist())
@@ -100,7 +110,7 @@ def test_compact_vectorizer_counts_exactly_like_scikit_learn(settings) -> None:
     alphabet = list("ab cé\t\u00a0x1!")
     texts = [*TEXTS, "", "  ", "a", "a  b\tc\n d", "x" * 20, "日本 語 日本", "a a a a"]
     texts += ["".join(rng.choice(alphabet, rng.integers(0, 30))) for _ in range(200)]
-    ours = models.CompactTfidfVectorizer(lowercase=False, sublinear_tf=True, **settings)
+    ours = CompactTfidfVectorizer(lowercase=False, sublinear_tf=True, **settings)
     theirs = TfidfVectorizer(lowercase=False, sublinear_tf=True, **settings)
     X, Y = ours.fit_transform(texts), theirs.fit_transform(texts)
     assert ours.vocabulary_ == theirs.vocabulary_
@@ -114,8 +124,8 @@ def test_compact_vectorizer_counts_exactly_like_scikit_learn(settings) -> None:
 
 def test_training_shortcut_gives_the_pipeline_fit_and_its_features() -> None:
     p = dataclasses.replace(PARAMS.train, min_df=1)
-    trained = models.train(p, 1, TEXTS, LABELS, groups=list(range(len(TEXTS))))
-    reference = models.build_pipeline(p, seed=1).fit(TEXTS, LABELS)
+    trained = training.train(p, 1, TEXTS, LABELS, groups=list(range(len(TEXTS))))
+    reference = build_pipeline(p, seed=1).fit(TEXTS, LABELS)
     # The same features: vocabularies, idf weights and TF-IDF rows as TfidfVectorizer.fit.
     for (_, ours), (_, theirs) in zip(trained.model[0].transformer_list, reference[0].transformer_list, strict=True):
         assert ours.vocabulary_ == theirs.vocabulary_
@@ -136,7 +146,7 @@ def test_training_shortcut_gives_the_pipeline_fit_and_its_features() -> None:
 
     assert objective(ours) <= objective(theirs) * (1 + 1e-6)
     # The training scores are what the saved pipeline gives for the training texts.
-    np.testing.assert_allclose(trained.train_scores, models.spam_scores(trained.model, TEXTS), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(trained.train_scores, inference.spam_scores(trained.model, TEXTS), rtol=0, atol=1e-12)
 
 
 def test_grouped_folds_keep_groups_together_and_balance_classes() -> None:
@@ -144,8 +154,8 @@ def test_grouped_folds_keep_groups_together_and_balance_classes() -> None:
     labels = np.where(rng.random(1000) < 0.2, "spam", "ham")
     groups = rng.integers(0, 700, 1000)
     labels = labels[np.unique(groups, return_index=True)[1]][np.unique(groups, return_inverse=True)[1]]
-    folds = models.grouped_stratified_folds(labels, groups, 5, seed=3)
-    again = models.grouped_stratified_folds(labels, groups, 5, seed=3)
+    folds = grouped_stratified_folds(labels, groups, 5, seed=3)
+    again = grouped_stratified_folds(labels, groups, 5, seed=3)
     assert all(np.array_equal(a[1], b[1]) for a, b in zip(folds, again, strict=True))  # seeded
     seen = np.concatenate([test for _, test in folds])
     assert sorted(seen) == list(range(1000))
@@ -164,10 +174,11 @@ def test_two_pass_counting_gives_scikit_learns_counts(monkeypatch, keep_nnz, job
     rng = np.random.default_rng(5)
     words = ["win", "free", "prize", "call", "now", "ok", "lar", "see", "you", "é", "日本"]
     texts = np.array([" ".join(rng.choice(words, rng.integers(0, 9))) for _ in range(120)], dtype=object)
-    monkeypatch.setattr(models, "COUNT_CHUNK", 7)  # 18 chunks: pass 2 runs in the forked workers
-    monkeypatch.setattr(models, "COUNT_KEEP_NNZ", keep_nnz)
+    monkeypatch.setattr(counting, "COUNT_CHUNK", 7)  # 18 chunks: pass 2 runs in the forked workers
+    monkeypatch.setattr(counting, "COUNT_KEEP_NNZ", keep_nnz)
     p = dataclasses.replace(PARAMS.train, min_df=2)
-    vectorisers, counts = models._count(models.build_pipeline(p, seed=1), texts, jobs=jobs)
+    vectorisers = vectorisers_of(build_pipeline(p, seed=1))
+    counts = counting.count(vectorisers, texts, jobs=jobs)
     expected = []
     for ours in vectorisers:
         theirs = CountVectorizer(**{k: v for k, v in ours.get_params().items() if k in CountVectorizer().get_params()})
@@ -186,25 +197,21 @@ def test_two_pass_counting_gives_scikit_learns_counts(monkeypatch, keep_nnz, job
 
 
 def test_the_solver_process_fits_the_same_model(monkeypatch, tmp_path) -> None:
-    from sentinelle import solver
-
     p = dataclasses.replace(PARAMS.train, min_df=1)
     groups = list(range(len(TEXTS)))
-    here = models.train(p, 1, TEXTS, LABELS, groups=groups)
+    here = training.train(p, 1, TEXTS, LABELS, groups=groups)
     requests = []
     real_fit = solver.Solver.fit
     monkeypatch.setattr(solver.Solver, "fit", lambda self, **job: requests.append(job) or real_fit(self, **job))
-    monkeypatch.setattr(models, "SOLVER_MIN_TEXTS", 1)
-    there = models.train(p, 1, TEXTS, LABELS, groups=groups)
+    monkeypatch.setattr(training, "SOLVER_MIN_TEXTS", 1)
+    there = training.train(p, 1, TEXTS, LABELS, groups=groups)
     assert len(requests) == 1  # the fits ran in the solver process
     np.testing.assert_array_equal(there.oof, here.oof)
     np.testing.assert_array_equal(there.train_scores, here.train_scores)
-    assert models.save(there.model, tmp_path / "there.skops") == models.save(here.model, tmp_path / "here.skops")
+    assert persistence.save(there.model, tmp_path / "there.skops") == persistence.save(here.model, tmp_path / "here.skops")
 
 
 def test_a_failing_solver_process_fails_the_fit_and_an_idle_one_exits(capfd) -> None:
-    from sentinelle.solver import CountFile, Solver
-
     with CountFile() as file, Solver(file) as process:
         file.reserve(np.array([2]), np.uint16, np.int32)
         file.write(0, np.array([1, 1], dtype=np.uint16), np.array([0, 1], dtype=np.int32))
@@ -223,10 +230,6 @@ def test_a_failing_solver_process_fails_the_fit_and_an_idle_one_exits(capfd) -> 
 
 @pytest.mark.parametrize("memfd", [True, False])  # Linux's memfd, or the fallback elsewhere
 def test_count_file_chunks_written_in_any_order_make_one_csr_matrix(monkeypatch, memfd) -> None:
-    import os
-
-    from sentinelle.solver import CountFile
-
     if not memfd:
         monkeypatch.delattr(os, "memfd_create", raising=False)
     with CountFile() as file:

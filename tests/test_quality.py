@@ -9,10 +9,13 @@ import numpy as np
 import pytest
 
 from helpers import ROOT
-from sentinelle import evaluation, models
-from sentinelle.obfuscation import TRICKS, obfuscate_many, obfuscate_word
+from sentinelle.evaluation import metrics, plots
+from sentinelle.modeling import calibration, inference, training
+from sentinelle.modeling.pipeline import build_pipeline, raw_classifier, raw_scores
 from sentinelle.params import load
-from sentinelle.text import Normaliser, canonical
+from sentinelle.text.canonical import canonical
+from sentinelle.text.normaliser import Normaliser
+from sentinelle.text.obfuscation import TRICKS, obfuscate_many, obfuscate_word
 
 # --- threshold selection ---------------------------------------------------------------
 
@@ -23,11 +26,11 @@ def test_threshold_allows_at_most_the_target_share_of_ham() -> None:
     scores = np.concatenate([ham, np.full(10, 0.95)])
     # 0.2 % of 1000 ham = 2 may be flagged: the 3rd highest ham (0.89820) must stay below,
     # and the threshold sits halfway to the next higher score (the 2nd highest ham).
-    t = evaluation.choose_threshold(y, scores, 0.002)
+    t = metrics.choose_threshold(y, scores, 0.002)
     assert t == pytest.approx((ham[-3] + ham[-2]) / 2)
     assert ((scores >= t) & (y == 0)).sum() == 2
     # With a zero target nothing ham may be flagged: halfway between 0.9 and 0.95.
-    assert evaluation.choose_threshold(y, scores, 0.0) == pytest.approx(0.925)
+    assert metrics.choose_threshold(y, scores, 0.0) == pytest.approx(0.925)
 
 
 def test_threshold_depends_only_on_the_scores_it_is_given() -> None:
@@ -35,11 +38,11 @@ def test_threshold_depends_only_on_the_scores_it_is_given() -> None:
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 500)
     s = rng.random(500)
-    t1 = evaluation.choose_threshold(y, s, 0.01)
-    assert t1 == evaluation.choose_threshold(y.copy(), s.copy(), 0.01)
+    t1 = metrics.choose_threshold(y, s, 0.01)
+    assert t1 == metrics.choose_threshold(y.copy(), s.copy(), 0.01)
     import inspect
 
-    assert list(inspect.signature(evaluation.choose_threshold).parameters) == ["y_true", "scores", "max_ham_fpr"]
+    assert list(inspect.signature(metrics.choose_threshold).parameters) == ["y_true", "scores", "max_ham_fpr"]
 
 
 def _separable(n_ham: int, n_spam: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -62,14 +65,14 @@ def test_threshold_from_training_cv_meets_the_fpr_target_on_held_out_data() -> N
     p = dataclasses.replace(load(ROOT / "params.yaml").train, features="word", max_ham_fpr=0.01)
     texts, labels = _separable(1500, 300, seed=1)
     held_texts, held_labels = _separable(1500, 300, seed=2)  # never seen by training
-    model = models.build_pipeline(p, 42).fit(texts, labels)
-    oof = models.out_of_fold_scores(p, 42, texts, labels)
+    model = build_pipeline(p, 42).fit(texts, labels)
+    oof = training.out_of_fold_scores(p, 42, texts, labels)
     y = (labels == "spam").astype(int)
-    raw = evaluation.choose_threshold(y, oof, p.max_ham_fpr)
-    threshold = models.probability_threshold(model, raw)
-    held = models.spam_scores(model, held_texts)
+    raw = metrics.choose_threshold(y, oof, p.max_ham_fpr)
+    threshold = calibration.probability_threshold(model, raw)
+    held = inference.spam_scores(model, held_texts)
     held_y = (held_labels == "spam").astype(int)
-    m = evaluation.threshold_metrics(held_y, held >= threshold)
+    m = metrics.threshold_metrics(held_y, held >= threshold)
     assert m["ham_fpr"] <= p.max_ham_fpr
     assert m["recall"] > 0.95
 
@@ -80,13 +83,13 @@ def test_out_of_fold_scores_equal_a_pipeline_refitted_per_fold() -> None:
     texts, labels = _separable(300, 60, seed=3)
     base = load(ROOT / "params.yaml").train
     for p in (base, dataclasses.replace(base, features="word", min_df=2, sublinear_tf=False, classifier="logreg")):
-        oof = models.out_of_fold_scores(p, 7, texts, labels)
+        oof = training.out_of_fold_scores(p, 7, texts, labels)
         expected = np.empty(len(texts))
         for tr, te in StratifiedKFold(p.cv_folds, shuffle=True, random_state=7).split(texts, labels):
-            pipe = models.build_pipeline(p, 7)
+            pipe = build_pipeline(p, 7)
             features = pipe[0].fit(texts[tr])
-            clf = models._raw_classifier(p, 7).fit(features.transform(texts[tr]), labels[tr])
-            expected[te] = models._raw_scores(clf, features.transform(texts[te]))
+            clf = raw_classifier(p, 7).fit(features.transform(texts[tr]), labels[tr])
+            expected[te] = raw_scores(clf, features.transform(texts[te]))
         # logreg: scikit-learn's own fit; the SVM: sentinelle.linear, the same optimum up to tolerance
         np.testing.assert_allclose(oof, expected, atol=1e-6 if p.classifier == "logreg" else 1e-4)
 
@@ -94,11 +97,11 @@ def test_out_of_fold_scores_equal_a_pipeline_refitted_per_fold() -> None:
 def test_probability_threshold_flags_exactly_what_the_raw_threshold_flags() -> None:
     p = load(ROOT / "params.yaml").train
     texts, labels = _separable(300, 60, seed=4)
-    model = models.build_pipeline(p, 42).fit(texts, labels)
+    model = build_pipeline(p, 42).fit(texts, labels)
     decision = model[-1].calibrated_classifiers_[0].estimator.decision_function(model[0].transform(texts))
-    probs = models.spam_scores(model, texts)
+    probs = inference.spam_scores(model, texts)
     for raw in (-0.5, 0.0, 0.3):
-        t = models.probability_threshold(model, raw)
+        t = calibration.probability_threshold(model, raw)
         assert 0 < t < 1
         np.testing.assert_array_equal(probs >= t, decision >= raw)
 
@@ -110,7 +113,7 @@ def test_threshold_metrics_match_hand_computed_values() -> None:
     # 6 spam, 4 ham; tp=4, fn=2, fp=1, tn=3
     y = np.array([1, 1, 1, 1, 1, 1, 0, 0, 0, 0])
     pred = np.array([1, 1, 1, 1, 0, 0, 1, 0, 0, 0])
-    m = evaluation.threshold_metrics(y, pred)
+    m = metrics.threshold_metrics(y, pred)
     assert (m["tp"], m["fn"], m["fp"], m["tn"], m["n_ham"], m["n_spam"]) == (4, 2, 1, 3, 4, 6)
     assert m["accuracy"] == pytest.approx(0.7)
     assert m["precision"] == pytest.approx(0.8)
@@ -126,7 +129,7 @@ def test_threshold_metrics_match_hand_computed_values() -> None:
 def test_ranking_metrics_match_hand_computed_values() -> None:
     y = np.array([0, 0, 0, 0, 1, 1])
     s = np.array([0.1, 0.2, 0.3, 0.8, 0.7, 0.9])
-    m = evaluation.ranking_metrics(y, s)
+    m = metrics.ranking_metrics(y, s)
     # 8 spam-ham pairs: only (0.7 vs 0.8) is misordered -> AUC 7/8.
     assert m["roc_auc"] == pytest.approx(7 / 8)
     assert m["one_minus_roca_pct"] == pytest.approx(12.5)
@@ -139,9 +142,9 @@ def test_bootstrap_intervals_are_seeded_and_contain_the_estimate() -> None:
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 400)
     pred = np.where(rng.random(400) < 0.9, y, 1 - y)
-    a = evaluation.bootstrap_intervals(y, pred, 500, seed=1)
-    assert a == evaluation.bootstrap_intervals(y, pred, 500, seed=1)
-    m = evaluation.threshold_metrics(y, pred)
+    a = metrics.bootstrap_intervals(y, pred, 500, seed=1)
+    assert a == metrics.bootstrap_intervals(y, pred, 500, seed=1)
+    m = metrics.threshold_metrics(y, pred)
     for name in ("mcc", "recall"):
         low, high = a[name]
         assert low < m[name] < high
@@ -152,10 +155,10 @@ def test_bootstrap_from_confusion_counts_matches_resampling_messages() -> None:
     rng = np.random.default_rng(1)
     y = (rng.random(300) < 0.2).astype(int)
     pred = np.where(rng.random(300) < 0.92, y, 1 - y)
-    ours = evaluation.bootstrap_intervals(y, pred, 20_000, seed=2)
+    ours = metrics.bootstrap_intervals(y, pred, 20_000, seed=2)
     # The textbook bootstrap: resample the messages themselves.
     idx = np.random.default_rng(3).integers(0, len(y), size=(4000, len(y)))
-    recall = np.array([evaluation.threshold_metrics(y[i], pred[i])["recall"] for i in idx])
+    recall = np.array([metrics.threshold_metrics(y[i], pred[i])["recall"] for i in idx])
     low, high = np.percentile(recall, [2.5, 97.5])
     assert ours["recall"][0] == pytest.approx(low, abs=0.02)
     assert ours["recall"][1] == pytest.approx(high, abs=0.02)
@@ -164,7 +167,7 @@ def test_bootstrap_from_confusion_counts_matches_resampling_messages() -> None:
 def test_threshold_curve_counts_scores_at_or_above_each_threshold() -> None:
     y = np.array([0, 0, 1, 1])
     s = np.array([0.2, 0.6, 0.6, 0.9])
-    curve = {row["threshold"]: row for row in evaluation.threshold_curve(y, s, points=11)}
+    curve = {row["threshold"]: row for row in plots.threshold_curve(y, s, points=11)}
     assert curve[0.6] == {"threshold": 0.6, "ham_fpr": 0.5, "spam_recall": 1.0}
     assert curve[0.7] == {"threshold": 0.7, "ham_fpr": 0.0, "spam_recall": 0.5}
     assert curve[0.0]["ham_fpr"] == 1.0 and curve[1.0]["spam_recall"] == 0.0
@@ -173,7 +176,7 @@ def test_threshold_curve_counts_scores_at_or_above_each_threshold() -> None:
 def test_error_table_lists_worst_errors_first() -> None:
     labels = ["ham", "ham", "ham", "spam", "spam"]
     messages = ["ok", "free\tcall", "hi", "win", "prize"]
-    tsv = evaluation.error_table(labels, messages, np.array([0.1, 0.9, 0.7, 0.2, 0.05]), 0.5, 5)
+    tsv = plots.error_table(labels, messages, np.array([0.1, 0.9, 0.7, 0.2, 0.05]), 0.5, 5)
     assert tsv.splitlines() == [
         "kind\tscore\tlabel\tmessage",
         "false_positive\t0.900000\tham\tfree call",

@@ -10,8 +10,9 @@ import pytest
 
 import tiny_model
 from cli_helper import sentinelle
-from sentinelle import io, models
+from sentinelle import io
 from sentinelle.errors import UserError
+from sentinelle.modeling import persistence
 
 
 class Gadget:
@@ -31,7 +32,7 @@ def test_a_pickle_gadget_is_refused_without_running_it(tmp_path: Path) -> None:
     io.write_json(tmp_path / "model.json", {"model_sha256": io.sha256_file(model), "model_version": "x",
                                             "threshold": 0.5, "params": {"preprocess": {}}})  # fmt: skip
     with pytest.raises(UserError, match=r"model\.skops: not a readable skops model file: it is a pickle .* never loaded"):
-        models.load_with_metadata(model, tmp_path / "model.json")
+        persistence.load_with_metadata(model, tmp_path / "model.json")
     proc = sentinelle("score", "-", "--model", model, cwd=tmp_path, check=False)
     assert proc.returncode == 2 and "it is a pickle (pickle/joblib)" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
@@ -47,4 +48,4 @@ def test_a_foreign_type_in_a_skops_file_is_refused_even_with_the_right_hash(tmp_
     meta = io.read_json(path.with_suffix(".json"))
     io.write_json(path.with_suffix(".json"), {**meta, "model_sha256": io.sha256_file(path)})
     with pytest.raises(UserError, match="refusing to load types not on the allowlist: .*FunctionTransformer"):
-        models.load_with_metadata(path, path.with_suffix(".json"))
+        persistence.load_with_metadata(path, path.with_suffix(".json"))

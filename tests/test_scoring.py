@@ -19,10 +19,12 @@ import pytest
 
 import tiny_model
 from helpers import ROOT, env
-from sentinelle import models
 from sentinelle.errors import UserError
-from sentinelle.scoring import Scorer, score_file
-from sentinelle.text import Normaliser
+from sentinelle.modeling import inference
+from sentinelle.modeling.pipeline import build_pipeline
+from sentinelle.serving.batch import score_file
+from sentinelle.serving.scorer import Scorer
+from sentinelle.text.normaliser import Normaliser
 
 MESSAGES = [*tiny_model.SPAM, *tiny_model.HAM, "Call me when you're free, x", 'He said "no, thanks"\tand left']
 
@@ -41,7 +43,7 @@ def cli(*args: str | Path, stdin: bytes | None = None, cwd: Path = ROOT) -> subp
     e = env()
     e["PYTHONPATH"] = str(ROOT / "src")
     return subprocess.run(
-        [sys.executable, "-m", "sentinelle.scoring", *map(str, args)],
+        [sys.executable, "-m", "sentinelle", "score", *map(str, args)],
         input=stdin, capture_output=True, env=e, cwd=cwd, timeout=300,
     )  # fmt: skip
 
@@ -49,7 +51,7 @@ def cli(*args: str | Path, stdin: bytes | None = None, cwd: Path = ROOT) -> subp
 def test_scorer_uses_the_training_normaliser_and_the_stored_threshold(scorer: Scorer, model_path: Path) -> None:
     meta = json.loads(model_path.with_suffix(".json").read_text())
     raw = ["FREE prize: call 09061701461 or visit www.win.com", "see you at lunch"]
-    expected = models.spam_scores(scorer.model, Normaliser(**meta["params"]["preprocess"]).many(raw))
+    expected = inference.spam_scores(scorer.model, Normaliser(**meta["params"]["preprocess"]).many(raw))
     np.testing.assert_allclose(scorer.scores(raw), expected)
     assert scorer.threshold == tiny_model.THRESHOLD and scorer.version == meta["model_version"]
     scores = scorer.scores(MESSAGES)
@@ -76,13 +78,13 @@ def test_the_fast_classifier_path_gives_scikit_learns_exact_scores(classifier: s
     p = dataclasses.replace(load(root / "params.yaml").train, classifier=classifier)
     normalise = Normaliser()
     texts = MESSAGES * 3  # linear_svm calibrates on 5 folds
-    model = models.build_pipeline(p, seed=1).fit(normalise.many(texts), (["spam"] * 6 + ["ham"] * 8) * 3)
+    model = build_pipeline(p, seed=1).fit(normalise.many(texts), (["spam"] * 6 + ["ham"] * 8) * 3)
     scorer = Scorer(model, {"threshold": 0.5, "model_version": "x", "params": {"preprocess": {}}})
     assert (scorer.classifier is not None) == (classifier == "linear_svm")
     probe = [*MESSAGES, *TRICKY, "win", "lunch"]
-    np.testing.assert_array_equal(scorer.scores(probe), models.spam_scores(model, normalise.many(probe)))
+    np.testing.assert_array_equal(scorer.scores(probe), inference.spam_scores(model, normalise.many(probe)))
     for text in probe[:3]:  # one at a time, as the API scores
-        assert scorer.scores([text])[0] == models.spam_scores(model, [normalise(text)])[0]
+        assert scorer.scores([text])[0] == inference.spam_scores(model, [normalise(text)])[0]
 
 
 def write_csv(path: Path, rows: list[list[str]], delimiter: str = ",") -> None:
@@ -214,7 +216,7 @@ def test_cli_shows_a_progress_bar_on_a_terminal(tmp_path: Path, model_path: Path
     e = env()
     e["PYTHONPATH"] = str(ROOT / "src")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sentinelle.scoring", str(src), "-o", str(tmp_path / "out.jsonl"),
+        [sys.executable, "-m", "sentinelle", "score", str(src), "-o", str(tmp_path / "out.jsonl"),
          "--model", str(model_path), "--chunk-size", "10"],
         stderr=follower, env=e,
     )  # fmt: skip
@@ -239,3 +241,17 @@ def test_score_file_accepts_text_streams_via_stdin_flag(tmp_path: Path, scorer: 
     monkeypatch.setattr(sys, "stdin", fake)
     report = score_file("-", tmp_path / "out.csv", scorer=scorer, fmt="csv")
     assert report.rows_scored == 1 and (tmp_path / "out.csv").read_text().startswith("text,spam_score,is_spam")
+
+
+def test_sentinelle_score_does_not_import_fastapi(model_path: Path) -> None:
+    code = (
+        "import runpy, sys\n"
+        f"sys.argv = ['sentinelle', 'score', '-', '--model', {str(model_path)!r}]\n"
+        "try:\n    runpy.run_module('sentinelle', run_name='__main__')\n"
+        "except SystemExit as exit:\n    assert exit.code == 0, exit.code\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('fastapi', 'uvicorn', 'starlette')))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], input=b"win a prize\n", capture_output=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT / "src")})  # fmt: skip
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert proc.stdout.decode().splitlines()[-1] == "[]"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sentinelle.text import Normaliser, canonical
+from sentinelle.text.canonical import canonical
+from sentinelle.text.normaliser import Normaliser
 
 
 @pytest.mark.parametrize(
@@ -58,7 +59,7 @@ def test_nltk_loads_without_scipy_and_sklearn_which_still_import_afterwards() ->
     code = """
 import sys
 import scipy.sparse  # loaded before: NLTK may use it, while scipy.stats stays unloaded
-from sentinelle.text import Normaliser
+from sentinelle.text.normaliser import Normaliser
 assert Normaliser(stem=True)("Claiming prizes") == "claim prize"
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("sklearn", "pandas") or m == "scipy.stats")
 assert not loaded, loaded
@@ -71,3 +72,19 @@ print("ok")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+def test_tokens_are_nltks_regexp_tokenizer_tokens_on_the_bundled_corpus() -> None:
+    """``re.findall`` with NLTK's flags gives exactly NLTK's ``RegexpTokenizer(TOKEN_PATTERN)`` tokens."""
+    from nltk.tokenize import RegexpTokenizer
+
+    from sentinelle.data.sources import bundled_bytes
+    from sentinelle.text import normaliser
+
+    messages = [line.split("\t", 1)[-1] for line in bundled_bytes().decode("utf-8").splitlines()]
+    assert len(messages) > 4800
+    nltk_tokens = RegexpTokenizer(normaliser.TOKEN_PATTERN).tokenize
+    for placeholders in (True, False):
+        for message in messages:
+            text = canonical(message, placeholders)
+            assert normaliser._TOKENS(text) == nltk_tokens(text), text

@@ -6,9 +6,11 @@ import dataclasses
 from pathlib import Path
 
 from helpers import ROOT
-from sentinelle import io, models
+from sentinelle import io
+from sentinelle.modeling import persistence
+from sentinelle.modeling.pipeline import build_pipeline
 from sentinelle.params import load
-from sentinelle.text import Normaliser
+from sentinelle.text.normaliser import Normaliser
 
 SPAM = [
     "WIN a FREE prize! Call 09061701461 now to claim",
@@ -35,9 +37,9 @@ def make(dest: Path, *, threshold: float = THRESHOLD, stem: bool = False) -> Pat
     preprocess = dataclasses.replace(params.preprocess, stem=stem)
     p = dataclasses.replace(params.train, classifier="logreg", features="union")
     normalise = Normaliser(**dataclasses.asdict(preprocess))
-    model = models.build_pipeline(p, seed=1).fit(normalise.many(SPAM + HAM), ["spam"] * len(SPAM) + ["ham"] * len(HAM))
+    model = build_pipeline(p, seed=1).fit(normalise.many(SPAM + HAM), ["spam"] * len(SPAM) + ["ham"] * len(HAM))
     path = Path(dest) / "model.skops"
-    sha256 = models.save(model, path)
+    sha256 = persistence.save(model, path)
     io.write_json(
         path.with_suffix(".json"),
         {

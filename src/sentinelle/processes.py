@@ -1,47 +1,43 @@
 """Work on the cores a process leaves idle: forked child processes that inherit their inputs.
 
 Forking (not spawning) means a child starts with everything the parent has loaded
-(modules, the model, the texts), so only results are pickled. Used by the stages
-and by ``text.parallel_map``; results always come back in order, so parallel runs
+(modules, the model, the texts), so only results are pickled. Used by the stages,
+the counting and ``parallel_map``; results always come back in order, so parallel runs
 give the same bytes as serial ones.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import os
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from typing import Any
 
-_TASK: Callable[[int], Any] | None = None  # what forked_map's workers call (inherited)
-_IN_WORKER = False  # set in forked_map's workers: their own forked_map calls run serially
+_task: Callable[[int], Any] | None = None  # in a forked_map worker: what it computes
 
 
 def forked_map(function: Callable[[int], Any], n: int, jobs: int, serial: int = 0) -> Iterator[Any]:
     """``function(i)`` for ``i`` in ``range(n)``, in order; from ``serial`` on, computed by
     ``jobs`` forked processes when there are at least two such calls (serially inside a worker)."""
-    global _TASK
     yield from (function(i) for i in range(min(serial, n)))
-    if n - serial < 2 or jobs < 2 or _IN_WORKER:
+    if n - serial < 2 or jobs < 2 or _task is not None:
         yield from (function(i) for i in range(serial, n))
         return
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
-
-    _TASK = function
-    try:
-        with ProcessPoolExecutor(jobs, mp_context=get_context("fork"), initializer=_enter_worker) as pool:
-            yield from pool.map(_call_task, range(serial, n))
-    finally:
-        _TASK = None
+    # Forked, the workers inherit ``function`` (initargs are not pickled): closures work.
+    context = get_context("fork")
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_enter_worker, initargs=(function,)) as pool:
+        yield from pool.map(_call_task, range(serial, n))
 
 
-def _enter_worker() -> None:
-    global _IN_WORKER
-    _IN_WORKER = True
+def _enter_worker(function: Callable[[int], Any]) -> None:
+    global _task
+    _task = function
 
 
 def _call_task(i: int) -> Any:
-    assert _TASK is not None
-    return _TASK(i)
+    assert _task is not None
+    return _task(i)
 
 
 class Forked:
@@ -53,9 +49,7 @@ class Forked:
     """
 
     def __init__(self, target: Callable[..., Any], *args: Any) -> None:
-        import multiprocessing
-
-        context = multiprocessing.get_context("fork")
+        context = get_context("fork")
         self._receive, send = context.Pipe(duplex=False)
         self._name = target.__name__
         # Not a daemon: the child may start its own workers (e.g. forked_map).
@@ -76,3 +70,21 @@ class Forked:
 
 def _send(connection: Any, target: Callable[..., Any], args: tuple[Any, ...]) -> None:
     connection.send(target(*args))
+
+
+# Below this many texts, starting worker processes costs more than it saves.
+PARALLEL_MIN = 20_000
+
+
+def parallel_map(func: Any, texts: Iterable[str], jobs: int | None = None) -> list[str]:
+    """``[func(t) for t in texts]``, over ``jobs`` forked processes (default: every core)
+    for ``PARALLEL_MIN`` texts or more; contiguous chunks, joined in order, so the
+    result is the same as the serial one."""
+    texts = texts if isinstance(texts, list) else list(texts)
+    jobs = min(jobs or os.cpu_count() or 1, max(1, len(texts) // PARALLEL_MIN))
+    n_chunks = jobs * 4 if jobs > 1 else 1
+    bounds = [(len(texts) * i // n_chunks, len(texts) * (i + 1) // n_chunks) for i in range(n_chunks)]
+    parts = forked_map(lambda i: [func(t) for t in texts[bounds[i][0] : bounds[i][1]]], n_chunks, jobs)
+    return [out for part in parts for out in part]
+
+

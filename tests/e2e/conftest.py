@@ -38,7 +38,7 @@ def fresh(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory: pytest.TempPathFactory):
     """A real local S3 server (SeaweedFS) on free loopback ports, always stopped at the end."""
-    from sentinelle import s3local
+    from sentinelle_tools import s3local
 
     state = tmp_path_factory.mktemp("s3server")
     server = s3local.start(state)  # on failure it stops what it started and raises

@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from helpers import env, sh
-from sentinelle import plots_report
 from sentinelle.errors import UserError
+from sentinelle.experiments import plots_report
 
 pytestmark = pytest.mark.e2e
 

@@ -73,7 +73,7 @@ def test_versions_and_stages_are_fetched_from_the_remote_for_serving(repo: Path,
         assert meta["model_sha256"] == registry[version]
 
     # The fetched files serve as they are: the safe loader accepts them.
-    from sentinelle.scoring import Scorer
+    from sentinelle.serving.scorer import Scorer
 
     scorer = Scorer.load(tmp_path / "prod" / "model.skops")
     (spam, _), (ham, _) = scorer.predict(["WINNER!! Claim your FREE £1000 prize, call 09061701461 now", "see you at lunch"])

@@ -16,8 +16,8 @@ import pytest
 
 from helpers import ROOT, env, sh
 from s3helpers import DVC_OUTPUTS, FAIL_FAST, clone, digests, dvc, keys, s3_env, use_server
-from sentinelle import s3local
 from sentinelle.errors import UserError
+from sentinelle_tools import s3local
 
 pytestmark = pytest.mark.e2e
 
@@ -216,7 +216,7 @@ def test_cli_start_status_stop_and_data_survives_a_restart(fresh: Path) -> None:
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            ["python", "-m", "sentinelle.s3local", *args], cwd=fresh, env=e, text=True, capture_output=True
+            ["python", "-m", "sentinelle_tools.s3local", *args], cwd=fresh, env=e, text=True, capture_output=True
         )
 
     try:

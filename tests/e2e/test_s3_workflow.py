@@ -77,7 +77,7 @@ def test_run_cache_of_a_teammates_uncommitted_run_restores_every_stage(repo: Pat
     dvc("repro", cwd=repo)
     dvc("push", "--run-cache", cwd=repo)
     helper = subprocess.run(
-        [sys.executable, "-m", "sentinelle.runcache", "push"], cwd=repo, text=True, capture_output=True,
+        [sys.executable, "-m", "sentinelle_tools.runcache", "push"], cwd=repo, text=True, capture_output=True,
         env=s3_env(PYTHONPATH=str(ROOT / "src")),
     )  # fmt: skip
     assert helper.returncode == 0, helper.stderr

@@ -18,8 +18,8 @@ def test_scoring_raw_messages_reproduces_the_evaluate_stage(reproduced: Path, tm
     """Scoring the raw test split gives exactly evaluate's confusion matrix: same normaliser, same threshold."""
     raw = pd.read_parquet(reproduced / "data/raw/test.parquet")
     raw.to_csv(tmp_path / "test.csv", index=False)
-    sentinelle(tmp_path / "test.csv", "-o", tmp_path / "scored.csv", "--model", reproduced / "models/model.skops",
-               "--workers", "2", "--chunk-size", "100", cwd=tmp_path, module="sentinelle.scoring")  # fmt: skip
+    sentinelle("score", tmp_path / "test.csv", "-o", tmp_path / "scored.csv", "--model", reproduced / "models/model.skops",
+               "--workers", "2", "--chunk-size", "100", cwd=tmp_path)  # fmt: skip
     rows = list(csv.DictReader((tmp_path / "scored.csv").open(newline="", encoding="utf-8")))
     assert [r["text"] for r in rows] == raw["text"].tolist()
     counts = {"tp": 0, "fp": 0, "tn": 0, "fn": 0}
@@ -35,11 +35,11 @@ def test_scorer_scores_equal_the_pipelines_on_the_processed_text(reproduced: Pat
     """The scorer (normaliser + fast features) gives the trained pipeline's exact scores."""
     import numpy as np
 
-    from sentinelle import models
-    from sentinelle.scoring import Scorer
+    from sentinelle.modeling import inference
+    from sentinelle.serving.scorer import Scorer
 
     scorer = Scorer.load(reproduced / "models/model.skops")
     processed = pd.read_parquet(reproduced / "data/processed/test.parquet")
     raw = processed["message"].tolist()  # the message as ingested, before preprocess
     assert scorer.normaliser.many(raw) == processed["text"].tolist()
-    np.testing.assert_array_equal(scorer.scores(raw), models.spam_scores(scorer.model, processed["text"]))
+    np.testing.assert_array_equal(scorer.scores(raw), inference.spam_scores(scorer.model, processed["text"]))

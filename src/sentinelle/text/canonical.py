@@ -1,34 +1,20 @@
-"""Text normalisation shared by the preprocess stage and every consumer at inference.
+"""The canonical form of a message: cheap, dependency-free, shared by ingest and inference.
 
-Two levels:
-
-``canonical(text)``
-    cheap and dependency-free: Unicode NFKC, invisible characters removed, look-alike
-    letters folded to Latin, accents stripped, case-folded, obfuscation undone
-    (``deobfuscate``: "f.r.e.e" / "f r e e" joined, "FR33 pr1ze" read as "free prize"),
-    URLs / e-mail addresses / phone numbers / money amounts / other numbers replaced
-    by placeholders, white space collapsed.
-    Ingest uses it as the key that keeps near-duplicates on one side of the split.
-
-``Normaliser(...)(text)``
-    ``canonical`` followed by NLTK tokenisation (``RegexpTokenizer``) and optional
-    Porter stemming (NLTK's ``PorterStemmer``) and stopword removal; the output is the
-    tokens joined by single spaces. NLTK is imported only here, when a ``Normaliser``
-    is made, and without the optional SciPy and scikit-learn parts its ``__init__``
-    would load (see ``import_nltk``); none of what is used needs downloaded data.
-
-``Normaliser.many`` and ``canonical_many`` spread large inputs over the CPU cores
-(same output, same order).
+Unicode NFKC, invisible characters removed, look-alike letters folded to Latin,
+accents stripped, case-folded, obfuscation undone (``deobfuscate``: "f.r.e.e" /
+"f r e e" joined, "FR33 pr1ze" read as "free prize"), URLs / e-mail addresses /
+phone numbers / money amounts / other numbers replaced by placeholders, white
+space collapsed. Ingest uses it as the key that keeps near-duplicates on one side
+of the split; ``text.normaliser`` builds the model's input on it.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import unicodedata
 from collections.abc import Iterable
-from functools import lru_cache
-from typing import Any
+
+from sentinelle.processes import parallel_map
 
 # Placeholders are words of their own: letters and underscores only, so that
 # neither tokenisation nor stemming changes them.
@@ -128,7 +114,7 @@ def deobfuscate(text: str) -> str:
 
 
 def canonical(text: str, placeholders: bool = True) -> str:
-    """Return the canonical form of a message (see module docstring)."""
+    """The canonical form of a message (see the module docstring)."""
     text = unicodedata.normalize("NFKC", text).translate(_INVISIBLE)
     # Folded before case-folding too: some look-alikes (lunate sigma "ϲ") case-fold to non-look-alikes.
     text = _strip_accents(text.translate(_CONFUSABLES).casefold().translate(_CONFUSABLES))
@@ -143,43 +129,6 @@ def canonical(text: str, placeholders: bool = True) -> str:
     return _SPACE_RE.sub(" ", text).strip()
 
 
-# Placeholders first, then words (with an inner apostrophe: "don't"), then runs of
-# punctuation ("!!!", "...", "?!"). NLTK's RegexpTokenizer needs non-capturing groups.
-TOKEN_PATTERN = r"_(?:url|email|phone|money|num)_|\w+(?:'\w+)?|[^\w\s]+"
-
-
-class Normaliser:
-    """Full normalisation: ``canonical`` + NLTK tokens + optional stemming/stopwords."""
-
-    def __init__(
-        self, *, placeholders: bool = True, stem: bool = False, remove_stopwords: bool = False
-    ) -> None:
-        import_nltk()
-        from nltk.tokenize import RegexpTokenizer
-
-        self._placeholders = placeholders
-        self._tokenize = RegexpTokenizer(TOKEN_PATTERN).tokenize
-        self._stopwords: frozenset[str] = frozenset()
-        if remove_stopwords:
-            from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-
-            self._stopwords = frozenset(ENGLISH_STOP_WORDS)
-        self._stem = _porter_stem if stem else None
-
-    def tokens(self, text: str) -> list[str]:
-        toks = [t for t in self._tokenize(canonical(text, self._placeholders)) if t not in self._stopwords]
-        if self._stem is not None:
-            toks = [t if t in PLACEHOLDERS else self._stem(t) for t in toks]
-        return toks
-
-    def __call__(self, text: str) -> str:
-        return " ".join(self.tokens(text))
-
-    def many(self, texts: Iterable[str], jobs: int | None = None) -> list[str]:
-        """Normalise every text (in parallel for large inputs, see ``parallel_map``)."""
-        return parallel_map(self, texts, jobs)
-
-
 def canonical_many(texts: Iterable[str], placeholders: bool = True, jobs: int | None = None) -> list[str]:
     """``canonical`` of every text (in parallel for large inputs, see ``parallel_map``)."""
     return parallel_map(canonical if placeholders else _canonical_plain, texts, jobs)
@@ -189,72 +138,3 @@ def _canonical_plain(text: str) -> str:
     return canonical(text, placeholders=False)
 
 
-# Below this many texts, starting worker processes costs more than it saves.
-PARALLEL_MIN = 20_000
-
-
-def parallel_map(func: Any, texts: Iterable[str], jobs: int | None = None) -> list[str]:
-    """``[func(t) for t in texts]``, over ``jobs`` forked processes (default: every core)
-    for ``PARALLEL_MIN`` texts or more; contiguous chunks, joined in order, so the
-    result is the same as the serial one."""
-    from sentinelle.processes import forked_map
-
-    texts = texts if isinstance(texts, list) else list(texts)
-    jobs = min(jobs or os.cpu_count() or 1, max(1, len(texts) // PARALLEL_MIN))
-    n_chunks = jobs * 4 if jobs > 1 else 1
-    bounds = [(len(texts) * i // n_chunks, len(texts) * (i + 1) // n_chunks) for i in range(n_chunks)]
-    parts = forked_map(lambda i: [func(t) for t in texts[bounds[i][0] : bounds[i][1]]], n_chunks, jobs)
-    return [out for part in parts for out in part]
-
-
-# Optional dependencies of NLTK's __init__ (each imported in a try/except ImportError):
-# scipy.stats for nltk.metrics' Fisher test (0.4 s), scikit-learn (and through it
-# pandas) for nltk.classify's SklearnClassifier wrapper, scipy.sparse for a parser.
-NLTK_OPTIONAL = ("scipy", "sklearn")
-
-
-class _Unavailable:
-    """A meta-path finder that makes the packages it names (and their submodules) unimportable."""
-
-    def __init__(self, packages: tuple[str, ...]) -> None:
-        self._packages = packages
-
-    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
-        if name.split(".", 1)[0] in self._packages:
-            raise ModuleNotFoundError(f"{name} is not imported while NLTK loads", name=name)
-
-
-def import_nltk() -> None:
-    """``import nltk`` in 0.15 s instead of 0.75 s: without the NLTK_OPTIONAL modules not yet loaded.
-
-    NLTK's ``__init__`` imports every subpackage, and with them SciPy and scikit-learn
-    when they are installed. We use only its tokenizer and Porter stemmer, which need
-    neither, so those imports fail while NLTK loads (NLTK then leaves out the two
-    features that use them: ``nltk.metrics.fisher_exact`` and ``SklearnClassifier``).
-    Already-imported modules are not affected, and once NLTK is loaded SciPy and
-    scikit-learn import as usual. Call it from the main thread (another thread
-    importing SciPy meanwhile would fail).
-    """
-    import sys
-
-    if "nltk" in sys.modules:
-        return
-    blocker = _Unavailable(NLTK_OPTIONAL)  # consulted only for modules not yet imported
-    sys.meta_path.insert(0, blocker)
-    try:
-        import nltk  # noqa: F401
-    finally:
-        sys.meta_path.remove(blocker)
-
-
-@lru_cache(maxsize=1 << 18)
-def _porter_stem(token: str) -> str:
-    return _porter().stem(token)
-
-
-@lru_cache(maxsize=1)
-def _porter() -> Any:
-    import_nltk()
-    from nltk.stem.porter import PorterStemmer
-
-    return PorterStemmer()

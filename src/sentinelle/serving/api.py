@@ -14,7 +14,6 @@ by pydantic: empty or over-long texts, over-large batches, wrong types and
 malformed JSON get a 422 that says what is wrong. Serve it with `sentinelle serve`.
 """
 
-
 import asyncio
 import json
 import logging
@@ -25,15 +24,14 @@ from typing import Annotated, Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sentinelle.errors import UserError
+from sentinelle.serving.scorer import MAX_BATCH, MAX_CHARS, Scorer
 
 log = logging.getLogger("sentinelle.api")
 
-DEFAULT_MAX_BATCH = 1000
-DEFAULT_MAX_CHARS = 5000
 
 
 class AsciiJSONResponse(JSONResponse):
@@ -130,12 +128,10 @@ def create_app(
     model_path: Path,
     metadata_path: Path | None = None,
     *,
-    max_batch: int = DEFAULT_MAX_BATCH,
-    max_chars: int = DEFAULT_MAX_CHARS,
+    max_batch: int = MAX_BATCH,
+    max_chars: int = MAX_CHARS,
 ) -> FastAPI:
     """The app for one model file; limits are part of its OpenAPI schema."""
-    from sentinelle.scoring import Scorer
-
     state: dict[str, Any] = {"scorer": None, "error": None}
     limits = _Limits(max_batch=max_batch, max_chars=max_chars)
     Text = Annotated[

@@ -1,8 +1,4 @@
-"""Score messages with a trained model: the library behind `sentinelle score` and the API.
-
-``Scorer`` holds a model loaded with the safe loader, its metadata and the same
-``Normaliser`` the preprocess stage used (built from ``params.preprocess`` in the
-metadata), so training and inference share one normalisation code path.
+"""Batch scoring: the library behind `sentinelle score`.
 
 ``score_file`` streams a CSV / TSV / JSON Lines / plain-text file (or stdin) in
 chunks, scores them on every core (forked workers that share the loaded model),
@@ -12,7 +8,7 @@ only a few chunks are ever in flight. Bad rows (undecodable bytes, no text) are
 reported with their row and line numbers and either stop the run
 (``on_error="fail"``) or are left out (``on_error="skip"``).
 
-Run as ``sentinelle score`` or ``python -m sentinelle.scoring`` (see ``cli.py``).
+Run as ``sentinelle score`` (see ``serving.cli``).
 """
 
 from __future__ import annotations
@@ -22,18 +18,22 @@ import csv
 import io as _io
 import json
 import logging
+import multiprocessing as mp
 import os
 import sys
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
 
 import numpy as np
+from threadpoolctl import threadpool_limits
+from tqdm import tqdm
 
-from sentinelle import io, models
+from sentinelle import io
 from sentinelle.errors import UserError
+from sentinelle.serving.scorer import Scorer
 
 log = logging.getLogger("sentinelle")
 
@@ -49,100 +49,6 @@ MAX_BAD_ROWS_KEPT = 1000  # row numbers kept in the report; the count is always 
 # csv's default field limit (128 KiB) would stop a whole run on one long field;
 # the scoring itself has no length limit.
 csv.field_size_limit(1 << 30)
-
-
-class Scorer:
-    """A loaded model with its metadata, threshold, version and normaliser."""
-
-    def __init__(self, model: Any, metadata: dict[str, Any]) -> None:
-        from sentinelle.text import Normaliser
-
-        self.model = model
-        self.metadata = metadata
-        self.threshold = float(metadata["threshold"])
-        self.version = str(metadata["model_version"])
-        self.normaliser = Normaliser(**metadata["params"]["preprocess"])
-        # The pipeline's own feature step (CompactTfidfVectorizer counts n-grams per
-        # distinct word, vectorised); the classifier may take a validation-free path.
-        self.features = model[:-1].transform if hasattr(model, "steps") else None
-        self.spam_index = list(model.classes_).index("spam")
-        self.classifier = _classifier(model[-1], self.spam_index) if self.features is not None else None
-
-    @classmethod
-    def load(cls, model_path: Path = models.MODEL_PATH, metadata_path: Path | None = None) -> Scorer:
-        """Load with the safe loader (allowlisted types, hash checked against the metadata)."""
-        model, meta = models.load_with_metadata(Path(model_path), metadata_path_for(model_path, metadata_path))
-        return cls(model, meta)
-
-    def scores(self, texts: Sequence[str]) -> np.ndarray:
-        """Spam score in [0, 1] of each raw (not yet normalised) message."""
-        import sklearn
-
-        normalised = [self.normaliser(t) for t in texts]
-        # The model's inputs are lists of strings that we build ourselves: skip
-        # scikit-learn's per-call validation, which costs more than the maths for
-        # a single short message.
-        with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
-            if self.features is None:
-                return models.spam_scores(self.model, normalised)
-            features = self.features(normalised)
-            if self.classifier is not None:
-                return self.classifier(features)
-            return self.model[-1].predict_proba(features)[:, self.spam_index]
-
-    def predict(self, texts: Sequence[str]) -> list[tuple[float, bool]]:
-        """``(spam_score, is_spam)`` of each raw message, at the stored threshold."""
-        return [(float(s), bool(s >= self.threshold)) for s in self.scores(texts)]
-
-
-def _classifier(clf: Any, spam_index: int) -> Any:
-    """Spam scores of a sigmoid-calibrated linear classifier, with scikit-learn's arithmetic.
-
-    ``CalibratedClassifierCV.predict_proba`` validates its input some thirty times
-    per call (about 2 ms), which is most of the latency of scoring one message. For
-    the calibrated linear models the default configuration uses, the same operations
-    in the same order are done here directly: the decision function of each fold's
-    model, its sigmoid, the clip, the mean. Any other classifier returns None (and
-    goes through scikit-learn); tests check that both give identical scores.
-    """
-    from scipy.special import expit
-    from sklearn.calibration import CalibratedClassifierCV, _SigmoidCalibration
-    from sklearn.linear_model._base import LinearClassifierMixin
-    from sklearn.utils.extmath import safe_sparse_dot
-
-    if not (
-        type(clf) is CalibratedClassifierCV
-        and clf.method == "sigmoid"
-        and len(clf.classes_) == 2
-        and spam_index == 1
-        and all(
-            isinstance(c.estimator, LinearClassifierMixin)
-            and c.estimator.coef_.shape[0] == 1
-            and list(c.estimator.classes_) == list(clf.classes_)
-            and len(c.calibrators) == 1
-            and type(c.calibrators[0]) is _SigmoidCalibration
-            for c in clf.calibrated_classifiers_
-        )
-    ):
-        return None
-    folds = [(c.estimator.coef_.T, c.estimator.intercept_, c.calibrators[0]) for c in clf.calibrated_classifiers_]
-
-    def scores(X: Any) -> np.ndarray:
-        total = np.zeros(X.shape[0])
-        for coef_t, intercept, calibrator in folds:
-            decision = (safe_sparse_dot(X, coef_t, dense_output=True) + intercept).reshape(-1)
-            spam = expit(-(calibrator.a_ * decision + calibrator.b_))
-            spam[(1.0 < spam) & (spam <= 1.0 + 1e-5)] = 1.0
-            total += spam
-        total /= len(folds)
-        return total
-
-    return scores
-
-
-def metadata_path_for(model_path: Path, metadata_path: Path | None = None) -> Path:
-    """The metadata sidecar of a model file: ``model.skops`` -> ``model.json``."""
-    return Path(metadata_path) if metadata_path is not None else Path(model_path).with_suffix(".json")
 
 
 # --------------------------------------------------------------------------- input
@@ -348,33 +254,30 @@ class _Writer:
 
 # ---------------------------------------------------------------------- parallelism
 
-_WORKER_SCORER: Scorer | None = None  # set in the parent before forking: workers share it
+_worker_scorer: Scorer | None = None  # in a worker: the parent's scorer, inherited by fork
 
 
-def _init_worker() -> None:
+def _init_worker(scorer: Scorer) -> None:
+    global _worker_scorer
+    _worker_scorer = scorer
     # One BLAS thread per worker process: the processes are the parallelism.
-    from threadpoolctl import threadpool_limits
-
     threadpool_limits(1)
 
 
 def _score_in_worker(texts: list[str]) -> np.ndarray:
-    assert _WORKER_SCORER is not None
-    return _WORKER_SCORER.scores(texts)
+    assert _worker_scorer is not None
+    return _worker_scorer.scores(texts)
 
 
 def _scored(scorer: Scorer, chunks: Iterator[Chunk], workers: int) -> Iterator[tuple[Chunk, np.ndarray]]:
     """Score chunks in order, on ``workers`` forked processes, with few chunks in flight."""
-    import multiprocessing as mp
-
     if workers <= 1 or "fork" not in mp.get_all_start_methods():
         for chunk in chunks:
             yield chunk, scorer.scores(chunk.texts)
         return
-    global _WORKER_SCORER
-    _WORKER_SCORER = scorer
     pending: deque[tuple[Chunk, Any]] = deque()
-    with mp.get_context("fork").Pool(workers, initializer=_init_worker) as pool:
+    # Forked, the workers inherit the scorer (initargs are not pickled): the model loads once.
+    with mp.get_context("fork").Pool(workers, initializer=_init_worker, initargs=(scorer,)) as pool:
         for chunk in chunks:
             pending.append((chunk, pool.apply_async(_score_in_worker, (chunk.texts,))))
             if len(pending) >= 2 * workers:
@@ -383,7 +286,6 @@ def _scored(scorer: Scorer, chunks: Iterator[Chunk], workers: int) -> Iterator[t
         while pending:
             done, result = pending.popleft()
             yield done, result.get()
-    _WORKER_SCORER = None
 
 
 # --------------------------------------------------------------------------- driver
@@ -414,8 +316,6 @@ def _open_output(path: str | Path | None) -> Iterator[IO[bytes]]:
 
 
 def _progress(fh: IO[bytes], enabled: bool | None) -> Any:
-    from tqdm import tqdm
-
     size = None
     with contextlib.suppress(OSError, ValueError):
         size = os.fstat(fh.fileno()).st_size or None
@@ -516,7 +416,3 @@ def _chain(first: Chunk, rest: Iterator[Chunk]) -> Iterator[Chunk]:
     yield from rest
 
 
-if __name__ == "__main__":
-    from sentinelle.cli import main
-
-    sys.exit(main(["score", *sys.argv[1:]]))

@@ -23,10 +23,14 @@ reassociated sums and the same results on every x86-64 CPU.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numba
 import numpy as np
+import scipy.sparse as sp
+
+from sentinelle.features.tfidf import smooth_idf
 
 TOL = 1e-4  # LinearSVC's default
 MAX_ITER = 1000  # LinearSVC's default
@@ -104,10 +108,6 @@ def fit_folds(
     (the final vectorisers' idf): ``(coef, intercept, iterations, decision values)``
     of the fit on every row, else None.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
-    from sentinelle.models import smooth_idf
-
     def fold(split: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         train_idx, test_idx = split
         df = counts.document_frequency(train_idx)
@@ -259,12 +259,10 @@ def compile_kernels() -> None:
     """Compile the kernels for the types the pipeline passes them (or load them from the cache).
 
     numba compiles on first use and caches the machine code in ``__pycache__``;
-    ``python -m sentinelle.linear`` (run by ``dev.py`` after installing) does it
+    ``python -m sentinelle.svm.linear`` (run by ``dev.py`` after installing) does it
     once, so that the first ``dvc repro`` does not pay the ~2 s.
     """
-    import scipy.sparse as sp
-
-    for dtype in (np.uint16, np.float32):  # see models._count
+    for dtype in (np.uint16, np.float32):  # see features.counting.count
         matrix = sp.csr_matrix(np.array([[1, 0, 2], [0, 3, 1], [1, 1, 0]], dtype=dtype))
         matrix.indices = matrix.indices.astype(np.int32)
         counts = Counts.from_csr(matrix, [1, 2], sublinear_tf=True)

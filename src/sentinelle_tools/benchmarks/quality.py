@@ -38,11 +38,16 @@ from typing import Any
 import numpy as np
 import yaml
 
-from sentinelle import dataset, evaluation, io, models, sources
-from sentinelle.experiments import PUBLISHED, run_sections
-from sentinelle.obfuscation import obfuscate_many
+from sentinelle import io
+from sentinelle.data import cleaning, formats, sources
+from sentinelle.data import split as splitting
+from sentinelle.evaluation import metrics
+from sentinelle.experiments.plans import PUBLISHED, run_sections
+from sentinelle.modeling import calibration, inference, training
 from sentinelle.params import Params, parse
-from sentinelle.text import Normaliser, canonical
+from sentinelle.text.canonical import canonical
+from sentinelle.text.normaliser import Normaliser
+from sentinelle.text.obfuscation import obfuscate_many
 
 log = logging.getLogger("sentinelle.benchmarks.quality")
 
@@ -62,8 +67,9 @@ def load_params(path: Path = Path("params.yaml"), preset: tuple[Path, str] | Non
 def load_data(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Messages, labels and near-duplicate groups of a UCI file, exact duplicates removed."""
     ingest = dataclasses.replace(load_params().ingest, source=str(path), format="uci")
-    fetched, parsed = sources.read(ingest)
-    frame = dataset.clean(parsed.records, fetched.where, ingest).frame  # as the ingest stage cleans
+    fetched = sources.fetch(ingest)
+    parsed = formats.parse(fetched, ingest)
+    frame = cleaning.clean(parsed.records, fetched.where, ingest).frame  # as the ingest stage cleans
     groups = np.unique(frame["text"].map(canonical).to_numpy(), return_inverse=True)[1]
     return frame["text"].to_numpy(dtype=object), frame["label"].to_numpy(), groups
 
@@ -72,9 +78,9 @@ def fit_and_threshold(params: Params, texts: np.ndarray, labels: np.ndarray, mes
     """What the train stage does: fit the pipeline, choose the threshold by inner CV."""
     p, seed = params.train, params.base.seed
     groups = [canonical(m) for m in messages]
-    trained = models.train(p, seed, texts, labels, groups)
-    raw = evaluation.choose_threshold(labels == "spam", trained.oof, p.max_ham_fpr)
-    return trained.model, models.probability_threshold(trained.model, raw)
+    trained = training.train(p, seed, texts, labels, groups)
+    raw = metrics.choose_threshold(labels == "spam", trained.oof, p.max_ham_fpr)
+    return trained.model, calibration.probability_threshold(trained.model, raw)
 
 
 def nested_cv(params: Params, messages: np.ndarray, labels: np.ndarray, groups: np.ndarray, repeats: int) -> list[dict[str, float]]:
@@ -89,8 +95,8 @@ def nested_cv(params: Params, messages: np.ndarray, labels: np.ndarray, groups: 
         outer = StratifiedGroupKFold(FOLDS, shuffle=True, random_state=params.base.seed + r)
         for k, (tr, te) in enumerate(outer.split(texts, labels, groups)):
             model, threshold = fit_and_threshold(params, texts[tr], labels[tr], messages[tr])
-            scores = models.spam_scores(model, texts[te])
-            m = evaluation.classification_metrics(y[te], scores, threshold)
+            scores = inference.spam_scores(model, texts[te])
+            m = metrics.classification_metrics(y[te], scores, threshold)
             rows.append({"repeat": r, "fold": k, "threshold": threshold, **m})
             log.info("repeat %d fold %d: recall %.4f, ham flagged %d of %d, MCC %.4f",
                      r, k, m["recall"], m["fp"], m["n_ham"], m["mcc"])  # fmt: skip
@@ -101,19 +107,19 @@ def fixed_split(params: Params, messages: np.ndarray, labels: np.ndarray, seed: 
     """Train on ingest's 80/20 split (seed 42), evaluate on its test part, incl. obfuscation."""
     import pandas as pd
 
-    train, test = dataset.split(pd.DataFrame({"text": messages, "label": labels}), 0.2, seed)
+    train, test = splitting.split(pd.DataFrame({"text": messages, "label": labels}), 0.2, seed)
     normalise = Normaliser(**dataclasses.asdict(params.preprocess))
     model, threshold = fit_and_threshold(
         params, np.array(normalise.many(train["text"]), dtype=object), train["label"].to_numpy(),
         train["text"].to_numpy(),
     )  # fmt: skip
     y = (test["label"] == "spam").to_numpy().astype(int)
-    scores = models.spam_scores(model, normalise.many(test["text"]))
-    out = evaluation.classification_metrics(y, scores, threshold)
+    scores = inference.spam_scores(model, normalise.many(test["text"]))
+    out = metrics.classification_metrics(y, scores, threshold)
     obfuscated = normalise.many(obfuscate_many(test["text"].tolist(), params.base.seed, params.evaluate.obfuscation_rate))
-    out["obfuscated_recall"] = evaluation.classification_metrics(y, models.spam_scores(model, obfuscated), threshold)["recall"]
+    out["obfuscated_recall"] = metrics.classification_metrics(y, inference.spam_scores(model, obfuscated), threshold)["recall"]
     out["threshold"] = threshold
-    at_half = evaluation.classification_metrics(y, scores, 0.5)
+    at_half = metrics.classification_metrics(y, scores, 0.5)
     out["recall_at_0.5"], out["fp_at_0.5"], out["mcc_at_0.5"] = at_half["recall"], at_half["fp"], at_half["mcc"]
     return out
 
@@ -243,7 +249,7 @@ def search(base: Params, messages: np.ndarray, labels: np.ndarray) -> str:
     """Rank the grid by out-of-fold scores on the fixed split's training part only."""
     import pandas as pd
 
-    train, _test_never_read = dataset.split(pd.DataFrame({"text": messages, "label": labels}), 0.2, 42)
+    train, _test_never_read = splitting.split(pd.DataFrame({"text": messages, "label": labels}), 0.2, 42)
     groups = train["text"].map(canonical).tolist()
     y = (train["label"] == "spam").to_numpy().astype(int)
     base_data = _as_dict(base)
@@ -255,10 +261,10 @@ def search(base: Params, messages: np.ndarray, labels: np.ndarray) -> str:
         params = parse(data, "search grid")
         start = time.perf_counter()
         texts = Normaliser(**dataclasses.asdict(params.preprocess)).many(train["text"])
-        oof = models.out_of_fold_scores(params.train, params.base.seed, texts, train["label"].to_numpy(), groups)
-        raw = evaluation.choose_threshold(y, oof, params.train.max_ham_fpr)
-        at = evaluation.threshold_metrics(y, oof >= raw)
-        rank = evaluation.ranking_metrics(y, oof)
+        oof = training.out_of_fold_scores(params.train, params.base.seed, texts, train["label"].to_numpy(), groups)
+        raw = metrics.choose_threshold(y, oof, params.train.max_ham_fpr)
+        at = metrics.threshold_metrics(y, oof >= raw)
+        rank = metrics.ranking_metrics(y, oof)
         rows.append({
             "recall": rank["recall_at_fpr_0_1pct"], "roca": rank["one_minus_roca_pct"], "describe": describe(params),
             "mcc": at["mcc"], "min_df": params.train.min_df, "seconds": time.perf_counter() - start,

@@ -76,7 +76,8 @@ def batch_run(model: Path, src: Path, workers: int | None) -> dict[str, Any]:
     """One scoring run in this process (called in a fresh child); returns timings and memory."""
     import psutil
 
-    from sentinelle.scoring import Scorer, score_file
+    from sentinelle.serving.batch import score_file
+    from sentinelle.serving.scorer import Scorer
 
     me = psutil.Process()
     peak = [0]
@@ -152,7 +153,7 @@ def bench_api(model: Path, texts: list[str], requests: int, batches: int, repeat
 
     port = _free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "sentinelle.cli", "serve", "--model", str(model), "--port", str(port),
+        [sys.executable, "-m", "sentinelle.serving.cli", "serve", "--model", str(model), "--port", str(port),
          "--no-access-log", "--log-level", "warning"],
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"

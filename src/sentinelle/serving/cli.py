@@ -4,7 +4,7 @@
     sentinelle serve [--model models/model.skops] [--host 127.0.0.1] [--port 8000]
     sentinelle fetch [--repo .] (--version vX.Y.Z | --stage prod) [-o served/]
 
-Also runnable as ``python -m sentinelle.cli``. Bad input (files, rows, options)
+Also runnable as ``python -m sentinelle``. Bad input (files, rows, options)
 is reported as one line ``sentinelle <command>: error: ...`` with exit code 2.
 """
 
@@ -15,14 +15,16 @@ import logging
 import sys
 from pathlib import Path
 
+from sentinelle import io
 from sentinelle.errors import UserError
+from sentinelle.serving.batch import DEFAULT_CHUNK_SIZE, FORMATS, score_file
+from sentinelle.serving.registry import fetch
+from sentinelle.serving.scorer import MAX_BATCH, MAX_CHARS, Scorer, metadata_path_for
 
 log = logging.getLogger("sentinelle")
 
 
 def _score(args: argparse.Namespace) -> int:
-    from sentinelle.scoring import Scorer, score_file
-
     scorer = Scorer.load(args.model, args.metadata)
     report = score_file(
         args.input,
@@ -49,9 +51,7 @@ def _score(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from sentinelle import io
-    from sentinelle.api import create_app
-    from sentinelle.scoring import metadata_path_for
+    from sentinelle.serving.api import create_app  # FastAPI: only `serve` imports it
 
     # Cheap checks before binding the port, so a wrong path fails here and now;
     # the full safe load (types allowlist, hash) runs in the app's lifespan.
@@ -68,8 +68,6 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _fetch(args: argparse.Namespace) -> int:
-    from sentinelle.registry import fetch
-
     model, metadata = fetch(args.repo, args.output, name=args.name, version=args.version, stage=args.stage)
     print(model)
     print(metadata)
@@ -77,9 +75,6 @@ def _fetch(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    from sentinelle.api import DEFAULT_MAX_BATCH, DEFAULT_MAX_CHARS
-    from sentinelle.scoring import DEFAULT_CHUNK_SIZE, FORMATS
-
     top = argparse.ArgumentParser(prog="sentinelle", description=__doc__.split("\n\n")[0])
     top.add_argument("-v", "--verbose", action="store_true", help="debug logs and tracebacks")
     sub = top.add_subparsers(dest="command", required=True)
@@ -108,8 +103,8 @@ def parser() -> argparse.ArgumentParser:
     model_options(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     serve.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
-    serve.add_argument("--max-batch", type=int, default=DEFAULT_MAX_BATCH, help="most messages per batch (default: %(default)s)")
-    serve.add_argument("--max-chars", type=int, default=DEFAULT_MAX_CHARS, help="longest message (default: %(default)s)")
+    serve.add_argument("--max-batch", type=int, default=MAX_BATCH, help="most messages per batch (default: %(default)s)")
+    serve.add_argument("--max-chars", type=int, default=MAX_CHARS, help="longest message (default: %(default)s)")
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     serve.add_argument("--no-access-log", action="store_true", help="do not log every request")
     serve.set_defaults(run=_serve)

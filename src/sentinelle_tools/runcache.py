@@ -17,7 +17,7 @@ import logging
 import sys
 from pathlib import Path
 
-log = logging.getLogger("sentinelle.runcache")
+log = logging.getLogger("sentinelle_tools.runcache")
 
 
 def push_run_outputs(root: Path, remote: str | None = None, jobs: int | None = None) -> int:

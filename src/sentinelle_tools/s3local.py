@@ -39,7 +39,7 @@ from typing import Any
 
 from sentinelle.errors import UserError
 
-log = logging.getLogger("sentinelle.s3local")
+log = logging.getLogger("sentinelle_tools.s3local")
 
 BUCKET = "sentinelle"
 REMOTE = "storage"

@@ -1,0 +1,104 @@
+"""The model as one scikit-learn Pipeline built from the ``train`` params."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn import svm
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.pipeline import FeatureUnion, Pipeline
+
+from sentinelle.features.vectorizer import CompactTfidfVectorizer
+from sentinelle.params import TrainParams
+
+
+def build_pipeline(p: TrainParams, seed: int) -> Pipeline:
+    """Vectoriser(s) + classifier, as one Pipeline, from the ``train`` params."""
+    common: dict[str, Any] = dict(
+        lowercase=False,  # the normaliser already case-folds
+        min_df=p.min_df,
+        max_features=p.max_features,
+        sublinear_tf=p.sublinear_tf,
+        # float64, as the classifiers want it: no float32 -> float64 copy of every matrix
+        dtype=np.float64,
+    )
+    word = CompactTfidfVectorizer(**_analyzer(p, "word"), **common)
+    char = CompactTfidfVectorizer(**_analyzer(p, "char"), **common)
+    features = {
+        "word": word,
+        "char": char,
+        "union": FeatureUnion([("word", word), ("char", char)]),
+    }[p.features]
+    return Pipeline([("features", features), ("classifier", build_classifier(p, seed))])
+
+
+def _analyzer(p: TrainParams, kind: str) -> dict[str, Any]:
+    """How a vectoriser cuts text: word n-grams of the normaliser's tokens, or char_wb n-grams."""
+    if kind == "word":
+        return {"analyzer": "word", "token_pattern": r"\S+", "ngram_range": p.word_ngrams}
+    return {"analyzer": "char_wb", "ngram_range": p.char_ngrams}
+
+
+def build_classifier(p: TrainParams, seed: int) -> Any:
+    # Each branch imports only its own module (sklearn.ensemble alone costs ~0.3 s).
+    match p.classifier:
+        case "linear_svm":
+            # Calibrated (Platt sigmoid on out-of-fold decision values, one SVM refit
+            # on all data) so that its scores are probabilities like the others'.
+            return CalibratedClassifierCV(
+                raw_classifier(p, seed), method="sigmoid", cv=p.cv_folds, ensemble=False
+            )
+        case "logreg":
+            from sklearn.linear_model import LogisticRegression
+
+            return LogisticRegression(C=p.C, class_weight=p.class_weight, solver="liblinear", max_iter=1000)
+        case "complement_nb":
+            from sklearn.naive_bayes import ComplementNB
+
+            return ComplementNB(alpha=p.alpha)
+        case "multinomial_nb":
+            from sklearn.naive_bayes import MultinomialNB
+
+            return MultinomialNB(alpha=p.alpha)
+        case "sgd":
+            from sklearn.linear_model import SGDClassifier
+
+            return SGDClassifier(
+                loss="modified_huber", alpha=p.alpha, class_weight=p.class_weight, random_state=seed
+            )
+        case "random_forest":
+            from sklearn.ensemble import RandomForestClassifier
+
+            return RandomForestClassifier(
+                n_estimators=p.n_estimators,
+                max_depth=p.max_depth,
+                class_weight=p.class_weight,
+                n_jobs=p.n_jobs,
+                random_state=seed,
+            )
+    raise AssertionError(p.classifier)  # unreachable: params.py allows only the above
+
+
+def raw_classifier(p: TrainParams, seed: int) -> Any:
+    """The classifier whose scores choose the threshold: the SVM before calibration."""
+    if p.classifier == "linear_svm":
+        return svm.LinearSVC(C=p.C, class_weight=p.class_weight, random_state=seed)
+    return build_classifier(p, seed)
+
+
+def raw_scores(classifier: Any, X: Any) -> np.ndarray:
+    """Spam decision values (SVM) or spam probabilities (every other classifier)."""
+    spam = list(classifier.classes_).index("spam")
+    if hasattr(classifier, "predict_proba"):
+        return classifier.predict_proba(X)[:, spam]
+    decision = classifier.decision_function(X)
+    return decision if spam == 1 else -decision
+
+
+
+
+def vectorisers(pipeline: Pipeline) -> list[Any]:
+    features = pipeline[0]
+    return [v for _, v in features.transformer_list] if hasattr(features, "transformer_list") else [features]
+

@@ -1,0 +1,158 @@
+"""Training: the pipeline and the out-of-fold scores that choose its threshold, in one go."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sklearn.pipeline import Pipeline
+from sklearn.svm import LinearSVC
+
+from sentinelle.features.countfile import CountFile
+from sentinelle.features.counting import Combined, count
+from sentinelle.features.tfidf import smooth_idf, tfidf_rows
+from sentinelle.modeling.calibration import calibrated_svm, fit_sigmoid, sigmoid
+from sentinelle.modeling.folds import fold_featuriser, splits
+from sentinelle.modeling.pipeline import build_pipeline, raw_classifier, raw_scores, vectorisers
+from sentinelle.params import TrainParams
+from sentinelle.svm.solver import Solver
+
+# From this many training texts the SVM is fitted in a solver process (``svm.solver``):
+# the stage's process then never holds the count matrix, numba or the fits' arrays.
+# Below it, starting that process (~0.2 s) costs more than the memory it saves.
+SOLVER_MIN_TEXTS = 20_000
+
+
+def out_of_fold_scores(
+    p: TrainParams, seed: int, texts: Any, labels: Any, groups: Any | None = None
+) -> np.ndarray:
+    """Raw spam scores of every training message from a model that never saw it.
+
+    Stratified ``p.cv_folds``-fold CV (shuffled with ``seed``; with ``groups``, e.g.
+    the canonical text, a group stays in one fold as ingest keeps near-duplicates
+    on one side of the split) of the whole pipeline:
+    in each fold the TF-IDF vocabulary and weights are fitted on the training folds
+    only, exactly as ``build_pipeline`` would, but computed from one n-gram count
+    pass over all texts instead of one per fold (when ``max_features`` is set the
+    per-fold vectorisers are fitted for real, since the cut depends on the fold).
+    Scores are on the raw scale of ``pipeline.raw_scores``; ``probability_threshold`` maps a
+    threshold on that scale to the fitted model's ``spam_scores``.
+    """
+    return _fit(p, seed, texts, labels, groups, jobs=2, final=False).oof
+
+
+@dataclass
+class Trained:
+    """A fitted model with what the train stage reports about it."""
+
+    model: Pipeline
+    oof: np.ndarray  # raw out-of-fold spam scores (scale of ``pipeline.raw_scores``)
+    train_scores: np.ndarray  # ``spam_scores`` of the training texts
+    n_features: int
+
+
+def train(p: TrainParams, seed: int, texts: Any, labels: Any, groups: Any | None = None, jobs: int = 2) -> Trained:
+    """Fit the pipeline and the out-of-fold scores that choose its threshold, in one go.
+
+    The same model as ``build_pipeline(p, seed).fit(texts, labels)`` and the same
+    scores as ``out_of_fold_scores``, but the n-gram counts of the training texts are
+    computed once (vectorised, see ``features.counting``) and shared by the final vectorisers
+    and every fold. The linear SVM (the default) is fitted by ``sentinelle.svm.linear``
+    straight from those counts, fold and final fits ``jobs`` at a time in threads,
+    with no TF-IDF matrix built; its Platt sigmoid is fitted on the out-of-fold
+    decision values (the grouped CV that also chooses the threshold) instead of a
+    second, ungrouped internal CV of ``CalibratedClassifierCV``; see ``fit_sigmoid``.
+    Other classifiers get per-fold TF-IDF matrices and scikit-learn's ``fit``, one
+    fold at a time.
+    """
+    return _fit(p, seed, texts, labels, groups, jobs=jobs, final=True)
+
+
+def _fit(p: TrainParams, seed: int, texts: Any, labels: Any, groups: Any | None, jobs: int, final: bool) -> Trained:
+    texts = np.asarray(texts, dtype=object)
+    labels = np.asarray(labels)
+    file = CountFile()
+    svm = p.classifier == "linear_svm" and p.max_features is None
+    # From SOLVER_MIN_TEXTS on, the SVM is fitted in a solver process, which starts first:
+    # it loads numba while this one counts.
+    with file, Solver(file) if svm and len(texts) >= SOLVER_MIN_TEXTS else nullcontext() as solver:
+        pipeline = build_pipeline(p, seed)
+        fitted = vectorisers(pipeline)
+        counts = count(fitted, texts, jobs, file)
+        n_terms = [len(v.vocabulary_) for v in fitted]
+        idf = np.split(smooth_idf(counts.df, len(texts)), np.cumsum(n_terms)[:-1])
+        for vectoriser, weights in zip(fitted, idf, strict=True):
+            vectoriser.set_idf(weights)
+        folds = list(splits(p, seed, texts, labels, groups))
+        if svm:
+            return _fit_svm(p, seed, pipeline, solver, counts, labels, folds, jobs, final)
+        return _fit_in_process(p, seed, pipeline, counts, texts, labels, folds, idf, final)
+
+
+def _fit_in_process(
+    p: TrainParams, seed: int, pipeline: Pipeline, counts: Combined, texts: np.ndarray, labels: np.ndarray,
+    splits: list[tuple[np.ndarray, np.ndarray]], idf: list[np.ndarray], final: bool,
+) -> Trained:  # fmt: skip
+    """Every classifier but the linear SVM of ``_fit_svm`` (so also the SVM with ``max_features``):
+    per-fold TF-IDF matrices and scikit-learn's ``fit``."""
+    oof = np.empty(len(texts), dtype=np.float64)
+    make = fold_featuriser(p, seed, texts, counts if p.max_features is None else None)
+    for train_idx, test_idx in splits:
+        X_train, X_test = make(train_idx, test_idx)
+        classifier = raw_classifier(p, seed).fit(X_train, labels[train_idx])
+        del X_train
+        oof[test_idx] = raw_scores(classifier, X_test)
+    if not final:
+        return Trained(pipeline, oof, np.empty(0), 0)
+    weights = np.concatenate(idf)
+    X = tfidf_rows(counts.matrix, np.arange(len(weights)), weights, counts.column_block, counts.n_blocks, p.sublinear_tf)
+    classifier = raw_classifier(p, seed).fit(X, labels)
+    if p.classifier == "linear_svm":
+        classifier = calibrated_svm(pipeline[-1], classifier, *fit_sigmoid(oof, labels == classifier.classes_[1]))
+    pipeline.steps[-1] = (pipeline.steps[-1][0], classifier)
+    spam = list(classifier.classes_).index("spam")
+    return Trained(pipeline, oof, classifier.predict_proba(X)[:, spam], X.shape[1])
+
+
+
+def _fit_svm(
+    p: TrainParams, seed: int, pipeline: Pipeline, solver: Solver | None, counts: Combined,
+    labels: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]], jobs: int, final: bool,
+) -> Trained:  # fmt: skip
+    """The linear SVM's folds and final fit: ``svm.linear.fit_folds`` on ``counts``, in
+    ``solver``'s process, or in this one if None."""
+    classes = np.unique(labels)
+    positive = labels == classes[1]
+    sign = 1.0 if classes[1] == "spam" else -1.0  # raw scores are spam scores
+    sizes = np.bincount(counts.column_block, minlength=counts.n_blocks).tolist()
+    job = dict(
+        positive=positive, splits=splits, min_df=p.min_df, C=p.C, class_weight=p.class_weight, seed=seed,
+        jobs=jobs, weight=np.concatenate([v.idf_ for v in vectorisers(pipeline)]) if final else None,
+    )  # fmt: skip
+    if solver is None:
+        from sentinelle.svm import (
+            linear,  # numba: only in the process that fits (see SOLVER_MIN_TEXTS)
+        )
+
+        results, whole = linear.fit_folds(linear.Counts.from_csr(counts.matrix, sizes, p.sublinear_tf), **job)
+    else:
+        results, whole = solver.fit(indptr=counts.indptr, block_sizes=sizes, sublinear_tf=p.sublinear_tf, **job)
+
+    oof = np.empty(len(labels), dtype=np.float64)
+    for (_, test_idx), scores in zip(splits, results, strict=True):
+        oof[test_idx] = sign * scores
+    if not final:
+        return Trained(pipeline, oof, np.empty(0), 0)
+    w, b, iterations, decision = whole
+    svm = raw_classifier(p, seed)
+    assert isinstance(svm, LinearSVC)
+    svm.classes_, svm.coef_, svm.intercept_ = classes, w.reshape(1, -1), np.array([b])
+    svm.n_features_in_, svm.n_iter_ = len(w), iterations
+    classifier = calibrated_svm(pipeline[-1], svm, *fit_sigmoid(sign * oof, positive))
+    pipeline.steps[-1] = (pipeline.steps[-1][0], classifier)
+    proba = sigmoid(classifier).predict(decision)  # P(classes[1])
+    return Trained(pipeline, oof, proba if sign > 0 else 1 - proba, len(w))
+
+

@@ -1,0 +1,72 @@
+"""``Scorer``: a model loaded with the safe loader, its metadata, and the normaliser it was trained with.
+
+The normaliser is built from ``params.preprocess`` in the metadata, so training
+and inference share one normalisation code path. Used by ``sentinelle score``
+(``serving.batch``) and the HTTP API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sklearn
+
+from sentinelle.modeling.calibration import calibrated_linear_scores
+from sentinelle.modeling.inference import spam_scores
+from sentinelle.modeling.persistence import MODEL_PATH, load_with_metadata
+from sentinelle.text.normaliser import Normaliser
+
+# The API's default limits: the longest message and the largest batch of one request.
+MAX_CHARS = 5000
+MAX_BATCH = 1000
+
+
+class Scorer:
+    """A loaded model with its metadata, threshold, version and normaliser."""
+
+    def __init__(self, model: Any, metadata: dict[str, Any]) -> None:
+        self.model = model
+        self.metadata = metadata
+        self.threshold = float(metadata["threshold"])
+        self.version = str(metadata["model_version"])
+        self.normaliser = Normaliser(**metadata["params"]["preprocess"])
+        # The pipeline's own feature step (CompactTfidfVectorizer counts n-grams per
+        # distinct word, vectorised); the classifier may take a validation-free path.
+        self.features = model[:-1].transform if hasattr(model, "steps") else None
+        self.spam_index = list(model.classes_).index("spam")
+        self.classifier = calibrated_linear_scores(model[-1], self.spam_index) if self.features is not None else None
+
+    @classmethod
+    def load(cls, model_path: Path = MODEL_PATH, metadata_path: Path | None = None) -> Scorer:
+        """Load with the safe loader (allowlisted types, hash checked against the metadata)."""
+        model, meta = load_with_metadata(Path(model_path), metadata_path_for(model_path, metadata_path))
+        return cls(model, meta)
+
+    def scores(self, texts: Sequence[str]) -> np.ndarray:
+        """Spam score in [0, 1] of each raw (not yet normalised) message."""
+        normalised = [self.normaliser(t) for t in texts]
+        # The model's inputs are lists of strings that we build ourselves: skip
+        # scikit-learn's per-call validation, which costs more than the maths for
+        # a single short message.
+        with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+            if self.features is None:
+                return spam_scores(self.model, normalised)
+            features = self.features(normalised)
+            if self.classifier is not None:
+                return self.classifier(features)
+            return self.model[-1].predict_proba(features)[:, self.spam_index]
+
+    def predict(self, texts: Sequence[str]) -> list[tuple[float, bool]]:
+        """``(spam_score, is_spam)`` of each raw message, at the stored threshold."""
+        return [(float(s), bool(s >= self.threshold)) for s in self.scores(texts)]
+
+
+
+def metadata_path_for(model_path: Path, metadata_path: Path | None = None) -> Path:
+    """The metadata sidecar of a model file: ``model.skops`` -> ``model.json``."""
+    return Path(metadata_path) if metadata_path is not None else Path(model_path).with_suffix(".json")
+
+
