@@ -21,7 +21,6 @@ from sentinelle.evaluation.metrics import choose_threshold, threshold_metrics
 from sentinelle.modeling import persistence, training
 from sentinelle.modeling.calibration import probability_threshold
 from sentinelle.params import Params
-from sentinelle.processes import Forked
 from sentinelle.stage import log, run
 
 TRAIN = Path("data/processed/train.parquet")
@@ -44,8 +43,7 @@ def main(params: Params) -> None:
     threshold = probability_threshold(model, raw_threshold)
     cv = threshold_metrics(y, trained.oof >= raw_threshold)
 
-    # skops (0.3 s to import) writes the model in a child process while this one logs.
-    saved = Forked(persistence.save, model)
+    sha256 = persistence.save(model)
     scores, n_features = trained.train_scores, trained.n_features
     with Live(str(LIVE_DIR), dvcyaml=False, save_dvc_exp=False) as live:
         live.log_params({"train": dataclasses.asdict(p), "seed": params.base.seed})
@@ -56,7 +54,6 @@ def main(params: Params) -> None:
         for name in ("recall", "ham_fpr", "mcc", "f1", "fp", "n_ham"):
             live.log_metric(f"cv/{name}", round(cv[name], 6) if isinstance(cv[name], float) else cv[name], plot=False)
 
-    sha256 = saved.result()
     metadata = {
         "model_version": f"sentinelle-{sha256[:12]}",
         "model_sha256": sha256,

@@ -105,6 +105,9 @@ def test_forked_child_may_start_its_own_workers() -> None:
     assert Forked(_squares_in_a_pool, 3).result() == [3, 2, 1]
 
 
-def test_stages_run_with_imports_frozen_and_the_cyclic_collector_off() -> None:
-    code = "import gc\nfrom sentinelle.stage import run\nrun(lambda p: print(gc.isenabled(), gc.get_freeze_count() > 0), 'x', '')"
-    assert sh(sys.executable, "-c", code, cwd=ROOT).stdout.split() == ["False", "True"]
+def test_stages_run_with_imports_frozen_and_the_cyclic_collector_slowed() -> None:
+    code = (
+        "import gc\nfrom sentinelle.stage import run, GC_THRESHOLD\n"
+        "run(lambda p: print(gc.isenabled(), gc.get_freeze_count() > 10_000, gc.get_threshold() == GC_THRESHOLD), 'x', '')"
+    )
+    assert sh(sys.executable, "-c", code, cwd=ROOT).stdout.split() == ["True", "True", "True"]

@@ -14,6 +14,9 @@ from sentinelle.params import DEFAULT_PARAMS, Params, load
 
 log = logging.getLogger("sentinelle")
 
+# Allocations between youngest-generation collections (Python's default is 2,000).
+GC_THRESHOLD = (100_000, 50, 100)
+
 
 def run(main: Callable[[Params], None], name: str, description: str) -> None:
     """Parse ``--params``/``--verbose``, validate params, call ``main``, map errors to exit codes.
@@ -21,12 +24,12 @@ def run(main: Callable[[Params], None], name: str, description: str) -> None:
     A ``UserError`` becomes one line on stderr and exit code 2 (a traceback only
     with ``--verbose``); params are validated before ``main`` can touch any output.
 
-    Python's cyclic garbage collector is off while the stage runs. A stage is a
-    short batch job whose memory is arrays and strings, freed by reference counting
-    (it leaves about a thousand objects in cycles, at 5K messages as at 100K); the
-    collector would only walk, again and again, the hundreds of thousands of
-    objects the libraries create as they are imported, and once more at exit:
-    about 0.9 s of a 5.5K-message pipeline (docs/performance.md).
+    The objects the imports created are frozen out of the cyclic garbage collector,
+    which also runs less often (``GC_THRESHOLD``), and once more before exit: it would
+    otherwise walk, again and again, the hundreds of thousands of objects the libraries
+    create as they are imported, and once more at exit. A stage's own memory is arrays
+    and strings, freed by reference counting. About 1.3 s of a 5.5K-message pipeline
+    (docs/performance.md); ``tests/test_stages.py`` checks it is in force.
     """
     parser = argparse.ArgumentParser(prog=name, description=description)
     parser.add_argument(
@@ -40,7 +43,7 @@ def run(main: Callable[[Params], None], name: str, description: str) -> None:
         stream=sys.stderr,
     )
     gc.freeze()  # what is imported so far is permanent: no collection will walk it
-    gc.disable()
+    gc.set_threshold(*GC_THRESHOLD)
     try:
         main(load(args.params))
         gc.freeze()  # nor at exit (Python's final collection)

@@ -23,6 +23,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from dvc_render.vega import VegaRenderer
+from PIL import Image
+
 from sentinelle.errors import UserError
 
 log = logging.getLogger("sentinelle.experiments")
@@ -57,8 +60,6 @@ def cache_dir() -> Path:
 
 def vega_packages() -> list[tuple[str, str]]:
     """(package, version) of the scripts DVC's HTML would load from the CDN, in order."""
-    from dvc_render.vega import VegaRenderer
-
     found = re.findall(r"cdn\.jsdelivr\.net/npm/([\w-]+)@([\w.-]+)", VegaRenderer.SCRIPTS)
     if not found:
         raise UserError("dvc_render's vega scripts changed: no cdn.jsdelivr.net/npm/<pkg>@<version> found")
@@ -145,8 +146,6 @@ class Check:
 
 def check(page: Path, screenshot: Path, width: int = 1400) -> Check:
     """Open the page in headless Chromium: count rendered plots, photograph it, measure ink."""
-    from PIL import Image
-
     plots = len(re.findall(r"vegaEmbed\(", page.read_text(encoding="utf-8")))
     height = 120 + 340 * math.ceil(plots / 2) + 220  # two plots per row, room for wide ones
     dom = _browser(page, "--dump-dom").stdout.decode("utf-8", "replace")
@@ -164,8 +163,6 @@ def check(page: Path, screenshot: Path, width: int = 1400) -> Check:
 
 def shrink(png: Path, dest: Path, width: int = 900, colors: int = 256) -> None:
     """A small copy of a screenshot for the docs (scaled, palette)."""
-    from PIL import Image
-
     with Image.open(png) as img:
         img = img.convert("RGB")
         img = img.resize((width, round(img.height * width / img.width)), Image.LANCZOS)

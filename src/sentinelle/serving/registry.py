@@ -24,6 +24,7 @@ ARTIFACT = "spam-classifier"
 
 def resolve(repo_url: str, name: str = ARTIFACT, version: str | None = None, stage: str | None = None) -> tuple[str, str]:
     """``(commit, artifact path)`` of a version, a stage, or (neither) the latest version."""
+    # DVC only here: `sentinelle score` and `serve` import this module and don't need it.
     from dvc.exceptions import ArtifactNotFoundError
     from dvc.repo import Repo
 

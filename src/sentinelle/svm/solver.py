@@ -110,9 +110,6 @@ def _read(stream: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
 
 def main() -> None:
     """The solver process: one request from stdin, its result to stdout."""
-    import gc
-
-    gc.disable()  # a short batch job, as the stages (see stage.run)
     reply = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything printed goes to stderr, not into the reply
     from sentinelle.svm import linear  # numpy + numba: loads while the stage counts
