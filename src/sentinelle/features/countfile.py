@@ -1,101 +1,74 @@
-"""A CSR count matrix written chunk by chunk into an anonymous file that processes share.
+"""A CSR count matrix's non-zeros, appended chunk by chunk to two ``.npy`` files in a temporary folder.
 
-The counting processes write each chunk of counts straight into the file with
-``pwrite``, at an offset reserved for it from pass 1's count of its n-grams before
-pruning (an upper bound), so chunks can be written in any order by any process;
-whoever maps the file first moves them together (``compact``) into an ordinary
-CSR matrix. The file is a memfd (an unlinked temporary file where there is none),
-so its descriptor can be inherited by forked workers and passed to the SVM solver
-process (``sentinelle.svm.solver``), and nothing is left behind on disk.
+The stage's process counts (or receives from its workers) one chunk at a time and
+appends it with plain writes, so it never holds or maps the whole matrix; whoever
+needs the matrix, this process for the other classifiers or the SVM solver process
+(``sentinelle.svm.solver``), maps the files (``np.load(..., mmap_mode="c")``). The
+folder is removed when the file is closed.
 """
 
 from __future__ import annotations
 
-import mmap
-import os
 import tempfile
-import weakref
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
 
 import numpy as np
 import scipy.sparse as sp
 
 
 class CountFile:
-    """The data and column indices of a CSR count matrix, chunk by chunk, in an anonymous file.
-
-    Layout: ``data`` for every chunk's reserved capacity, then ``indices`` likewise.
-    The file descriptor is inherited by forked processes and passed to the solver.
-    """
+    """``data.npy`` and ``indices.npy`` of ``nnz`` values each, written in order by ``append``."""
 
     def __init__(self) -> None:
-        if hasattr(os, "memfd_create"):  # Linux: anonymous shared memory
-            self.fd = os.memfd_create("sentinelle-counts")
-        else:
-            handle, path = tempfile.mkstemp(prefix="sentinelle-counts-")
-            os.unlink(path)  # gone once closed, whatever happens
-            self.fd = handle
-        self.layout: dict[str, Any] = {}
-        self.close = weakref.finalize(self, os.close, self.fd)  # at the latest when garbage
+        self._folder = tempfile.TemporaryDirectory(prefix="sentinelle-counts-")
+        self.data_path = Path(self._folder.name) / "data.npy"
+        self.indices_path = Path(self._folder.name) / "indices.npy"
+        self.nnz = 0
+        self._written = 0
+        self._files: list[tuple[BinaryIO, np.dtype]] = []
 
-    def reserve(self, capacities: np.ndarray, data_dtype: Any, index_dtype: Any) -> None:
-        """Room for chunks of at most ``capacities[c]`` non-zeros each."""
-        offsets = np.concatenate([[0], np.cumsum(capacities, dtype=np.int64)])
-        total = int(offsets[-1])
-        data_bytes = total * np.dtype(data_dtype).itemsize
-        self.layout = {
-            "offsets": offsets,
-            "nnz": np.zeros(len(capacities), dtype=np.int64),
-            "data": (np.dtype(data_dtype).str, 0),
-            "indices": (np.dtype(index_dtype).str, data_bytes),
-        }
-        os.ftruncate(self.fd, max(1, data_bytes + total * np.dtype(index_dtype).itemsize))
+    def start(self, nnz: int, data_dtype: Any, index_dtype: Any) -> None:
+        """Begin both files, for exactly ``nnz`` values."""
+        self.nnz = nnz
+        for path, dtype in ((self.data_path, data_dtype), (self.indices_path, index_dtype)):
+            fh = open(path, "wb")  # noqa: SIM115 (closed by finish)
+            header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": (nnz,)}
+            np.lib.format.write_array_header_2_0(fh, header)
+            self._files.append((fh, np.dtype(dtype)))
 
-    def write(self, chunk: int, data: np.ndarray, indices: np.ndarray) -> None:
-        """Chunk ``chunk``'s non-zeros, at its reserved offset (from any process holding the file)."""
-        start = int(self.layout["offsets"][chunk])
-        assert len(data) <= self.layout["offsets"][chunk + 1] - start, "chunk larger than pass 1 counted"
-        for name, values in (("data", data), ("indices", indices)):
-            dtype, base = self.layout[name]
-            _pwrite(self.fd, np.ascontiguousarray(values, dtype=dtype), base + start * np.dtype(dtype).itemsize)
+    def append(self, data: np.ndarray, indices: np.ndarray) -> None:
+        """The next chunk's values and column indices."""
+        if self._written + len(data) > self.nnz or len(data) != len(indices):
+            raise ValueError(f"chunk of {len(data)} values past the {self.nnz} the file was started for")
+        for (fh, dtype), values in zip(self._files, (data, indices), strict=True):
+            fh.write(memoryview(np.ascontiguousarray(values, dtype=dtype)).cast("B"))
+        self._written += len(data)
+
+    def finish(self) -> None:
+        """Close both files; every value the file was started for must have been appended."""
+        for fh, _ in self._files:
+            fh.close()
+        self._files = []
+        if self._written != self.nnz:
+            raise ValueError(f"{self._written} values appended, {self.nnz} expected")
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(data, indices)``, mapped (copy-on-write: writable like any array, the files untouched)."""
+        return np.load(self.data_path, mmap_mode="c"), np.load(self.indices_path, mmap_mode="c")
 
     def csr(self, indptr: np.ndarray, n_columns: int) -> Any:
-        """The matrix, mapped into this process (compacted in place first)."""
-        data, indices = mapped(self.fd, self.layout)
-        nnz = compact(data, indices, self.layout["offsets"], self.layout["nnz"])
-        return sp.csr_matrix((data[:nnz], indices[:nnz], indptr), shape=(len(indptr) - 1, n_columns), copy=False)
+        """The matrix, mapped into this process."""
+        data, indices = self.arrays()
+        return sp.csr_matrix((data, indices, indptr), shape=(len(indptr) - 1, n_columns), copy=False)
+
+    def close(self) -> None:
+        for fh, _ in self._files:
+            fh.close()
+        self._folder.cleanup()
 
     def __enter__(self) -> CountFile:
         return self
 
     def __exit__(self, *_: Any) -> None:
         self.close()
-
-
-def _pwrite(fd: int, values: np.ndarray, offset: int) -> None:
-    view = memoryview(values).cast("B")
-    while view:
-        written = os.pwrite(fd, view, offset)
-        view, offset = view[written:], offset + written
-
-
-def mapped(fd: int, layout: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    buffer = mmap.mmap(fd, os.fstat(fd).st_size)
-    total = int(layout["offsets"][-1])
-    (data_dtype, data_base), (index_dtype, index_base) = layout["data"], layout["indices"]
-    return (
-        np.frombuffer(buffer, dtype=data_dtype, count=total, offset=data_base),
-        np.frombuffer(buffer, dtype=index_dtype, count=total, offset=index_base),
-    )
-
-
-def compact(data: np.ndarray, indices: np.ndarray, offsets: np.ndarray, nnz: np.ndarray) -> int:
-    """Move the chunks (``nnz[c]`` values at ``offsets[c]``) together, in order; the total."""
-    end = 0
-    for start, n in zip(offsets[:-1].tolist(), nnz.tolist(), strict=True):
-        if start != end:  # moving left: numpy copies overlapping ranges correctly
-            data[end : end + n] = data[start : start + n]
-            indices[end : end + n] = indices[start : start + n]
-        end += n
-    return end
-

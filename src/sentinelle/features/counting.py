@@ -50,8 +50,8 @@ def count(
     at a time for the document frequencies; terms below ``min_df`` (or above
     ``max_df``) are dropped and the rest numbered alphabetically, as scikit-learn
     does; pass 2 counts each chunk's kept terms again, the chunks over ``jobs``
-    forked processes, and each writes its chunk straight into the file. So no
-    process holds the matrix: only a chunk each.
+    forked processes, and this one appends the chunks to the file in order. So no
+    process holds the matrix: only a chunk or two each.
     """
     file = file or CountFile()
     docs = texts.tolist()
@@ -67,33 +67,31 @@ def count(
         matrix = sp.hstack(blocks, format="csr") if len(blocks) > 1 else blocks[0]
         matrix.sort_indices()
         df = np.bincount(matrix.indices, minlength=matrix.shape[1])
-        file.reserve(np.array([matrix.nnz]), matrix.data.dtype, matrix.indices.dtype)
-        file.write(0, matrix.data, matrix.indices)
-        file.layout["nnz"][0] = matrix.nnz
+        file.start(matrix.nnz, matrix.data.dtype, matrix.indices.dtype)
+        file.append(matrix.data, matrix.indices)
+        file.finish()
         column_block = _column_block([b.shape[1] for b in blocks])
         return Combined(file, matrix.indptr, column_block, len(blocks), df)
 
     n = len(texts)
     budget = COUNT_KEEP_NNZ // len(vectorisers)
 
-    def first_pass(k: int) -> tuple[dict[str, int], dict[str, Any], np.ndarray, int, list[int], list[Any]]:
+    def first_pass(k: int) -> tuple[dict[str, int], dict[str, Any], np.ndarray, int, list[Any]]:
         """Pass 1 for vectoriser ``k``: its vocabulary of kept terms, numbered alphabetically as
         scikit-learn does; its char_wb word cache, renumbered; the document frequency of each
-        kept term (their sum is the non-zeros it adds) and its largest count; each chunk's
-        non-zeros before pruning (room to reserve for it); its first chunks' counts,
-        renumbered, while they are small (pass 2 then need not count them again)."""
+        kept term (their sum is the non-zeros it adds) and its largest count; its first
+        chunks' counts, renumbered, while they are small (pass 2 then need not count them again)."""
         vectoriser = vectorisers[k]
         vocabulary: dict[str, int] = {}
         cache: dict[str, Any] = {}
         df = np.zeros(0, dtype=np.int64)
-        blocks, seen_nnz, max_count, chunk_nnz = [], 0, 0, []
+        blocks, seen_nnz, max_count = [], 0, 0
         for start in range(0, n, COUNT_CHUNK):
             block = count_chunk(vectoriser, docs[start : start + COUNT_CHUNK], vocabulary, False, cache)
             chunk_df = np.bincount(block.indices, minlength=block.shape[1])
             chunk_df[: len(df)] += df
             df = chunk_df
             max_count = max(max_count, int(block.data.max(initial=0)))
-            chunk_nnz.append(block.nnz)
             seen_nnz += block.nnz
             if seen_nnz <= budget:
                 blocks.append(block)
@@ -115,11 +113,11 @@ def count(
             cache[word] = (new[new >= 0], counts[new >= 0])
         blocks = [_renumbered(b, remap, len(kept)) for b in blocks]
         kept_df = df[[i for _, i in kept]]
-        return {term: j for j, (term, _) in enumerate(kept)}, cache, kept_df, max_count, chunk_nnz, blocks
+        return {term: j for j, (term, _) in enumerate(kept)}, cache, kept_df, max_count, blocks
 
     # The vectorisers' first passes are independent: one process each, as cores allow.
-    caches, kept_blocks, dfs, max_count, capacity = [], [], [], 0, np.int64(0)
-    for vectoriser, (vocabulary, cache, df_k, max_k, nnz_k, blocks_k) in zip(
+    caches, kept_blocks, dfs, max_count = [], [], [], 0
+    for vectoriser, (vocabulary, cache, df_k, max_k, blocks_k) in zip(
         vectorisers, forked_map(first_pass, len(vectorisers), jobs), strict=True
     ):
         vectoriser.set_vocabulary(vocabulary)
@@ -127,15 +125,14 @@ def count(
         kept_blocks.append(blocks_k)
         dfs.append(df_k)
         max_count = max(max_count, max_k)
-        capacity = capacity + np.array(nnz_k, dtype=np.int64)
     df = np.concatenate(dfs)
     nnz = int(df.sum())
-    # Pass 2: each chunk's counts of the kept terms, straight into the file: pass 1's
+    # Pass 2: each chunk's counts of the kept terms, appended to the file in order: pass 1's
     # if it kept them (small data), otherwise counted again, chunks over the cores.
     sizes = [len(v.vocabulary_) for v in vectorisers]
     index = np.int32 if max(nnz, sum(sizes)) < 2**31 else np.int64
     # Counts are small integers: uint16 (2 bytes) when they fit, else float32 (exact to 2**24).
-    file.reserve(capacity, np.uint16 if max_count <= np.iinfo(np.uint16).max else np.float32, index)
+    file.start(nnz, np.uint16 if max_count <= np.iinfo(np.uint16).max else np.float32, index)
     starts = list(range(0, n, COUNT_CHUNK))
 
     def chunk_block(c: int) -> Any:
@@ -151,15 +148,12 @@ def count(
         block.sort_indices()
         return block
 
-    def write_chunk(c: int) -> np.ndarray:
-        """Chunk ``c``'s counts into the file; its documents' numbers of non-zeros."""
-        block = chunk_block(c)
-        file.write(c, block.data, block.indices)
-        return np.diff(block.indptr)
-
+    row_nnz = []
     serial = min(len(blocks) for blocks in kept_blocks)
-    row_nnz = list(forked_map(write_chunk, len(starts), jobs, serial))
-    file.layout["nnz"][:] = [int(r.sum()) for r in row_nnz]
+    for block in forked_map(chunk_block, len(starts), jobs, serial):
+        file.append(block.data, block.indices)
+        row_nnz.append(np.diff(block.indptr))
+    file.finish()
     indptr = np.concatenate([[0], np.cumsum(np.concatenate(row_nnz))]).astype(index)
     assert indptr[-1] == nnz
     return Combined(file, indptr, _column_block(sizes), len(sizes), df)

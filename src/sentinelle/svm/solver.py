@@ -2,8 +2,8 @@
 
 At 100K messages the train stage's process holds scikit-learn, pandas, the texts
 and the vocabularies (about 300 MB); the fits need numba and LLVM (about 110 MB)
-and the count matrix (140 MB). So the counts go to a ``CountFile`` (written by
-the counting processes), and a ``Solver``, a fresh interpreter that imports only
+and the count matrix (140 MB). So the counts go to a ``CountFile`` (two ``.npy``
+files the stage appends to chunk by chunk), and a ``Solver``, a fresh interpreter that imports only
 numpy, SciPy's sparse module and numba (started when training starts, so its
 imports overlap the counting), maps it and runs the fits. The stage's process
 never maps the matrix unless it needs it itself (other classifiers).
@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from sentinelle.features.countfile import CountFile, compact, mapped
+from sentinelle.features.countfile import CountFile
 
 
 class Solver:
@@ -38,7 +38,7 @@ class Solver:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))}
         self._process = subprocess.Popen(
             [sys.executable, "-m", "sentinelle.svm.solver"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, pass_fds=(counts.fd,), env=env,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
         )  # fmt: skip
         self._counts = counts
 
@@ -49,13 +49,12 @@ class Solver:
     ) -> tuple[list[np.ndarray], tuple[np.ndarray, float, int, np.ndarray] | None]:  # fmt: skip
         """``linear.fit_folds`` (same arguments and result) in the solver process, on the file's counts."""
         assert self._process.stdin is not None and self._process.stdout is not None
-        layout = self._counts.layout
         header = {
-            "fd": self._counts.fd, "data": layout["data"], "indices": layout["indices"],
+            "data": str(self._counts.data_path), "indices": str(self._counts.indices_path),
             "block_sizes": block_sizes, "sublinear_tf": sublinear_tf, "n_splits": len(splits),
             "min_df": min_df, "C": C, "class_weight": class_weight, "seed": seed, "jobs": jobs,
         }  # fmt: skip
-        arrays = {"offsets": layout["offsets"], "nnz": layout["nnz"], "indptr": indptr, "positive": positive}
+        arrays = {"indptr": indptr, "positive": positive}
         for i, (train_idx, test_idx) in enumerate(splits):
             arrays[f"train{i}"], arrays[f"test{i}"] = train_idx, test_idx
         if weight is not None:
@@ -112,16 +111,15 @@ def main() -> None:
     """The solver process: one request from stdin, its result to stdout."""
     reply = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything printed goes to stderr, not into the reply
-    from sentinelle.svm import linear  # numpy + numba: loads while the stage counts
+    # numba loads here, while the stage counts; not at the top: the stage imports this module.
+    from sentinelle.svm import linear
 
     try:
         job, arrays = _read(sys.stdin.buffer)
     except EOFError:
         return  # the stage stopped before asking
-    layout = {"offsets": arrays["offsets"], "nnz": arrays["nnz"], "data": job["data"], "indices": job["indices"]}
-    data, indices = mapped(job["fd"], layout)
-    nnz = compact(data, indices, layout["offsets"], layout["nnz"])
-    counts = linear.Counts.of(arrays["indptr"], indices[:nnz], data[:nnz], job["block_sizes"], job["sublinear_tf"])
+    data, indices = np.load(job["data"], mmap_mode="c"), np.load(job["indices"], mmap_mode="c")
+    counts = linear.Counts.of(arrays["indptr"], indices, data, job["block_sizes"], job["sublinear_tf"])
     splits = [(arrays[f"train{i}"], arrays[f"test{i}"]) for i in range(job["n_splits"])]
     folds, whole = linear.fit_folds(
         counts, arrays["positive"], splits, job["min_df"], arrays.get("weight"),
