@@ -244,3 +244,20 @@ def test_count_file_chunks_appended_in_order_make_one_csr_matrix() -> None:
         file.append(np.ones(2, dtype=np.uint16), np.zeros(2, dtype=np.int32))
         with pytest.raises(ValueError, match="2 values appended, 3 expected"):
             file.finish()
+
+
+def test_count_file_chunks_written_by_workers_are_copied_in_in_order() -> None:
+    with CountFile() as file:
+        file.start(5, np.uint16, np.int32)
+        file.write_chunk(1, np.array([7, 8, 9]), np.array([0, 1, 2]))  # written in any order...
+        file.write_chunk(0, np.array([1, 2]), np.array([1, 2]))
+        file.append_chunk(0)  # ...copied in in order
+        file.append_chunk(1)
+        assert sorted(p.name for p in file.data_path.parent.iterdir()) == ["data.npy", "indices.npy"]
+        file.finish()
+        matrix = file.csr(np.array([0, 2, 5]), n_columns=3)
+        assert matrix.toarray().tolist() == [[0, 1, 2], [7, 8, 9]]
+        file.start(1, np.uint16, np.int32)
+        file.write_chunk(0, np.array([1, 2]), np.array([0, 1]))
+        with pytest.raises(ValueError, match="chunk of 2 values past the 1"):
+            file.append_chunk(0)

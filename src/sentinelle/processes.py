@@ -9,8 +9,9 @@ give the same bytes as serial ones.
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from multiprocessing import get_context
 from typing import Any
 
@@ -19,7 +20,10 @@ _task: Callable[[int], Any] | None = None  # in a forked_map worker: what it com
 
 def forked_map(function: Callable[[int], Any], n: int, jobs: int, serial: int = 0) -> Iterator[Any]:
     """``function(i)`` for ``i`` in ``range(n)``, in order; from ``serial`` on, computed by
-    ``jobs`` forked processes when there are at least two such calls (serially inside a worker)."""
+    ``jobs`` forked processes when there are at least two such calls (serially inside a worker).
+
+    At most ``2 * jobs`` calls are in flight, so at most that many results wait to be consumed.
+    """
     yield from (function(i) for i in range(min(serial, n)))
     if n - serial < 2 or jobs < 2 or _task is not None:
         yield from (function(i) for i in range(serial, n))
@@ -27,7 +31,13 @@ def forked_map(function: Callable[[int], Any], n: int, jobs: int, serial: int = 
     # Forked, the workers inherit ``function`` (initargs are not pickled): closures work.
     context = get_context("fork")
     with ProcessPoolExecutor(jobs, mp_context=context, initializer=_enter_worker, initargs=(function,)) as pool:
-        yield from pool.map(_call_task, range(serial, n))
+        pending: deque[Future[Any]] = deque()
+        for i in range(serial, n):
+            pending.append(pool.submit(_call_task, i))
+            if len(pending) == 2 * jobs:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def _enter_worker(function: Callable[[int], Any]) -> None:

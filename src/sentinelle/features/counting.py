@@ -50,8 +50,8 @@ def count(
     at a time for the document frequencies; terms below ``min_df`` (or above
     ``max_df``) are dropped and the rest numbered alphabetically, as scikit-learn
     does; pass 2 counts each chunk's kept terms again, the chunks over ``jobs``
-    forked processes, and this one appends the chunks to the file in order. So no
-    process holds the matrix: only a chunk or two each.
+    forked processes, each writing its chunk beside the file, and this one copies them
+    in, in order. So no process holds the matrix: only a chunk each.
     """
     file = file or CountFile()
     docs = texts.tolist()
@@ -127,7 +127,7 @@ def count(
         max_count = max(max_count, max_k)
     df = np.concatenate(dfs)
     nnz = int(df.sum())
-    # Pass 2: each chunk's counts of the kept terms, appended to the file in order: pass 1's
+    # Pass 2: each chunk's counts of the kept terms, into the file in order: pass 1's
     # if it kept them (small data), otherwise counted again, chunks over the cores.
     sizes = [len(v.vocabulary_) for v in vectorisers]
     index = np.int32 if max(nnz, sum(sizes)) < 2**31 else np.int64
@@ -148,11 +148,17 @@ def count(
         block.sort_indices()
         return block
 
-    row_nnz = []
+    def write_chunk(c: int) -> np.ndarray:
+        """Chunk ``c``'s counts beside the file (for this process to copy in); its rows' non-zeros."""
+        block = chunk_block(c)
+        file.write_chunk(c, block.data, block.indices)
+        return np.diff(block.indptr)
+
     serial = min(len(blocks) for blocks in kept_blocks)
-    for block in forked_map(chunk_block, len(starts), jobs, serial):
-        file.append(block.data, block.indices)
-        row_nnz.append(np.diff(block.indptr))
+    row_nnz = []
+    for c, nnz_of_rows in enumerate(forked_map(write_chunk, len(starts), jobs, serial)):
+        file.append_chunk(c)
+        row_nnz.append(nnz_of_rows)
     file.finish()
     indptr = np.concatenate([[0], np.cumsum(np.concatenate(row_nnz))]).astype(index)
     assert indptr[-1] == nnz
