@@ -66,14 +66,18 @@ def main(params: Params) -> None:
     title = f"Most influential features ({meta['params']['train']['classifier']})"
     chart = Forked(plot_top_features, top_features(model, TOP_FEATURES), title)
     messages = test["message"].tolist()
-    robust = Forked(obfuscated_scores, model, messages, meta["params"]["preprocess"], seed, p.obfuscation_rate)
+    robust = Forked(
+        obfuscated_scores, model, messages, meta["params"]["preprocess"], seed, p.obfuscation_rate
+    )
 
     scores = spam_scores(model, test["text"])
     y = (test["label"] == "spam").to_numpy().astype(int)
     threshold = meta["threshold"]
     at_threshold = classification_metrics(y, scores, threshold)
     at_default = classification_metrics(y, scores, meta["default_threshold"])
-    intervals = bootstrap_intervals(y, scores >= threshold, p.bootstrap, seed) if p.bootstrap else {}
+    intervals = (
+        bootstrap_intervals(y, scores >= threshold, p.bootstrap, seed) if p.bootstrap else {}
+    )
 
     # Robustness: the same messages obfuscated, scored at the same threshold.
     obf = classification_metrics(y, robust.result(), threshold)
@@ -102,30 +106,49 @@ def main(params: Params) -> None:
         live.log_sklearn_plot("det", y, scores)
         live.log_sklearn_plot("calibration", y, scores, n_bins=10)
         labels = test["label"].to_numpy()
-        live.log_sklearn_plot("confusion_matrix", labels, np.where(scores >= threshold, "spam", "ham"))
+        live.log_sklearn_plot(
+            "confusion_matrix", labels, np.where(scores >= threshold, "spam", "ham")
+        )
         live.log_plot(
-            "threshold", threshold_curve(y, scores), x="threshold", y=["ham_fpr", "spam_recall"],
+            "threshold",
+            threshold_curve(y, scores),
+            x="threshold",
+            y=["ham_fpr", "spam_recall"],
             title="Ham FPR and spam recall vs threshold (test split)",
-        )  # fmt: skip
+        )
     # roc_curve's first threshold is +inf, which DVCLive writes as `Infinity` (not JSON).
     for plot_file in sorted((PLOTS / "sklearn").glob("*.json")):
         make_strict_json(plot_file)
     io.write_bytes(FEATURES_PNG, chart.result())
-    io.write_text(ERRORS, error_table(test["label"], test["message"], scores, threshold, p.top_errors))
+    io.write_text(
+        ERRORS, error_table(test["label"], test["message"], scores, threshold, p.top_errors)
+    )
 
     log.info(
         "test at threshold %.4f: spam recall %.4f, ham flagged %d of %d (FPR %.4f%%), "
         "precision %.4f, F1 %.4f, MCC %.4f [95%% CI %.4f-%.4f], 1-ROCA %.3f%%, "
         "recall at ham FPR <= 0.1%% %.4f (%d messages)",
-        threshold, at_threshold["recall"], at_threshold["fp"], at_threshold["n_ham"],
-        100 * at_threshold["ham_fpr"], at_threshold["precision"], at_threshold["f1"],
-        at_threshold["mcc"], *intervals.get("mcc", (float("nan"),) * 2),
-        at_threshold["one_minus_roca_pct"], at_threshold["recall_at_fpr_0_1pct"], len(test),
-    )  # fmt: skip
+        threshold,
+        at_threshold["recall"],
+        at_threshold["fp"],
+        at_threshold["n_ham"],
+        100 * at_threshold["ham_fpr"],
+        at_threshold["precision"],
+        at_threshold["f1"],
+        at_threshold["mcc"],
+        *intervals.get("mcc", (float("nan"),) * 2),
+        at_threshold["one_minus_roca_pct"],
+        at_threshold["recall_at_fpr_0_1pct"],
+        len(test),
+    )
     log.info(
         "obfuscated (rate %.2f): spam recall %.4f (drop %.2f points), ham flagged %d of %d",
-        p.obfuscation_rate, obf["recall"], robustness["recall_drop_points"], obf["fp"], obf["n_ham"],
-    )  # fmt: skip
+        p.obfuscation_rate,
+        obf["recall"],
+        robustness["recall_drop_points"],
+        obf["fp"],
+        obf["n_ham"],
+    )
     log.info("metrics: %s, plots: %s, errors: %s", LIVE_DIR / "metrics.json", PLOTS, ERRORS)
 
 

@@ -45,10 +45,14 @@ def main(params: Params) -> None:
     log_metrics(report)
     log.info(
         "%s: %d rows read (%s, %s); dropped %s; train %d, test %d",
-        fetched.where, len(records.rows), parsed.format, parsed.encoding or "binary",
+        fetched.where,
+        len(records.rows),
+        parsed.format,
+        parsed.encoding or "binary",
         ", ".join(f"{k} {v}" for k, v in report["dropped"].items() if v) or "none",
-        len(train), len(test),
-    )  # fmt: skip
+        len(train),
+        len(test),
+    )
 
 
 def build_report(
@@ -76,7 +80,10 @@ def build_report(
         "conflicts": {"texts": cleaned.conflicting_texts, "rows_dropped": cleaned.conflicting},
         "rows": len(cleaned.frame),
         "splits": {
-            name: {"rows": len(part), **{c: int((part["label"] == c).sum()) for c in ("ham", "spam")}}
+            name: {
+                "rows": len(part),
+                **{c: int((part["label"] == c).sum()) for c in ("ham", "spam")},
+            }
             for name, part in (("train", train), ("test", test))
         },
         "length_chars": {

@@ -49,10 +49,16 @@ def main(params: Params) -> None:
         live.log_params({"train": dataclasses.asdict(p), "seed": params.base.seed})
         live.log_metric("n_train", len(train), plot=False)
         live.log_metric("n_features", n_features, plot=False)
-        live.log_metric("train_accuracy", round(float(((scores >= threshold) == y).mean()), 6), plot=False)
+        live.log_metric(
+            "train_accuracy", round(float(((scores >= threshold) == y).mean()), 6), plot=False
+        )
         live.log_metric("threshold", round(threshold, 6), plot=False)
         for name in ("recall", "ham_fpr", "mcc", "f1", "fp", "n_ham"):
-            live.log_metric(f"cv/{name}", round(cv[name], 6) if isinstance(cv[name], float) else cv[name], plot=False)
+            live.log_metric(
+                f"cv/{name}",
+                round(cv[name], 6) if isinstance(cv[name], float) else cv[name],
+                plot=False,
+            )
 
     metadata = {
         "model_version": f"sentinelle-{sha256[:12]}",
@@ -71,9 +77,16 @@ def main(params: Params) -> None:
     io.write_json(persistence.METADATA_PATH, metadata)
     log.info(
         "threshold %.4f from %d-fold CV on train: spam recall %.4f, ham flagged %d of %d (target <= %g)",
-        threshold, p.cv_folds, cv["recall"], cv["fp"], cv["n_ham"], p.max_ham_fpr,
-    )  # fmt: skip
-    log.info("wrote %s (%s), %d features", persistence.MODEL_PATH, metadata["model_version"], n_features)
+        threshold,
+        p.cv_folds,
+        cv["recall"],
+        cv["fp"],
+        cv["n_ham"],
+        p.max_ham_fpr,
+    )
+    log.info(
+        "wrote %s (%s), %d features", persistence.MODEL_PATH, metadata["model_version"], n_features
+    )
 
 
 if __name__ == "__main__":

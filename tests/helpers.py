@@ -43,7 +43,9 @@ def env() -> dict[str, str]:
     return e
 
 
-def sh(*cmd: str | Path, cwd: Path, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def sh(
+    *cmd: str | Path, cwd: Path, check: bool = True, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
     """Run a command, capture its output; on unexpected failure show it all."""
     proc = subprocess.run(
         [str(c) for c in cmd], cwd=cwd, env=env(), text=True, capture_output=True, timeout=timeout
@@ -58,7 +60,10 @@ def sh(*cmd: str | Path, cwd: Path, check: bool = True, timeout: float = 600) ->
 def project_files() -> list[str]:
     """The files a fresh clone of the working tree would have (tracked + new, not ignored)."""
     out = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True, check=True
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
     ).stdout.decode()
     return [f for f in out.split("\0") if f and (ROOT / f).is_file()]
 
@@ -71,12 +76,22 @@ def make_project(dest: Path) -> Path:
         (dest / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / rel, dest / rel)
     if SOLVER_CACHE.is_dir():
-        shutil.copytree(SOLVER_CACHE, dest / SOLVER_CACHE.relative_to(ROOT), ignore=shutil.ignore_patterns("*.pyc"))
-    for cmd in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"], ["git", "commit", "-q", "-m", "initial"]):
+        shutil.copytree(
+            SOLVER_CACHE,
+            dest / SOLVER_CACHE.relative_to(ROOT),
+            ignore=shutil.ignore_patterns("*.pyc"),
+        )
+    for cmd in (
+        ["git", "init", "-q", "-b", "main"],
+        ["git", "add", "-A"],
+        ["git", "commit", "-q", "-m", "initial"],
+    ):
         subprocess.run(cmd, cwd=dest, env=env(), check=True, capture_output=True)
     return dest
 
 
 def needs_shared(path: Path):
     """Skip a test, with the reason, when a ../shared dataset is absent."""
-    return pytest.mark.skipif(not path.is_file(), reason=f"{path} is absent (only beside the repo in the dev workplace)")
+    return pytest.mark.skipif(
+        not path.is_file(), reason=f"{path} is absent (only beside the repo in the dev workplace)"
+    )

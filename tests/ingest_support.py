@@ -16,8 +16,12 @@ from helpers import ROOT, env
 from sentinelle import params as params_mod
 from sentinelle.io import read_json, sha256_file
 
-OUTPUTS = ("data/raw/train.parquet", "data/raw/test.parquet", "data/report.json",
-           "dvclive/ingest/metrics.json")
+OUTPUTS = (
+    "data/raw/train.parquet",
+    "data/raw/test.parquet",
+    "data/report.json",
+    "dvclive/ingest/metrics.json",
+)
 
 _HAM_WORDS = ["lunch", "dinner", "movie", "party", "meeting", "train", "coffee", "game"]
 _PLACES = ["home", "work", "school", "town", "the park", "the gym"]
@@ -27,7 +31,10 @@ _SPAM_WORDS = ["prize", "ringtone", "holiday", "voucher", "reward"]
 def messages(n_ham: int = 30, n_spam: int = 10) -> list[tuple[str, str]]:
     """Distinct (label, text) pairs without digits (so no two share a canonical form)."""
     ham = [f"see you for {w} at {p} later" for w, p in itertools.product(_HAM_WORDS, _PLACES)]
-    spam = [f"WIN a free {w} now, claim at {p} today!" for w, p in itertools.product(_SPAM_WORDS, _PLACES)]
+    spam = [
+        f"WIN a free {w} now, claim at {p} today!"
+        for w, p in itertools.product(_SPAM_WORDS, _PLACES)
+    ]
     assert n_ham <= len(ham) and n_spam <= len(spam)
     return [("ham", t) for t in ham[:n_ham]] + [("spam", t) for t in spam[:n_spam]]
 
@@ -63,7 +70,11 @@ def run_script(
     e["PYTHONPATH"] = str(ROOT / "src")
     return subprocess.run(
         [sys.executable, str(ROOT / "src/ingest.py"), "--params", "params.yaml", *args],
-        cwd=workdir, env=e, text=True, capture_output=True, timeout=120,
+        cwd=workdir,
+        env=e,
+        text=True,
+        capture_output=True,
+        timeout=120,
     )
 
 

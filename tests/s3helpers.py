@@ -29,11 +29,20 @@ FAIL_FAST = {"AWS_MAX_ATTEMPTS": "1"}
 
 
 def dvc(
-    *args: str, cwd: Path, check: bool = True, timeout: float = 300, extra_env: dict[str, str] | None = None
+    *args: str,
+    cwd: Path,
+    check: bool = True,
+    timeout: float = 300,
+    extra_env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run `dvc ARGS` hermetically; on unexpected failure show its output."""
     proc = subprocess.run(
-        ["dvc", *args], cwd=cwd, env=s3_env(**(extra_env or {})), text=True, capture_output=True, timeout=timeout
+        ["dvc", *args],
+        cwd=cwd,
+        env=s3_env(**(extra_env or {})),
+        text=True,
+        capture_output=True,
+        timeout=timeout,
     )
     if check and proc.returncode != 0:
         raise AssertionError(
@@ -64,7 +73,9 @@ def keys(server: Server, prefix: str) -> dict[str, int]:
     """Object key -> size under ``prefix`` in the bucket."""
     s3 = server.client()
     out: dict[str, int] = {}
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=server.bucket, Prefix=prefix + "/"):
+    for page in s3.get_paginator("list_objects_v2").paginate(
+        Bucket=server.bucket, Prefix=prefix + "/"
+    ):
         out |= {o["Key"]: o["Size"] for o in page.get("Contents", [])}
     return out
 

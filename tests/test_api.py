@@ -34,14 +34,32 @@ def serve(model: Path, log: Path, *extra: str) -> tuple[subprocess.Popen[bytes],
     e = env()
     e["PYTHONPATH"] = str(ROOT / "src")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sentinelle.serving.cli", "serve", "--model", str(model), "--port", str(port),
-         "--max-batch", str(MAX_BATCH), "--max-chars", str(MAX_CHARS), "--no-access-log", *extra],
-        stdout=log.open("wb"), stderr=subprocess.STDOUT, env=e,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "sentinelle.serving.cli",
+            "serve",
+            "--model",
+            str(model),
+            "--port",
+            str(port),
+            "--max-batch",
+            str(MAX_BATCH),
+            "--max-chars",
+            str(MAX_CHARS),
+            "--no-access-log",
+            *extra,
+        ],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        env=e,
+    )
     return proc, f"http://127.0.0.1:{port}"
 
 
-def wait_for(url: str, proc: subprocess.Popen[bytes], log: Path, status: int, timeout: float = 120) -> httpx.Response:
+def wait_for(
+    url: str, proc: subprocess.Popen[bytes], log: Path, status: int, timeout: float = 120
+) -> httpx.Response:
     """Poll ``url`` until it answers ``status`` (the server is starting; its log is shown on failure)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -93,17 +111,28 @@ def test_health_ready_and_model_info(client: httpx.Client, model_path: Path) -> 
     assert client.get("/healthz").json() == {"status": "ok", "detail": None, "model_version": None}
     assert client.get("/readyz").json()["model_version"] == meta["model_version"]
     info = client.get("/model").json()
-    assert info["model_version"] == meta["model_version"] and info["threshold"] == tiny_model.THRESHOLD
-    assert info["metadata"] == meta and info["limits"] == {"max_batch": MAX_BATCH, "max_chars": MAX_CHARS}
+    assert (
+        info["model_version"] == meta["model_version"] and info["threshold"] == tiny_model.THRESHOLD
+    )
+    assert info["metadata"] == meta and info["limits"] == {
+        "max_batch": MAX_BATCH,
+        "max_chars": MAX_CHARS,
+    }
 
 
-def test_predict_matches_the_library_at_the_stored_threshold(client: httpx.Client, model_path: Path) -> None:
+def test_predict_matches_the_library_at_the_stored_threshold(
+    client: httpx.Client, model_path: Path
+) -> None:
     scorer = Scorer.load(model_path)
     messages = [*tiny_model.SPAM[:2], *tiny_model.HAM[:2], "Call me when you're free"]
     for text, (score, is_spam) in zip(messages, scorer.predict(messages), strict=True):
         body = client.post("/predict", json={"text": text}).json()
-        assert body == {"spam_score": pytest.approx(score), "is_spam": is_spam,
-                        "threshold": tiny_model.THRESHOLD, "model_version": scorer.version}  # fmt: skip
+        assert body == {
+            "spam_score": pytest.approx(score),
+            "is_spam": is_spam,
+            "threshold": tiny_model.THRESHOLD,
+            "model_version": scorer.version,
+        }
     batch = client.post("/predict/batch", json={"texts": messages}).json()
     assert [(p["spam_score"], p["is_spam"]) for p in batch["predictions"]] == [
         (pytest.approx(s), b) for s, b in scorer.predict(messages)
@@ -116,19 +145,41 @@ def test_predict_matches_the_library_at_the_stored_threshold(client: httpx.Clien
     [
         ("/predict", {"text": ""}, ["body", "text"], "String should have at least 1 character"),
         ("/predict", {"text": " \n\t "}, ["body", "text"], "text is empty or only white space"),
-        ("/predict", {"text": "a" * (MAX_CHARS + 1)}, ["body", "text"], f"String should have at most {MAX_CHARS} characters"),
+        (
+            "/predict",
+            {"text": "a" * (MAX_CHARS + 1)},
+            ["body", "text"],
+            f"String should have at most {MAX_CHARS} characters",
+        ),
         ("/predict", {"text": 42}, ["body", "text"], "Input should be a valid string"),
         ("/predict", {"text": None}, ["body", "text"], "Input should be a valid string"),
         ("/predict", {}, ["body", "text"], "Field required"),
-        ("/predict", {"text": "hi", "lang": "en"}, ["body", "lang"], "Extra inputs are not permitted"),
+        (
+            "/predict",
+            {"text": "hi", "lang": "en"},
+            ["body", "lang"],
+            "Extra inputs are not permitted",
+        ),
         ("/predict", ["hi"], ["body"], 'the body must be a JSON object such as {"text": "..."}'),
-        ("/predict/batch", {"texts": ["hi"] * (MAX_BATCH + 1)}, ["body", "texts"], f"List should have at most {MAX_BATCH} items"),
+        (
+            "/predict/batch",
+            {"texts": ["hi"] * (MAX_BATCH + 1)},
+            ["body", "texts"],
+            f"List should have at most {MAX_BATCH} items",
+        ),
         ("/predict/batch", {"texts": []}, ["body", "texts"], "List should have at least 1 item"),
         ("/predict/batch", {"texts": "hi"}, ["body", "texts"], "Input should be a valid list"),
-        ("/predict/batch", {"texts": ["hi", ""]}, ["body", "texts", "1"], "String should have at least 1 character"),
+        (
+            "/predict/batch",
+            {"texts": ["hi", ""]},
+            ["body", "texts", "1"],
+            "String should have at least 1 character",
+        ),
     ],
-)  # fmt: skip
-def test_invalid_requests_get_a_422_that_says_what_is_wrong(client: httpx.Client, path: str, body, loc, msg) -> None:
+)
+def test_invalid_requests_get_a_422_that_says_what_is_wrong(
+    client: httpx.Client, path: str, body, loc, msg
+) -> None:
     response = client.post(path, json=body)
     assert response.status_code == 422
     errors = response.json()["detail"]
@@ -144,19 +195,25 @@ def test_invalid_requests_get_a_422_that_says_what_is_wrong(client: httpx.Client
     ],
 )
 def test_malformed_bodies_get_a_422(client: httpx.Client, content: bytes, msg: str) -> None:
-    response = client.post("/predict", content=content, headers={"content-type": "application/json"})
+    response = client.post(
+        "/predict", content=content, headers={"content-type": "application/json"}
+    )
     assert response.status_code == 422
     assert response.json()["detail"][0]["msg"].startswith(msg), response.json()
 
 
 @pytest.mark.parametrize("content", [b'{"text": "hi", "\\ud800": 1}', b'{"text": "a\\ud800b"}'])
 def test_a_lone_surrogate_is_a_422_not_a_500(client: httpx.Client, content: bytes) -> None:
-    response = client.post("/predict", content=content, headers={"content-type": "application/json"})
+    response = client.post(
+        "/predict", content=content, headers={"content-type": "application/json"}
+    )
     assert response.status_code == 422 and response.json()["detail"][0]["type"] == "string_unicode"
 
 
 def test_an_oversized_body_is_refused_before_it_is_read(client: httpx.Client) -> None:
-    response = client.post("/predict", content=b"x" * 10_000_000, headers={"content-type": "application/json"})
+    response = client.post(
+        "/predict", content=b"x" * 10_000_000, headers={"content-type": "application/json"}
+    )
     assert response.status_code == 413
 
 

@@ -28,9 +28,15 @@ def _active_core(coretype: str) -> str | None:
     proc = subprocess.run(
         [sys.executable, "-c", "import numpy"],
         env={**env(), "OPENBLAS_CORETYPE": coretype, "OPENBLAS_VERBOSE": "2"},
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    lines = [line for line in proc.stdout.splitlines() + proc.stderr.splitlines() if line.startswith("Core:")]
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    lines = [
+        line
+        for line in proc.stdout.splitlines() + proc.stderr.splitlines()
+        if line.startswith("Core:")
+    ]
     return lines[0].split(":", 1)[1].strip() if lines else None
 
 
@@ -55,7 +61,9 @@ def test_fit_sigmoid_matches_scikit_learn_and_is_rounded() -> None:
     a, b = calibration.fit_sigmoid(decision, y)
     a_ref, b_ref = _sigmoid_calibration(decision, y)
     assert a == pytest.approx(a_ref, rel=1e-5) and b == pytest.approx(b_ref, rel=1e-5, abs=1e-6)
-    assert a == float(f"{a:.{calibration.SIGMOID_DIGITS}g}") and b == float(f"{b:.{calibration.SIGMOID_DIGITS}g}")
+    assert a == float(f"{a:.{calibration.SIGMOID_DIGITS}g}") and b == float(
+        f"{b:.{calibration.SIGMOID_DIGITS}g}"
+    )
     assert a < 0  # higher decision value -> higher spam probability
 
 
@@ -70,12 +78,16 @@ def test_train_writes_the_same_bytes_under_different_blas_kernels(tmp_path: Path
     outputs = {}
     for coretype in CORETYPES:
         proc = subprocess.run(
-            [sys.executable, "src/train.py"], cwd=tmp_path, capture_output=True, text=True,
+            [sys.executable, "src/train.py"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
             env={**env(), "OPENBLAS_CORETYPE": coretype},
-        )  # fmt: skip
+        )
         assert proc.returncode == 0, proc.stderr
         outputs[coretype] = {
-            name: (tmp_path / name).read_bytes() for name in ("models/model.skops", "models/model.json")
+            name: (tmp_path / name).read_bytes()
+            for name in ("models/model.skops", "models/model.json")
         }
     first, second = (outputs[c] for c in CORETYPES)
     assert first["models/model.json"] == second["models/model.json"]

@@ -23,7 +23,9 @@ y = np.where(X[:, :5].sum(axis=1).A1 + RNG.normal(0, 0.3, 200) > 0.5, "spam", "h
 
 
 def fitted_by_scikit_learn() -> CalibratedClassifierCV:
-    return CalibratedClassifierCV(LinearSVC(random_state=0), method="sigmoid", cv=3, ensemble=False).fit(X, y)
+    return CalibratedClassifierCV(
+        LinearSVC(random_state=0), method="sigmoid", cv=3, ensemble=False
+    ).fit(X, y)
 
 
 def test_a_calibrated_svm_built_from_its_parts_predicts_as_scikit_learns_own() -> None:

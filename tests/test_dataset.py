@@ -31,7 +31,11 @@ def test_split_is_stratified_seeded_and_keeps_groups_together() -> None:
     assert (test["label"] == "spam").sum() == round(30 * 0.2)
     group = {canonical(t) for t in data["text"] if t.startswith("WIN")}
     assert len(group) == 1
-    sides = {("train" if t in set(train["text"]) else "test") for t in data["text"] if t.startswith("WIN")}
+    sides = {
+        ("train" if t in set(train["text"]) else "test")
+        for t in data["text"]
+        if t.startswith("WIN")
+    }
     assert len(sides) == 1  # the whole template went to one side
     again_train, _ = split(data, test_size=0.2, seed=7)
     pd.testing.assert_frame_equal(train, again_train)
@@ -47,4 +51,6 @@ def test_split_refuses_a_class_too_small_for_both_sides() -> None:
 
 def test_leakage_guard_catches_near_duplicates() -> None:
     with pytest.raises(AssertionError, match="1 canonical texts are in both splits"):
-        assert_no_leakage(frame([("spam", "Call 0906 1234567")]), frame([("spam", "call 07911123456")]))
+        assert_no_leakage(
+            frame([("spam", "Call 0906 1234567")]), frame([("spam", "call 07911123456")])
+        )

@@ -31,16 +31,40 @@ def test_label_lists_take_strings_integers_and_booleans() -> None:
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
-        ("spam_labels", [], "ingest.spam_labels = [] is invalid: must be a non-empty list of "
-         "(a string or an integer or true/false)"),
-        ("ham_labels", "ham", "ingest.ham_labels = 'ham' is invalid: must be a non-empty list of "
-         "(a string or an integer or true/false)"),
-        ("sha256", "abc", "ingest.sha256 = 'abc' is invalid: must be a string 64 lower-case hex digits or null"),
-        ("endpoint_url", "localhost:9000", "ingest.endpoint_url = 'localhost:9000' is invalid: "
-         "must be a string an http(s):// URL or null"),
-        ("format", "xlsx", "ingest.format = 'xlsx' is invalid: must be one of 'auto', 'uci', 'kaggle', "
-         "'csv', 'tsv', 'jsonl', 'parquet'"),
-        ("on_conflict", "report", "ingest.on_conflict = 'report' is invalid: must be one of 'fail', 'drop', 'majority'"),
+        (
+            "spam_labels",
+            [],
+            "ingest.spam_labels = [] is invalid: must be a non-empty list of "
+            "(a string or an integer or true/false)",
+        ),
+        (
+            "ham_labels",
+            "ham",
+            "ingest.ham_labels = 'ham' is invalid: must be a non-empty list of "
+            "(a string or an integer or true/false)",
+        ),
+        (
+            "sha256",
+            "abc",
+            "ingest.sha256 = 'abc' is invalid: must be a string 64 lower-case hex digits or null",
+        ),
+        (
+            "endpoint_url",
+            "localhost:9000",
+            "ingest.endpoint_url = 'localhost:9000' is invalid: "
+            "must be a string an http(s):// URL or null",
+        ),
+        (
+            "format",
+            "xlsx",
+            "ingest.format = 'xlsx' is invalid: must be one of 'auto', 'uci', 'kaggle', "
+            "'csv', 'tsv', 'jsonl', 'parquet'",
+        ),
+        (
+            "on_conflict",
+            "report",
+            "ingest.on_conflict = 'report' is invalid: must be one of 'fail', 'drop', 'majority'",
+        ),
         ("on_nul", True, "ingest.on_nul = True is invalid: must be one of 'fail', 'drop'"),
         ("max_bytes", 0, "ingest.max_bytes = 0 is invalid: must be an integer >= 1"),
         ("retries", 11, "ingest.retries = 11 is invalid: must be an integer >= 0 and <= 10"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import http.server
@@ -10,6 +11,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import yaml
@@ -23,10 +25,10 @@ SLOW_SECONDS = 2.0
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
-    files: dict[str, bytes] = {}
-    hits: Counter[str] = Counter()
+    files: ClassVar[dict[str, bytes]] = {}
+    hits: ClassVar[Counter[str]] = Counter()
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
         self.hits[path] += 1
         if path == "/slow.tsv":
@@ -69,7 +71,9 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_http_200(http_url: str, workdir: Path) -> None:
-    report = run_in_process(workdir, f"{http_url}/data.tsv", sha256=hashlib.sha256(DATA).hexdigest())
+    report = run_in_process(
+        workdir, f"{http_url}/data.tsv", sha256=hashlib.sha256(DATA).hexdigest()
+    )
     assert report["sha256"] == hashlib.sha256(DATA).hexdigest()
     assert (report["format"], report["rows"], report["bytes"]) == ("uci", 40, len(DATA))
 
@@ -80,15 +84,21 @@ def test_http_gzip_with_query_string(http_url: str, workdir: Path) -> None:
 
 
 def test_http_404_is_one_line(http_url: str, workdir: Path) -> None:
-    with pytest.raises(UserError, match=r"^http://127\.0\.0\.1:\d+/missing\.tsv: HTTP 404 Not Found; "
-                       "ingest.source must be a URL that answers 200 with the data file$"):
+    with pytest.raises(
+        UserError,
+        match=r"^http://127\.0\.0\.1:\d+/missing\.tsv: HTTP 404 Not Found; "
+        "ingest.source must be a URL that answers 200 with the data file$",
+    ):
         run_in_process(workdir, f"{http_url}/missing.tsv")
 
 
 def test_http_timeout_is_retried_then_reported(http_url: str, workdir: Path) -> None:
     _Handler.hits["/slow.tsv"] = 0
-    with pytest.raises(UserError, match=r"/slow\.tsv: no answer within ingest\.timeout = 0\.5 s "
-                       r"\(after 2 attempt\(s\); see ingest\.timeout and ingest\.retries\)$"):
+    with pytest.raises(
+        UserError,
+        match=r"/slow\.tsv: no answer within ingest\.timeout = 0\.5 s "
+        r"\(after 2 attempt\(s\); see ingest\.timeout and ingest\.retries\)$",
+    ):
         run_in_process(workdir, f"{http_url}/slow.tsv", timeout=0.5, retries=1)
     assert _Handler.hits["/slow.tsv"] == 2
 
@@ -100,7 +110,9 @@ def test_http_server_error_is_retried(http_url: str, workdir: Path) -> None:
     assert _Handler.hits["/flaky.tsv"] == 2
 
 
-def test_http_sha256_mismatch_names_both_hashes_and_keeps_outputs(http_url: str, workdir: Path) -> None:
+def test_http_sha256_mismatch_names_both_hashes_and_keeps_outputs(
+    http_url: str, workdir: Path
+) -> None:
     run_in_process(workdir, f"{http_url}/data.tsv")
     before = output_hashes(workdir)
     pinned = "ab" * 32
@@ -152,10 +164,8 @@ def put(endpoint: str, key: str, body: bytes) -> None:
     import botocore.session
 
     client = botocore.session.get_session().create_client("s3", endpoint_url=endpoint)
-    try:
+    with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
         client.create_bucket(Bucket=BUCKET)
-    except client.exceptions.BucketAlreadyOwnedByYou:
-        pass
     client.put_object(Bucket=BUCKET, Key=key, Body=body)
 
 
@@ -176,13 +186,18 @@ def test_s3_gzip_with_endpoint_from_environment(
 
 def test_s3_missing_key_is_one_line(s3_endpoint: str, aws_env: None, workdir: Path) -> None:
     put(s3_endpoint, "in/sms.tsv", DATA)
-    with pytest.raises(UserError, match=rf"^s3://{BUCKET}/in/nope\.tsv: S3 error NoSuchKey \(HTTP 404\); "
-                       "ingest.source must name an object you can read$"):
+    with pytest.raises(
+        UserError,
+        match=rf"^s3://{BUCKET}/in/nope\.tsv: S3 error NoSuchKey \(HTTP 404\); "
+        "ingest.source must name an object you can read$",
+    ):
         run_in_process(workdir, f"s3://{BUCKET}/in/nope.tsv", endpoint_url=s3_endpoint)
 
 
 def test_s3_url_without_key(workdir: Path) -> None:
-    with pytest.raises(UserError, match=r"ingest.source = 's3://bucket-only': expected s3://bucket/key"):
+    with pytest.raises(
+        UserError, match=r"ingest.source = 's3://bucket-only': expected s3://bucket/key"
+    ):
         run_in_process(workdir, "s3://bucket-only")
 
 
@@ -207,8 +222,15 @@ def test_dvc_reruns_ingest_when_the_s3_object_changes(
     assert dep["etag"] == hashlib.md5(DATA).hexdigest() and dep["size"] == len(DATA)
     assert "Data and pipelines are up to date." in sh("dvc", "status", "ingest", cwd=repo).stdout
 
-    put(s3_endpoint, "dvc/sms.tsv", DATA + uci([("spam", "one more message to win a prize")]).encode())
-    assert f"modified:           s3://{BUCKET}/dvc/sms.tsv" in sh("dvc", "status", "ingest", cwd=repo).stdout
+    put(
+        s3_endpoint,
+        "dvc/sms.tsv",
+        DATA + uci([("spam", "one more message to win a prize")]).encode(),
+    )
+    assert (
+        f"modified:           s3://{BUCKET}/dvc/sms.tsv"
+        in sh("dvc", "status", "ingest", cwd=repo).stdout
+    )
     assert "Running stage 'ingest'" in sh("dvc", "repro", "ingest", cwd=repo).stdout
     report = yaml.safe_load((repo / "data/report.json").read_text())
     assert report["rows_read"] == 41

@@ -18,11 +18,17 @@ def ingest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: Path) -> tup
     work.mkdir()
     monkeypatch.chdir(work)
     report = run_in_process(work, source)
-    texts = {t for s in ("train", "test") for t in pd.read_parquet(work / f"data/raw/{s}.parquet")["text"]}
+    texts = {
+        t
+        for s in ("train", "test")
+        for t in pd.read_parquet(work / f"data/raw/{s}.parquet")["text"]
+    }
     return report, texts
 
 
-def test_both_shared_files_give_the_same_distinct_messages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_both_shared_files_give_the_same_distinct_messages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     uci, uci_texts = ingest(tmp_path, monkeypatch, UCI_FULL)
     kaggle, kaggle_texts = ingest(tmp_path, monkeypatch, KAGGLE_FULL)
     assert (uci["format"], uci["encoding"], uci["rows_read"]) == ("uci", "utf-8", 5574)

@@ -22,7 +22,9 @@ def test_atomic_path_replaces_only_on_success(tmp_path: Path) -> None:
 
 def test_json_is_canonical_and_strict(tmp_path: Path) -> None:
     io.write_json(tmp_path / "a.json", {"b": 1, "a": [1.5, "é"]})
-    assert (tmp_path / "a.json").read_text(encoding="utf-8") == '{\n  "a": [\n    1.5,\n    "é"\n  ],\n  "b": 1\n}\n'
+    assert (tmp_path / "a.json").read_text(
+        encoding="utf-8"
+    ) == '{\n  "a": [\n    1.5,\n    "é"\n  ],\n  "b": 1\n}\n'
     with pytest.raises(ValueError):
         io.dumps_json({"x": float("inf")})
 

@@ -34,7 +34,9 @@ def _explicit(counts, sizes, weight, sublinear):
     remap = np.where(keep, np.cumsum(keep) - 1, -1)
     block = counting._column_block(sizes)[keep]
     X = tfidf_rows(counts, remap, weight[keep], block, len(sizes), sublinear)
-    full = sp.csr_matrix((X.data, np.flatnonzero(keep)[X.indices], X.indptr), shape=(counts.shape[0], len(weight)))
+    full = sp.csr_matrix(
+        (X.data, np.flatnonzero(keep)[X.indices], X.indptr), shape=(counts.shape[0], len(weight))
+    )
     return full
 
 
@@ -46,18 +48,24 @@ def test_fit_reaches_liblinears_optimum_on_the_implicit_tfidf(class_weight, subl
     rows = np.arange(counts.shape[0])
     df = c.document_frequency(rows)
     np.testing.assert_array_equal(df, np.bincount(counts.indices, minlength=sum(sizes)))
-    weight = np.where(df >= 3, smooth_idf(df, len(rows)), 0.0)  # some columns dropped, as min_df does
+    weight = np.where(
+        df >= 3, smooth_idf(df, len(rows)), 0.0
+    )  # some columns dropped, as min_df does
     assert (weight == 0).any()
     scale = c.scales(rows, weight)
     X = _explicit(counts, sizes, weight, sublinear)
     # Solved tightly, both solvers land on the same optimum: the same problem.
-    exact = LinearSVC(C=0.7, class_weight=class_weight, tol=1e-10, max_iter=100_000, random_state=0).fit(X, positive)
+    exact = LinearSVC(
+        C=0.7, class_weight=class_weight, tol=1e-10, max_iter=100_000, random_state=0
+    ).fit(X, positive)
     w, b, _ = linear.fit(c, rows, positive, weight, scale, 0.7, class_weight, seed=5, tol=1e-10)
     np.testing.assert_allclose(w, exact.coef_[0], atol=2e-6)
     np.testing.assert_allclose(b, exact.intercept_[0], atol=2e-6)
     assert w[weight == 0].tolist() == [0.0] * int((weight == 0).sum())
     decision = c.decision(rows, weight, scale, w, b)
-    np.testing.assert_allclose(decision, X @ w + b, atol=1e-12)  # on-the-fly rows == the explicit ones
+    np.testing.assert_allclose(
+        decision, X @ w + b, atol=1e-12
+    )  # on-the-fly rows == the explicit ones
 
     # At the default tolerance (LinearSVC's), as close to the optimum as liblinear gets.
     y = np.where(positive, 1.0, -1.0)
@@ -74,9 +82,14 @@ def test_fit_reaches_liblinears_optimum_on_the_implicit_tfidf(class_weight, subl
     w, b, iterations = linear.fit(c, rows, positive, weight, scale, 0.7, class_weight, seed=5)
     assert 0 < iterations < linear.MAX_ITER
     default = LinearSVC(C=0.7, class_weight=class_weight, random_state=0).fit(X, positive)
-    gap, liblinear_gap = objective(w, b) - best, objective(default.coef_[0], default.intercept_[0]) - best
+    gap, liblinear_gap = (
+        objective(w, b) - best,
+        objective(default.coef_[0], default.intercept_[0]) - best,
+    )
     assert gap <= max(liblinear_gap * 10, 1e-6 * best), (gap, liblinear_gap)
-    assert ((c.decision(rows, weight, scale, w, b) > 0) != (default.decision_function(X) > 0)).sum() <= 2
+    assert (
+        (c.decision(rows, weight, scale, w, b) > 0) != (default.decision_function(X) > 0)
+    ).sum() <= 2
 
 
 def test_fit_on_a_subset_of_rows_equals_fit_on_those_rows_alone() -> None:
@@ -85,9 +98,13 @@ def test_fit_on_a_subset_of_rows_equals_fit_on_those_rows_alone() -> None:
     whole = linear.Counts.from_csr(counts, sizes, True)
     alone = linear.Counts.from_csr(counts[rows], sizes, True)
     weight = smooth_idf(whole.document_frequency(rows), len(rows))
-    a = linear.fit(whole, rows, positive[rows], weight, whole.scales(rows, weight), 1.0, None, seed=1)
+    a = linear.fit(
+        whole, rows, positive[rows], weight, whole.scales(rows, weight), 1.0, None, seed=1
+    )
     local = np.arange(len(rows))
-    b = linear.fit(alone, local, positive[rows], weight, alone.scales(local, weight), 1.0, None, seed=1)
+    b = linear.fit(
+        alone, local, positive[rows], weight, alone.scales(local, weight), 1.0, None, seed=1
+    )
     np.testing.assert_array_equal(a[0], b[0])
     assert a[1:] == b[1:]
 

@@ -24,7 +24,12 @@ from sentinelle.svm import solver
 from sentinelle.svm.solver import Solver
 
 PARAMS = load(ROOT / "params.yaml")
-TEXTS = ["win a free prize now", "call _phone_ to claim _money_", "see you at lunch", "ok lar on my way"] * 10
+TEXTS = [
+    "win a free prize now",
+    "call _phone_ to claim _money_",
+    "see you at lunch",
+    "ok lar on my way",
+] * 10
 LABELS = ["spam", "spam", "ham", "ham"] * 10
 
 
@@ -41,17 +46,25 @@ def fitted(**overrides):
         {"classifier": "complement_nb", "features": "char"},
         {"classifier": "multinomial_nb"},
         {"classifier": "sgd"},
-        {"classifier": "random_forest", "features": "word", "max_features": 150, "n_estimators": 10},
+        {
+            "classifier": "random_forest",
+            "features": "word",
+            "max_features": 150,
+            "n_estimators": 10,
+        },
     ],
 )
-def test_every_classifier_saves_reproducibly_and_loads_with_the_allowlist(tmp_path: Path, overrides) -> None:
+def test_every_classifier_saves_reproducibly_and_loads_with_the_allowlist(
+    tmp_path: Path, overrides
+) -> None:
     model = fitted(**overrides)
     sha_a = persistence.save(model, tmp_path / "a.skops")
     sha_b = persistence.save(fitted(**overrides), tmp_path / "b.skops")
     assert sha_a == sha_b  # same data and params: byte-identical files
     loaded = persistence.load(tmp_path / "a.skops", expected_sha256=sha_a)
     np.testing.assert_array_equal(
-        inference.spam_scores(loaded, ["free prize", "lunch"]), inference.spam_scores(model, ["free prize", "lunch"])
+        inference.spam_scores(loaded, ["free prize", "lunch"]),
+        inference.spam_scores(model, ["free prize", "lunch"]),
     )
     scores = inference.spam_scores(loaded, ["win a free prize now", "see you at lunch"])
     assert scores[0] > scores[1]
@@ -70,7 +83,9 @@ def test_load_refuses_types_outside_the_allowlist(tmp_path: Path) -> None:
 
     path = tmp_path / "evil.skops"
     sio.dump(FunctionTransformer(func=np.negative), path)
-    with pytest.raises(UserError, match="refusing to load types not on the allowlist: .*FunctionTransformer"):
+    with pytest.raises(
+        UserError, match=r"refusing to load types not on the allowlist: .*FunctionTransformer"
+    ):
         persistence.load(path)
 
 
@@ -126,7 +141,9 @@ def test_training_shortcut_gives_the_pipeline_fit_and_its_features() -> None:
     trained = training.train(p, 1, TEXTS, LABELS, groups=list(range(len(TEXTS))))
     reference = build_pipeline(p, seed=1).fit(TEXTS, LABELS)
     # The same features: vocabularies, idf weights and TF-IDF rows as TfidfVectorizer.fit.
-    for (_, ours), (_, theirs) in zip(trained.model[0].transformer_list, reference[0].transformer_list, strict=True):
+    for (_, ours), (_, theirs) in zip(
+        trained.model[0].transformer_list, reference[0].transformer_list, strict=True
+    ):
         assert ours.vocabulary_ == theirs.vocabulary_
         np.testing.assert_array_equal(ours.idf_, theirs.idf_)
     X, Y = trained.model[0].transform(TEXTS), reference[0].transform(TEXTS)
@@ -141,18 +158,24 @@ def test_training_shortcut_gives_the_pipeline_fit_and_its_features() -> None:
 
     def objective(svm) -> float:
         margin = np.maximum(0, 1 - y * svm.decision_function(X))
-        return 0.5 * (float(np.sum(svm.coef_**2)) + float(svm.intercept_[0] ** 2)) + p.C * float(np.sum(margin**2))
+        return 0.5 * (float(np.sum(svm.coef_**2)) + float(svm.intercept_[0] ** 2)) + p.C * float(
+            np.sum(margin**2)
+        )
 
     assert objective(ours) <= objective(theirs) * (1 + 1e-6)
     # The training scores are what the saved pipeline gives for the training texts.
-    np.testing.assert_allclose(trained.train_scores, inference.spam_scores(trained.model, TEXTS), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        trained.train_scores, inference.spam_scores(trained.model, TEXTS), rtol=0, atol=1e-12
+    )
 
 
 def test_grouped_folds_keep_groups_together_and_balance_classes() -> None:
     rng = np.random.default_rng(2)
     labels = np.where(rng.random(1000) < 0.2, "spam", "ham")
     groups = rng.integers(0, 700, 1000)
-    labels = labels[np.unique(groups, return_index=True)[1]][np.unique(groups, return_inverse=True)[1]]
+    labels = labels[np.unique(groups, return_index=True)[1]][
+        np.unique(groups, return_inverse=True)[1]
+    ]
     folds = grouped_stratified_folds(labels, groups, 5, seed=3)
     again = grouped_stratified_folds(labels, groups, 5, seed=3)
     assert all(np.array_equal(a[1], b[1]) for a, b in zip(folds, again, strict=True))  # seeded
@@ -172,7 +195,9 @@ def test_two_pass_counting_gives_scikit_learns_counts(monkeypatch, keep_nnz, job
 
     rng = np.random.default_rng(5)
     words = ["win", "free", "prize", "call", "now", "ok", "lar", "see", "you", "é", "日本"]
-    texts = np.array([" ".join(rng.choice(words, rng.integers(0, 9))) for _ in range(120)], dtype=object)
+    texts = np.array(
+        [" ".join(rng.choice(words, rng.integers(0, 9))) for _ in range(120)], dtype=object
+    )
     monkeypatch.setattr(counting, "COUNT_CHUNK", 7)  # 18 chunks: pass 2 runs in the forked workers
     monkeypatch.setattr(counting, "COUNT_KEEP_NNZ", keep_nnz)
     p = dataclasses.replace(PARAMS.train, min_df=2)
@@ -180,7 +205,9 @@ def test_two_pass_counting_gives_scikit_learns_counts(monkeypatch, keep_nnz, job
     counts = counting.count(vectorisers, texts, jobs=jobs)
     expected = []
     for ours in vectorisers:
-        theirs = CountVectorizer(**{k: v for k, v in ours.get_params().items() if k in CountVectorizer().get_params()})
+        theirs = CountVectorizer(
+            **{k: v for k, v in ours.get_params().items() if k in CountVectorizer().get_params()}
+        )
         expected.append(theirs.fit_transform(texts))
         assert ours.vocabulary_ == theirs.vocabulary_
     expected = sp.hstack(expected, format="csr")
@@ -189,7 +216,9 @@ def test_two_pass_counting_gives_scikit_learns_counts(monkeypatch, keep_nnz, job
     np.testing.assert_array_equal(counts.matrix.indptr, expected.indptr)
     np.testing.assert_array_equal(counts.matrix.indices, expected.indices)
     np.testing.assert_array_equal(counts.matrix.data, expected.data)
-    np.testing.assert_array_equal(counts.df, np.bincount(expected.indices, minlength=expected.shape[1]))
+    np.testing.assert_array_equal(
+        counts.df, np.bincount(expected.indices, minlength=expected.shape[1])
+    )
     assert counts.file.nnz == expected.nnz
 
 
@@ -199,13 +228,17 @@ def test_the_solver_process_fits_the_same_model(monkeypatch, tmp_path) -> None:
     here = training.train(p, 1, TEXTS, LABELS, groups=groups)
     requests = []
     real_fit = solver.Solver.fit
-    monkeypatch.setattr(solver.Solver, "fit", lambda self, **job: requests.append(job) or real_fit(self, **job))
+    monkeypatch.setattr(
+        solver.Solver, "fit", lambda self, **job: requests.append(job) or real_fit(self, **job)
+    )
     monkeypatch.setattr(training, "SOLVER_MIN_TEXTS", 1)
     there = training.train(p, 1, TEXTS, LABELS, groups=groups)
     assert len(requests) == 1  # the fits ran in the solver process
     np.testing.assert_array_equal(there.oof, here.oof)
     np.testing.assert_array_equal(there.train_scores, here.train_scores)
-    assert persistence.save(there.model, tmp_path / "there.skops") == persistence.save(here.model, tmp_path / "here.skops")
+    assert persistence.save(there.model, tmp_path / "there.skops") == persistence.save(
+        here.model, tmp_path / "here.skops"
+    )
 
 
 def test_a_failing_solver_process_fails_the_fit_and_an_idle_one_exits(capfd) -> None:
@@ -214,10 +247,21 @@ def test_a_failing_solver_process_fails_the_fit_and_an_idle_one_exits(capfd) -> 
         file.append(np.array([1, 1], dtype=np.uint16), np.array([0, 1], dtype=np.int32))
         file.finish()
         split = (np.array([0]), np.array([1]))
-        with pytest.raises(RuntimeError, match=r"the SVM solver process failed \(exit code 1\); its error is above"):
+        with pytest.raises(
+            RuntimeError, match=r"the SVM solver process failed \(exit code 1\); its error is above"
+        ):
             process.fit(
-                indptr=np.array([0, 1, 2]), block_sizes=[2], sublinear_tf=True, positive=np.array([], dtype=bool),
-                splits=[split], min_df=1, weight=None, C=1.0, class_weight=None, seed=0, jobs=1,
+                indptr=np.array([0, 1, 2]),
+                block_sizes=[2],
+                sublinear_tf=True,
+                positive=np.array([], dtype=bool),
+                splits=[split],
+                min_df=1,
+                weight=None,
+                C=1.0,
+                class_weight=None,
+                seed=0,
+                jobs=1,
             )  # one label for two rows: the solver fails
     assert "IndexError" in capfd.readouterr().err
     with CountFile() as file, Solver(file) as idle:
@@ -253,7 +297,10 @@ def test_count_file_chunks_written_by_workers_are_copied_in_in_order() -> None:
         file.write_chunk(0, np.array([1, 2]), np.array([1, 2]))
         file.append_chunk(0)  # ...copied in in order
         file.append_chunk(1)
-        assert sorted(p.name for p in file.data_path.parent.iterdir()) == ["data.npy", "indices.npy"]
+        assert sorted(p.name for p in file.data_path.parent.iterdir()) == [
+            "data.npy",
+            "indices.npy",
+        ]
         file.finish()
         matrix = file.csr(np.array([0, 2, 5]), n_columns=3)
         assert matrix.toarray().tolist() == [[0, 1, 2], [7, 8, 9]]

@@ -41,17 +41,47 @@ def test_the_shipped_params_file_is_valid() -> None:
         ("train", "C", -1, "params.yaml: train.C = -1 is invalid: must be a number > 0"),
         ("train", "C", "big", "params.yaml: train.C = 'big' is invalid: must be a number > 0"),
         ("train", "C", float("nan"), "train.C = nan is invalid"),
-        ("train", "classifier", "svm", "train.classifier = 'svm' is invalid: must be one of 'linear_svm', 'logreg'"),
+        (
+            "train",
+            "classifier",
+            "svm",
+            "train.classifier = 'svm' is invalid: must be one of 'linear_svm', 'logreg'",
+        ),
         ("train", "min_df", 0, "train.min_df = 0 is invalid: must be an integer >= 1"),
         ("train", "min_df", 1.5, "train.min_df = 1.5 is invalid: must be an integer >= 1"),
         ("train", "min_df", True, "train.min_df = True is invalid"),
-        ("train", "sublinear_tf", "yes", "train.sublinear_tf = 'yes' is invalid: must be true/false"),
-        ("train", "word_ngrams", [2, 1], "train.word_ngrams = [2, 1] is invalid: must be a list of 2 integers [low, high] >= 1 and <= 10"),
+        (
+            "train",
+            "sublinear_tf",
+            "yes",
+            "train.sublinear_tf = 'yes' is invalid: must be true/false",
+        ),
+        (
+            "train",
+            "word_ngrams",
+            [2, 1],
+            "train.word_ngrams = [2, 1] is invalid: must be a list of 2 integers [low, high] >= 1 and <= 10",
+        ),
         ("train", "word_ngrams", [1], "train.word_ngrams = [1] is invalid"),
-        ("train", "max_features", 0, "train.max_features = 0 is invalid: must be an integer >= 1 or null"),
-        ("ingest", "test_size", 0.9, "ingest.test_size = 0.9 is invalid: must be a number >= 0.05 and <= 0.5"),
+        (
+            "train",
+            "max_features",
+            0,
+            "train.max_features = 0 is invalid: must be an integer >= 1 or null",
+        ),
+        (
+            "ingest",
+            "test_size",
+            0.9,
+            "ingest.test_size = 0.9 is invalid: must be a number >= 0.05 and <= 0.5",
+        ),
         ("ingest", "source", "", "ingest.source = '' is invalid: must be a string"),
-        ("base", "seed", -3, "base.seed = -3 is invalid: must be an integer >= 0 and <= 4294967295"),
+        (
+            "base",
+            "seed",
+            -3,
+            "base.seed = -3 is invalid: must be an integer >= 0 and <= 4294967295",
+        ),
     ],
 )
 def test_bad_values_are_one_line_naming_key_value_and_rule(section, key, value, expected) -> None:
@@ -67,7 +97,9 @@ def test_null_is_accepted_where_allowed() -> None:
 def test_unknown_key_suggests_the_closest() -> None:
     data = with_change("train", "clasifier", "logreg")
     msg = error_of(data)
-    assert msg.startswith("params.yaml: unknown key 'train.clasifier' (did you mean 'train.classifier'?)")
+    assert msg.startswith(
+        "params.yaml: unknown key 'train.clasifier' (did you mean 'train.classifier'?)"
+    )
     assert "allowed: features, word_ngrams" in msg
 
 

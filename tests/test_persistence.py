@@ -20,7 +20,12 @@ assert sklearn.utils.all_estimators is before  # put back
 # skops' own default list would import every estimator module, e.g. these:
 print([m in sys.modules for m in ("sklearn.semi_supervised", "sklearn.gaussian_process", "sklearn.cross_decomposition")])
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
-                         env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"})  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"},
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[False, False, False]"

@@ -42,7 +42,11 @@ def test_threshold_depends_only_on_the_scores_it_is_given() -> None:
     assert t1 == metrics.choose_threshold(y.copy(), s.copy(), 0.01)
     import inspect
 
-    assert list(inspect.signature(metrics.choose_threshold).parameters) == ["y_true", "scores", "max_ham_fpr"]
+    assert list(inspect.signature(metrics.choose_threshold).parameters) == [
+        "y_true",
+        "scores",
+        "max_ham_fpr",
+    ]
 
 
 def _separable(n_ham: int, n_spam: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -82,10 +86,17 @@ def test_out_of_fold_scores_equal_a_pipeline_refitted_per_fold() -> None:
 
     texts, labels = _separable(300, 60, seed=3)
     base = load(ROOT / "params.yaml").train
-    for p in (base, dataclasses.replace(base, features="word", min_df=2, sublinear_tf=False, classifier="logreg")):
+    for p in (
+        base,
+        dataclasses.replace(
+            base, features="word", min_df=2, sublinear_tf=False, classifier="logreg"
+        ),
+    ):
         oof = training.out_of_fold_scores(p, 7, texts, labels)
         expected = np.empty(len(texts))
-        for tr, te in StratifiedKFold(p.cv_folds, shuffle=True, random_state=7).split(texts, labels):
+        for tr, te in StratifiedKFold(p.cv_folds, shuffle=True, random_state=7).split(
+            texts, labels
+        ):
             pipe = build_pipeline(p, 7)
             features = pipe[0].fit(texts[tr])
             clf = raw_classifier(p, 7).fit(features.transform(texts[tr]), labels[tr])
@@ -98,7 +109,9 @@ def test_probability_threshold_flags_exactly_what_the_raw_threshold_flags() -> N
     p = load(ROOT / "params.yaml").train
     texts, labels = _separable(300, 60, seed=4)
     model = build_pipeline(p, 42).fit(texts, labels)
-    decision = model[-1].calibrated_classifiers_[0].estimator.decision_function(model[0].transform(texts))
+    decision = (
+        model[-1].calibrated_classifiers_[0].estimator.decision_function(model[0].transform(texts))
+    )
     probs = inference.spam_scores(model, texts)
     for raw in (-0.5, 0.0, 0.3):
         t = calibration.probability_threshold(model, raw)

@@ -28,7 +28,9 @@ def test_no_credential_is_tracked_by_git() -> None:
     hits = []
     for rel in project_files():
         text = (ROOT / rel).read_bytes().decode("utf-8", errors="ignore")
-        hits += [f"{rel}: {m.group(0)[:24]}..." for rx in (KEY_ID, SECRET) for m in rx.finditer(text)]
+        hits += [
+            f"{rel}: {m.group(0)[:24]}..." for rx in (KEY_ID, SECRET) for m in rx.finditer(text)
+        ]
     assert hits == []
 
 
@@ -70,7 +72,9 @@ def policy(name: str) -> dict[str, set[str]]:
         ("gc", {"s3:GetObject", "s3:DeleteObject"}),
     ],
 )
-def test_iam_policies_are_least_privilege_on_the_prefix(name: str, object_actions: set[str]) -> None:
+def test_iam_policies_are_least_privilege_on_the_prefix(
+    name: str, object_actions: set[str]
+) -> None:
     assert policy(name) == {
         "arn:aws:s3:::sentinelle": {"s3:ListBucket"},
         "arn:aws:s3:::sentinelle/dvcstore/*": object_actions,

@@ -24,7 +24,11 @@ def imported_by_script(script: Path) -> set[str]:
     """The ``sentinelle`` modules a script imports itself."""
     found = set()
     for node in ast.walk(ast.parse(script.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "sentinelle":
+        if (
+            isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.module.split(".")[0] == "sentinelle"
+        ):
             found.add(node.module)
             found.update(f"{node.module}.{a.name}" for a in node.names)  # `from pkg import module`
         elif isinstance(node, ast.Import):
@@ -49,10 +53,14 @@ def uncovered(stage: dict) -> list[str]:
     graph = grimp.build_graph("sentinelle")
     deps = [ROOT / d for d in stage.get("deps", []) if not d.startswith("${")]
     files = [module_file(m) for m in sorted(closure(graph, imported_by_script(script)))] + [script]
-    return [str(f.relative_to(ROOT)) for f in files if not any(f == d or d in f.parents for d in deps)]
+    return [
+        str(f.relative_to(ROOT)) for f in files if not any(f == d or d in f.parents for d in deps)
+    ]
 
 
-@pytest.mark.parametrize("name", [n for n, s in STAGES.items() if s["cmd"].startswith("python src/")])
+@pytest.mark.parametrize(
+    "name", [n for n, s in STAGES.items() if s["cmd"].startswith("python src/")]
+)
 def test_stage_deps_cover_the_code_it_imports(name: str) -> None:
     assert uncovered(STAGES[name]) == [], f"dvc.yaml stage {name!r} does not depend on code it runs"
 

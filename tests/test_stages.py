@@ -34,19 +34,26 @@ def test_stages_run_in_order_without_dvc(workdir: Path) -> None:
     assert meta["model_version"] == "sentinelle-" + meta["model_sha256"][:12]
     metrics = json.loads((workdir / "dvclive/evaluate/metrics.json").read_text())
     assert metrics["accuracy"] > 0.95
-    assert metrics["tp"] + metrics["fn"] + metrics["tn"] + metrics["fp"] == json.loads(
-        (workdir / "data/report.json").read_text()
-    )["splits"]["test"]["rows"]
+    assert (
+        metrics["tp"] + metrics["fn"] + metrics["tn"] + metrics["fp"]
+        == json.loads((workdir / "data/report.json").read_text())["splits"]["test"]["rows"]
+    )
 
 
 def test_outputs_hold_no_absolute_paths(workdir: Path) -> None:
-    for path in [*workdir.glob("data/**/*.json"), *workdir.glob("models/*.json"), *workdir.glob("dvclive/**/*.*")]:
+    for path in [
+        *workdir.glob("data/**/*.json"),
+        *workdir.glob("models/*.json"),
+        *workdir.glob("dvclive/**/*.*"),
+    ]:
         assert str(workdir) not in path.read_text(errors="replace"), path
 
 
 @pytest.mark.parametrize("stage", STAGES)
 def test_bad_params_fail_with_one_line_before_touching_outputs(workdir: Path, stage: str) -> None:
-    before = {p: p.read_bytes() for p in workdir.glob("**/*") if p.is_file() and "src" not in p.parts}
+    before = {
+        p: p.read_bytes() for p in workdir.glob("**/*") if p.is_file() and "src" not in p.parts
+    }
     params = yaml.safe_load((workdir / "custom.yaml").read_text())
     params["train"]["n_estimators"] = 0
     (workdir / "bad.yaml").write_text(yaml.safe_dump(params))
@@ -56,7 +63,9 @@ def test_bad_params_fail_with_one_line_before_touching_outputs(workdir: Path, st
         f"{stage}: error: bad.yaml: train.n_estimators = 0 is invalid: must be an integer >= 1 and <= 5000\n"
     )
     (workdir / "bad.yaml").unlink()
-    after = {p: p.read_bytes() for p in workdir.glob("**/*") if p.is_file() and "src" not in p.parts}
+    after = {
+        p: p.read_bytes() for p in workdir.glob("**/*") if p.is_file() and "src" not in p.parts
+    }
     assert after == before
 
 
@@ -78,7 +87,9 @@ def _fails() -> None:
     raise ValueError("cannot draw")
 
 
-def test_forked_returns_the_childs_value_and_fails_when_the_child_fails(capfd: pytest.CaptureFixture[str]) -> None:
+def test_forked_returns_the_childs_value_and_fails_when_the_child_fails(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
     import os
 
     from sentinelle.processes import Forked

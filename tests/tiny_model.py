@@ -37,7 +37,9 @@ def make(dest: Path, *, threshold: float = THRESHOLD, stem: bool = False) -> Pat
     preprocess = dataclasses.replace(params.preprocess, stem=stem)
     p = dataclasses.replace(params.train, classifier="logreg", features="union")
     normalise = Normaliser(**dataclasses.asdict(preprocess))
-    model = build_pipeline(p, seed=1).fit(normalise.many(SPAM + HAM), ["spam"] * len(SPAM) + ["ham"] * len(HAM))
+    model = build_pipeline(p, seed=1).fit(
+        normalise.many(SPAM + HAM), ["spam"] * len(SPAM) + ["ham"] * len(HAM)
+    )
     path = Path(dest) / "model.skops"
     sha256 = persistence.save(model, path)
     io.write_json(
@@ -46,7 +48,11 @@ def make(dest: Path, *, threshold: float = THRESHOLD, stem: bool = False) -> Pat
             "model_version": f"sentinelle-{sha256[:12]}",
             "model_sha256": sha256,
             "threshold": threshold,
-            "params": {"preprocess": dataclasses.asdict(preprocess), "train": dataclasses.asdict(p), "seed": 1},
+            "params": {
+                "preprocess": dataclasses.asdict(preprocess),
+                "train": dataclasses.asdict(p),
+                "seed": 1,
+            },
         },
     )
     return path

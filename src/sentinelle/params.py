@@ -238,7 +238,9 @@ def _unknown_key(where: str, key: str, allowed: list[str]) -> str:
 
 def _build(cls: type, data: Any, where: str, source: str) -> Any:
     if not isinstance(data, dict):
-        raise UserError(f"{source}: '{where.rstrip('.') or '<top>'}' must be a mapping, got {data!r}")
+        raise UserError(
+            f"{source}: '{where.rstrip('.') or '<top>'}' must be a mapping, got {data!r}"
+        )
     hints = typing.get_type_hints(cls, include_extras=True)
     names = [f.name for f in dataclasses.fields(cls)]
     for key in data:
@@ -283,7 +285,7 @@ YamlLoader.add_implicit_resolver(
 
 def load_yaml(text: str) -> Any:
     """Parse YAML text as params.yaml is parsed (safe, YAML 1.2 floats)."""
-    return yaml.load(text, Loader=YamlLoader)  # noqa: S506 - a SafeLoader subclass
+    return yaml.load(text, Loader=YamlLoader)
 
 
 def load(path: Path = DEFAULT_PARAMS) -> Params:

@@ -30,7 +30,9 @@ def forked_map(function: Callable[[int], Any], n: int, jobs: int, serial: int = 
         return
     # Forked, the workers inherit ``function`` (initargs are not pickled): closures work.
     context = get_context("fork")
-    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_enter_worker, initargs=(function,)) as pool:
+    with ProcessPoolExecutor(
+        jobs, mp_context=context, initializer=_enter_worker, initargs=(function,)
+    ) as pool:
         pending: deque[Future[Any]] = deque()
         for i in range(serial, n):
             pending.append(pool.submit(_call_task, i))
@@ -74,7 +76,9 @@ class Forked:
             value = None
         self._child.join()
         if self._child.exitcode != 0:
-            raise RuntimeError(f"{self._name} failed in its child process (exit code {self._child.exitcode})")
+            raise RuntimeError(
+                f"{self._name} failed in its child process (exit code {self._child.exitcode})"
+            )
         return value
 
 
@@ -93,8 +97,10 @@ def parallel_map(func: Any, texts: Iterable[str], jobs: int | None = None) -> li
     texts = texts if isinstance(texts, list) else list(texts)
     jobs = min(jobs or os.cpu_count() or 1, max(1, len(texts) // PARALLEL_MIN))
     n_chunks = jobs * 4 if jobs > 1 else 1
-    bounds = [(len(texts) * i // n_chunks, len(texts) * (i + 1) // n_chunks) for i in range(n_chunks)]
-    parts = forked_map(lambda i: [func(t) for t in texts[bounds[i][0] : bounds[i][1]]], n_chunks, jobs)
+    bounds = [
+        (len(texts) * i // n_chunks, len(texts) * (i + 1) // n_chunks) for i in range(n_chunks)
+    ]
+    parts = forked_map(
+        lambda i: [func(t) for t in texts[bounds[i][0] : bounds[i][1]]], n_chunks, jobs
+    )
     return [out for part in parts for out in part]
-
-

@@ -52,5 +52,3 @@ def run(main: Callable[[Params], None], name: str, description: str) -> None:
             raise
         sys.stderr.write(f"{name}: error: {exc}\n")
         sys.exit(2)
-
-

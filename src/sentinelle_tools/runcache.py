@@ -36,7 +36,9 @@ def push_run_outputs(root: Path, remote: str | None = None, jobs: int | None = N
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sentinelle.runcache", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m sentinelle.runcache", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("command", choices=["push"])
     parser.add_argument("-r", "--remote", help="DVC remote (default: the default remote)")
     parser.add_argument("-j", "--jobs", type=int, help="parallel transfers")

@@ -46,10 +46,17 @@ REMOTE = "storage"
 STATE_DIR = ".s3"
 # Every listener of `weed mini` (-webdav=false, iceberg/lance ports 0 turn those off).
 PORT_FLAGS = (
-    "master.port", "master.port.grpc", "volume.port", "volume.port.grpc",
-    "filer.port", "filer.port.grpc", "s3.port", "s3.port.grpc",
-    "admin.port", "admin.port.grpc",
-)  # fmt: skip
+    "master.port",
+    "master.port.grpc",
+    "volume.port",
+    "volume.port.grpc",
+    "filer.port",
+    "filer.port.grpc",
+    "s3.port",
+    "s3.port.grpc",
+    "admin.port",
+    "admin.port.grpc",
+)
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 20.0
 _BANNER_S3 = re.compile(r"S3 Endpoint:\s+(http://\S+)")
@@ -104,7 +111,9 @@ def credentials(state_dir: Path) -> tuple[str, str]:
         return data["access_key"], data["secret_key"]
     alphabet = string.ascii_uppercase + string.digits
     access = "SNTL" + "".join(secrets.choice(alphabet) for _ in range(16))
-    secret = "S" + secrets.token_urlsafe(30)  # never a leading '-': it reads as an option on a command line
+    secret = "S" + secrets.token_urlsafe(
+        30
+    )  # never a leading '-': it reads as an option on a command line
     _write_private(path, json.dumps({"access_key": access, "secret_key": secret}, indent=2))
     return access, secret
 
@@ -193,7 +202,9 @@ def ready(server: Server) -> str | None:
         # after S3 is up: reading back an existing object proves old data is served.
         listing = s3.list_objects_v2(Bucket=server.bucket, MaxKeys=1).get("Contents", [])
         if listing and listing[0]["Size"] > 0:
-            s3.get_object(Bucket=server.bucket, Key=listing[0]["Key"], Range="bytes=0-0")["Body"].read()
+            s3.get_object(Bucket=server.bucket, Key=listing[0]["Key"], Range="bytes=0-0")[
+                "Body"
+            ].read()
         key = f".sentinelle-ready/{secrets.token_hex(4)}"
         s3.put_object(Bucket=server.bucket, Key=key, Body=b"ready")
         body = s3.get_object(Bucket=server.bucket, Key=key)["Body"].read()
@@ -204,7 +215,10 @@ def ready(server: Server) -> str | None:
 
 
 def start(
-    state_dir: Path, bucket: str = BUCKET, timeout: float = START_TIMEOUT, ports: dict[str, int] | None = None
+    state_dir: Path,
+    bucket: str = BUCKET,
+    timeout: float = START_TIMEOUT,
+    ports: dict[str, int] | None = None,
 ) -> Server:
     """Start (or reuse) the server for ``state_dir`` and wait until it is ready.
 
@@ -248,25 +262,43 @@ def start(
 
 
 def _launch(
-    weed: Path, state_dir: Path, bucket: str, ports: dict[str, int], access: str, secret: str, timeout: float
+    weed: Path,
+    state_dir: Path,
+    bucket: str,
+    ports: dict[str, int],
+    access: str,
+    secret: str,
+    timeout: float,
 ) -> Server | str:
     """Run `weed mini` detached; the ready Server, or the reason it is not."""
     cmd = [
-        str(weed), f"-logdir={state_dir / 'logs'}", "mini",
-        f"-dir={state_dir / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-        "-master.telemetry=false", f"-bucket={bucket}",
+        str(weed),
+        f"-logdir={state_dir / 'logs'}",
+        "mini",
+        f"-dir={state_dir / 'data'}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        "-master.telemetry=false",
+        f"-bucket={bucket}",
         f"-s3.config={state_dir / 'identities.json'}",
-        "-webdav=false", "-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
+        "-webdav=false",
+        "-admin.ui=false",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
         *(f"-{flag}={port}" for flag, port in ports.items()),
-    ]  # fmt: skip
+    ]
     with open(state_dir / "weed.log", "ab") as out:
         out.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n".encode())
         out.flush()
         offset = out.tell()
         proc = subprocess.Popen(
-            cmd, cwd=state_dir, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            cmd,
+            cwd=state_dir,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
             start_new_session=True,  # survives the `start` command and Ctrl+C in its terminal
-        )  # fmt: skip
+        )
     _CHILDREN[proc.pid] = proc
     endpoint = f"http://127.0.0.1:{ports['s3.port']}"
     server = Server(state_dir, proc.pid, endpoint, bucket, access, secret, ports)
@@ -344,13 +376,18 @@ def _repo_root() -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m sentinelle.s3local", description="A local S3 server (SeaweedFS) for this clone."
+        prog="python -m sentinelle.s3local",
+        description="A local S3 server (SeaweedFS) for this clone.",
     )
     parser.add_argument("command", choices=["start", "stop", "status", "configure"])
     parser.add_argument(
-        "--state-dir", type=Path, help=f"server folder (default: {STATE_DIR}/ in the repository root)"
+        "--state-dir",
+        type=Path,
+        help=f"server folder (default: {STATE_DIR}/ in the repository root)",
     )
-    parser.add_argument("--remote", default=REMOTE, help="DVC remote to configure (default: %(default)s)")
+    parser.add_argument(
+        "--remote", default=REMOTE, help="DVC remote to configure (default: %(default)s)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="s3local: %(message)s", stream=sys.stderr)
     try:
@@ -358,7 +395,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "start":
             server = start(state_dir)
             configure_remote(_repo_root(), server, args.remote)
-            log.info("SeaweedFS (pid %d) serves s3://%s at %s", server.pid, server.bucket, server.endpoint)
+            log.info(
+                "SeaweedFS (pid %d) serves s3://%s at %s",
+                server.pid,
+                server.bucket,
+                server.endpoint,
+            )
             log.info("data: %s, log: %s", state_dir / "data", state_dir / "weed.log")
             log.info("remote %r configured in .dvc/config.local; try: dvc push", args.remote)
         elif args.command == "stop":
@@ -373,8 +415,13 @@ def main(argv: list[str] | None = None) -> int:
                 log.info("not running (%s)", state_dir)
                 return 3
             why = ready(server)
-            log.info("running (pid %d) at %s, bucket %s: %s", server.pid, server.endpoint, server.bucket,
-                     "ready" if why is None else f"NOT ready: {why}")  # fmt: skip
+            log.info(
+                "running (pid %d) at %s, bucket %s: %s",
+                server.pid,
+                server.endpoint,
+                server.bucket,
+                "ready" if why is None else f"NOT ready: {why}",
+            )
             return 0 if why is None else 1
         else:
             server = read_state(state_dir)

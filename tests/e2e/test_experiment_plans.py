@@ -39,7 +39,9 @@ EXPS = ["small-c-half", "small-balanced", "small-c-4", "small-c-16"]
 
 def flatten(node: object, prefix: str = "") -> dict[str, object]:
     if isinstance(node, dict):
-        return {k: v for key, val in node.items() for k, v in flatten(val, f"{prefix}{key}.").items()}
+        return {
+            k: v for key, val in node.items() for k, v in flatten(val, f"{prefix}{key}.").items()
+        }
     return {prefix.rstrip("."): node}
 
 
@@ -67,11 +69,15 @@ def ran(reproduced: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pat
     shutil.copytree(reproduced, repo, symlinks=True)
     plan = base / "small.yaml"
     plan.write_text(PLAN)
-    proc = sh("python", RUNNER, "run", plan, "--jobs", "2", "--timeout", "600", cwd=repo, timeout=1200)
+    proc = sh(
+        "python", RUNNER, "run", plan, "--jobs", "2", "--timeout", "600", cwd=repo, timeout=1200
+    )
     return repo, proc.stdout, proc.stderr
 
 
-def test_plan_runs_to_completion_and_the_table_compares_every_run(ran: tuple[Path, str, str]) -> None:
+def test_plan_runs_to_completion_and_the_table_compares_every_run(
+    ran: tuple[Path, str, str],
+) -> None:
     repo, stdout, stderr = ran
     assert "small: 4 done, 0 failed, 0 remaining (0 running)" in stderr
     assert "small: 4 of 4 run(s) succeeded" in stderr
@@ -85,7 +91,9 @@ def test_plan_runs_to_completion_and_the_table_compares_every_run(ran: tuple[Pat
     assert sorted(r[0] for r in rows[1:]) == sorted(EXPS)
     recalls = [float(r[recall]) for r in rows[1:]]
     assert recalls == sorted(recalls, reverse=True)
-    assert all(0.5 < x <= 1 and 0.5 < float(r[mcc]) <= 1 for x, r in zip(recalls, rows[1:], strict=True))
+    assert all(
+        0.5 < x <= 1 and 0.5 < float(r[mcc]) <= 1 for x, r in zip(recalls, rows[1:], strict=True)
+    )
     # The params of each row are the plan's, as DVC recorded them.
     by_name = {r[0]: r for r in rows}
     assert by_name["small-c-16"][1:4] == ["word", "logreg", "16"]
@@ -96,9 +104,20 @@ def test_plan_runs_to_completion_and_the_table_compares_every_run(ran: tuple[Pat
     assert sh("git", "status", "--porcelain", cwd=repo).stdout == ""  # results are git-ignored
 
 
-def test_compare_rebuilds_the_table_with_chosen_columns_and_sort(ran: tuple[Path, str, str]) -> None:
+def test_compare_rebuilds_the_table_with_chosen_columns_and_sort(
+    ran: tuple[Path, str, str],
+) -> None:
     repo, _, _ = ran
-    proc = sh("python", RUNNER, "compare", str(repo.parent / "small.yaml"), "--columns", "train.C,mcc,fp", "--sort=-fp,mcc", cwd=repo)
+    proc = sh(
+        "python",
+        RUNNER,
+        "compare",
+        str(repo.parent / "small.yaml"),
+        "--columns",
+        "train.C,mcc,fp",
+        "--sort=-fp,mcc",
+        cwd=repo,
+    )
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("| ")]
     assert lines[0] == "| experiment | train.C | fp | mcc |"
     rows = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines[1:]]
@@ -109,11 +128,17 @@ def test_compare_rebuilds_the_table_with_chosen_columns_and_sort(ran: tuple[Path
 
 def declared_plot_ids(dvc_yaml: dict) -> list[str]:
     """Plot ids as DVC reports them: stage-level plot files, and top-level plot names."""
-    ids = [next(iter(p)) if isinstance(p, dict) else p for stage in dvc_yaml["stages"].values() for p in stage.get("plots", [])]
+    ids = [
+        next(iter(p)) if isinstance(p, dict) else p
+        for stage in dvc_yaml["stages"].values()
+        for p in stage.get("plots", [])
+    ]
     return ids + [next(iter(p)) if isinstance(p, dict) else p for p in dvc_yaml.get("plots", [])]
 
 
-def test_vscode_views_get_every_param_metric_and_plot_for_each_experiment(ran: tuple[Path, str, str]) -> None:
+def test_vscode_views_get_every_param_metric_and_plot_for_each_experiment(
+    ran: tuple[Path, str, str],
+) -> None:
     """The DVC extension reads `dvc exp show --json` and `dvc plots diff --json`."""
     repo, _, _ = ran
     dvc_yaml = yaml.safe_load((repo / "dvc.yaml").read_text())
@@ -162,11 +187,23 @@ def test_plots_diff_report_renders_offline_in_headless_chromium(ran: tuple[Path,
         plots_report.vega_scripts()
     except UserError as exc:
         pytest.skip(f"vega scripts unavailable offline: {exc}")
-    proc = sh("python", RUNNER, "report", str(repo.parent / "small.yaml"), "--only", "c-*", cwd=repo, timeout=600)
+    proc = sh(
+        "python",
+        RUNNER,
+        "report",
+        str(repo.parent / "small.yaml"),
+        "--only",
+        "c-*",
+        cwd=repo,
+        timeout=600,
+    )
     page = repo / "experiments/results/small-plots/index.html"
     html = page.read_text()
     assert "cdn.jsdelivr.net" not in html  # the page works without internet
-    n_plots = sum(not p.endswith(".png") for p in declared_plot_ids(yaml.safe_load((repo / "dvc.yaml").read_text())))
+    n_plots = sum(
+        not p.endswith(".png")
+        for p in declared_plot_ids(yaml.safe_load((repo / "dvc.yaml").read_text()))
+    )
     assert f"chromium: {n_plots} of {n_plots} plots rendered" in proc.stderr
     result = plots_report.check(page, repo.parent / "shot.png")
     assert result.plots == result.rendered == n_plots
@@ -175,7 +212,9 @@ def test_plots_diff_report_renders_offline_in_headless_chromium(ran: tuple[Path,
 
 def test_misspelled_key_refuses_the_plan_before_anything_is_queued(repo: Path) -> None:
     plan = repo.parent / "typo.yaml"
-    plan.write_text("runs:\n  - {name: ok, params: {train.C: 2}}\n  - {name: typo, params: {train.clasifier: logreg}}\n")
+    plan.write_text(
+        "runs:\n  - {name: ok, params: {train.C: 2}}\n  - {name: typo, params: {train.clasifier: logreg}}\n"
+    )
     proc = sh("python", RUNNER, "run", plan, "--jobs", "2", cwd=repo, check=False, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
@@ -194,7 +233,10 @@ def test_untracked_files_refuse_the_plan_before_anything_is_queued(repo: Path) -
     plan.write_text("runs:\n  - {name: ok, params: {train.C: 2}}\n")
     proc = sh("python", RUNNER, "run", plan, cwd=repo, check=False, timeout=120)
     assert proc.returncode == 2
-    assert "refusing to queue: 1 uncommitted change(s) or untracked file(s): ?? src/new_feature.py" in proc.stderr
+    assert (
+        "refusing to queue: 1 uncommitted change(s) or untracked file(s): ?? src/new_feature.py"
+        in proc.stderr
+    )
     assert "treeverse/dvc#8854" in proc.stderr
     assert queue_tasks(repo)[0] == []
 
@@ -202,12 +244,18 @@ def test_untracked_files_refuse_the_plan_before_anything_is_queued(repo: Path) -
 def test_a_failing_run_is_reported_with_its_error_and_log(repo: Path) -> None:
     plan = repo.parent / "broken.yaml"
     # Valid for the schema (a string), but not a dataset: the ingest stage fails.
-    plan.write_text("params: {train.features: word, train.classifier: logreg}\nruns:\n  - {name: bad-source, params: {ingest.source: params.yaml}}\n")
+    plan.write_text(
+        "params: {train.features: word, train.classifier: logreg}\nruns:\n  - {name: bad-source, params: {ingest.source: params.yaml}}\n"
+    )
     proc = sh("python", RUNNER, "run", plan, "--timeout", "300", cwd=repo, check=False, timeout=900)
     assert proc.returncode == 1, proc.stderr
     error = "ingest: error: params.yaml: cannot tell the format from the name or the first line"
     # Reported when it fails, and again in the summary at the end.
-    line, *_ = [ln for ln in proc.stderr.splitlines() if ln.startswith("experiments: broken-bad-source failed: ")]
+    line, *_ = [
+        ln
+        for ln in proc.stderr.splitlines()
+        if ln.startswith("experiments: broken-bad-source failed: ")
+    ]
     assert error in line
     log = Path(re.search(r"\(log: (\S+)\)$", line).group(1))
     assert log.is_file() and error in log.read_text()
@@ -218,18 +266,28 @@ def test_a_failing_run_is_reported_with_its_error_and_log(repo: Path) -> None:
 
 def test_ctrl_c_removes_queued_runs_and_stops_the_workers(repo: Path) -> None:
     plan = repo.parent / "long.yaml"
-    plan.write_text("params: {train.features: word, train.classifier: logreg}\ngrid: {name: c, params: {train.C: [1, 2, 3]}}\n")
+    plan.write_text(
+        "params: {train.features: word, train.classifier: logreg}\ngrid: {name: c, params: {train.C: [1, 2, 3]}}\n"
+    )
     err = repo.parent / "stderr.log"
     with err.open("w") as stderr:
         proc = subprocess.Popen(
-            ["python", RUNNER, "run", str(plan), "--jobs", "1"], cwd=repo, env=env(),
-            stdout=subprocess.DEVNULL, stderr=stderr, text=True,
+            ["python", RUNNER, "run", str(plan), "--jobs", "1"],
+            cwd=repo,
+            env=env(),
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            text=True,
             # As in a terminal: a background pytest would pass SIGINT on as ignored.
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-        )  # fmt: skip
+        )
         try:
             deadline = time.monotonic() + 300
-            while "(1 running)" not in err.read_text() and proc.poll() is None and time.monotonic() < deadline:
+            while (
+                "(1 running)" not in err.read_text()
+                and proc.poll() is None
+                and time.monotonic() < deadline
+            ):
                 time.sleep(0.5)
             assert "(1 running)" in err.read_text(), err.read_text()
             proc.send_signal(signal.SIGINT)
@@ -238,7 +296,9 @@ def test_ctrl_c_removes_queued_runs_and_stops_the_workers(repo: Path) -> None:
             if proc.poll() is None:
                 proc.kill()
     text = err.read_text()
-    assert re.search(r"cleaning up [23] unfinished run\(s\): (long-c-1, )?long-c-2, long-c-3", text), text
+    assert re.search(
+        r"cleaning up [23] unfinished run\(s\): (long-c-1, )?long-c-2, long-c-3", text
+    ), text
     assert "interrupted; queued runs removed and workers stopped" in text
     tasks, _ = queue_tasks(repo)
     assert not [t for t in tasks if t.endswith(("Queued", "Running"))], tasks
@@ -251,6 +311,9 @@ def test_a_fresh_clone_without_its_outputs_is_refused_before_queuing(fresh: Path
     plan.write_text("runs:\n  - {name: c2, params: {train.C: 2}}\n")
     proc = sh("python", RUNNER, "run", plan, cwd=fresh, check=False, timeout=300)
     assert proc.returncode == 2, proc.stderr
-    assert "refusing to queue: the committed pipeline outputs are not in this workspace (" in proc.stderr
+    assert (
+        "refusing to queue: the committed pipeline outputs are not in this workspace ("
+        in proc.stderr
+    )
     assert "run `dvc pull` (or `dvc repro`) first" in proc.stderr
     assert sh("dvc", "queue", "status", cwd=fresh).stdout.count("Queued") == 0

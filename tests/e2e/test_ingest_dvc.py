@@ -11,18 +11,28 @@ from sentinelle.io import sha256_file
 
 pytestmark = pytest.mark.e2e
 
-KEPT = ["data/raw/train.parquet", "data/raw/test.parquet", "data/report.json", "dvclive/ingest/metrics.json"]
+KEPT = [
+    "data/raw/train.parquet",
+    "data/raw/test.parquet",
+    "data/report.json",
+    "dvclive/ingest/metrics.json",
+]
 
 
 def test_failed_ingest_under_dvc_keeps_previous_outputs(repo: Path) -> None:
     before = {p: sha256_file(repo / p) for p in KEPT}
     (repo / "bad.tsv").write_text("ham\thello\nspma\tworld\n", encoding="utf-8")
     params = repo / "params.yaml"
-    params.write_text(params.read_text().replace(
-        "  source: data/external/sms_spam_collection.tsv", "  source: bad.tsv"))
+    params.write_text(
+        params.read_text().replace(
+            "  source: data/external/sms_spam_collection.tsv", "  source: bad.tsv"
+        )
+    )
     proc = sh("dvc", "repro", cwd=repo, check=False)
     assert proc.returncode != 0
-    errors = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.startswith("ingest: error:")]
+    errors = [
+        ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.startswith("ingest: error:")
+    ]
     assert errors == [
         "ingest: error: bad.tsv: line 2: 1 row(s) with a label that maps to neither class, 1 distinct: "
         "'spma' (line 2); accepted (case-insensitive): ingest.spam_labels ['spam', '1', 'true'], "

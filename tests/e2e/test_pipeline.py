@@ -39,7 +39,9 @@ def test_repro_writes_every_output_with_sane_metrics(reproduced: Path) -> None:
 
 def test_fresh_clone_reproduces_committed_lock_and_metrics(reproduced: Path) -> None:
     """`dvc repro` on a fresh copy gives byte-for-byte the committed dvc.lock and dvclive/."""
-    diff = sh("git", "diff", "--stat", "--exit-code", "dvc.lock", "dvclive/", cwd=reproduced, check=False)
+    diff = sh(
+        "git", "diff", "--stat", "--exit-code", "dvc.lock", "dvclive/", cwd=reproduced, check=False
+    )
     assert diff.returncode == 0, f"dvc repro changed committed results:\n{diff.stdout}"
     untracked = sh("git", "status", "--porcelain", "--untracked-files=all", cwd=reproduced).stdout
     assert untracked == "", f"dvc repro left files git does not know about:\n{untracked}"
@@ -71,7 +73,9 @@ def test_invalid_override_fails_with_one_line_and_keeps_outputs(repo: Path) -> N
     assert proc.returncode != 0
     lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "train.C" in ln]
     assert lines, proc.stdout + proc.stderr
-    assert "check_params: error: params.yaml: train.C = -1 is invalid: must be a number > 0" in lines
+    assert (
+        "check_params: error: params.yaml: train.C = -1 is invalid: must be a number > 0" in lines
+    )
     sh("git", "checkout", "--", "params.yaml", cwd=repo)
     assert hashes(repo, OUTPUTS) == before
 
@@ -79,7 +83,11 @@ def test_invalid_override_fails_with_one_line_and_keeps_outputs(repo: Path) -> N
 def test_misspelled_key_is_refused_even_though_no_stage_uses_it(repo: Path) -> None:
     before = hashes(repo, OUTPUTS)
     params = repo / "params.yaml"
-    params.write_text(params.read_text().replace("  classifier: linear_svm", "  classifier: linear_svm\n  clasifier: logreg"))
+    params.write_text(
+        params.read_text().replace(
+            "  classifier: linear_svm", "  classifier: linear_svm\n  clasifier: logreg"
+        )
+    )
     proc = sh("dvc", "repro", cwd=repo, check=False)
     assert proc.returncode != 0
     assert (

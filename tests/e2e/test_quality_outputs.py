@@ -49,8 +49,14 @@ def test_declared_plots_are_produced_as_strict_json_and_render(repo: Path) -> No
     html = sh("dvc", "plots", "show", "-o", "plots_html", cwd=repo)
     assert html.returncode == 0
     page = (repo / "plots_html" / "index.html").read_text()
-    for title in ("ROC curve", "Precision-recall", "Detection error trade-off", "Calibration",
-                  "Confusion matrix", "Ham FPR and spam recall vs threshold"):  # fmt: skip
+    for title in (
+        "ROC curve",
+        "Precision-recall",
+        "Detection error trade-off",
+        "Calibration",
+        "Confusion matrix",
+        "Ham FPR and spam recall vs threshold",
+    ):
         assert title in page, title
     assert "top_features.png" in page
 

@@ -27,7 +27,10 @@ def remote(s3_server) -> dict:
     return {
         "url": f"s3://{s3_server.bucket}/registry-{uuid.uuid4().hex[:8]}",
         "options": {"endpointurl": s3_server.endpoint},
-        "local_options": {"access_key_id": s3_server.access_key, "secret_access_key": s3_server.secret_key},
+        "local_options": {
+            "access_key_id": s3_server.access_key,
+            "secret_access_key": s3_server.secret_key,
+        },
     }
 
 
@@ -61,11 +64,17 @@ def registry(repo: Path, remote: dict) -> dict[str, str]:
     return shas
 
 
-def test_versions_and_stages_are_fetched_from_the_remote_for_serving(repo: Path, registry: dict[str, str], tmp_path: Path) -> None:
+def test_versions_and_stages_are_fetched_from_the_remote_for_serving(
+    repo: Path, registry: dict[str, str], tmp_path: Path
+) -> None:
     show = json.dumps(json.loads(sh("gto", "show", NAME, "--json", cwd=repo).stdout))
     assert all(v in show for v in ("v1.0.0", "v1.1.0", "prod", "staging"))
 
-    for which, value, version in [("--stage", "prod", "v1.0.0"), ("--stage", "staging", "v1.1.0"), ("--version", "v1.0.0", "v1.0.0")]:
+    for which, value, version in [
+        ("--stage", "prod", "v1.0.0"),
+        ("--stage", "staging", "v1.1.0"),
+        ("--version", "v1.0.0", "v1.0.0"),
+    ]:
         out = tmp_path / f"{value}"
         sentinelle("fetch", "--repo", repo, which, value, "-o", out, cwd=tmp_path)
         assert sha256_file(out / "model.skops") == registry[version]
@@ -76,16 +85,34 @@ def test_versions_and_stages_are_fetched_from_the_remote_for_serving(repo: Path,
     from sentinelle.serving.scorer import Scorer
 
     scorer = Scorer.load(tmp_path / "prod" / "model.skops")
-    (spam, _), (ham, _) = scorer.predict(["WINNER!! Claim your FREE £1000 prize, call 09061701461 now", "see you at lunch"])
+    (spam, _), (ham, _) = scorer.predict(
+        ["WINNER!! Claim your FREE £1000 prize, call 09061701461 now", "see you at lunch"]
+    )
     assert spam > scorer.threshold > ham
 
     # DVC's own command fetches the same artifact file.
-    sh("dvc", "artifacts", "get", repo, NAME, "--stage", "prod", "-o", tmp_path / "dvc-get.skops", cwd=tmp_path)
+    sh(
+        "dvc",
+        "artifacts",
+        "get",
+        repo,
+        NAME,
+        "--stage",
+        "prod",
+        "-o",
+        tmp_path / "dvc-get.skops",
+        cwd=tmp_path,
+    )
     assert sha256_file(tmp_path / "dvc-get.skops") == registry["v1.0.0"]
 
     # Stage names are limited to those in .gto; a stage with no version is a one-line error.
-    proc = sentinelle("fetch", "--repo", repo, "--stage", "dev", "-o", tmp_path / "x", cwd=tmp_path, check=False)
+    proc = sentinelle(
+        "fetch", "--repo", repo, "--stage", "dev", "-o", tmp_path / "x", cwd=tmp_path, check=False
+    )
     assert proc.returncode == 2
-    assert proc.stderr.strip() == f"sentinelle fetch: error: {repo}: artifact 'spam-classifier' has no stage dev registered (see `gto show spam-classifier`)"
+    assert (
+        proc.stderr.strip()
+        == f"sentinelle fetch: error: {repo}: artifact 'spam-classifier' has no stage dev registered (see `gto show spam-classifier`)"
+    )
     bad = sh("gto", "assign", NAME, "--version", "v1.0.0", "--stage", "qa", cwd=repo, check=False)
     assert bad.returncode != 0 and "Allowed stages are: '['dev', 'staging', 'prod']'" in bad.stderr

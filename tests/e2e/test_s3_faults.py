@@ -27,7 +27,9 @@ BULK = [f"bulk/part-{i:03d}.bin" for i in range(BULK_FILES)]
 
 
 @pytest.fixture(scope="module")
-def private_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, s3local.Server]]:
+def private_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Path, s3local.Server]]:
     """A server of its own (these tests kill it), always stopped at the end."""
     state = tmp_path_factory.mktemp("s3private")
     server = s3local.start(state)
@@ -78,15 +80,26 @@ def _closed_port() -> int:
 
 FAULTS = {
     # fault: (local config of the remote, the line push/pull must print)
-    "missing credentials": ({"access_key_id": None, "secret_access_key": None}, "Unable to locate credentials"),
-    "wrong secret": ({"secret_access_key": "not-the-secret"}, "An error occurred (403) when calling the HeadObject operation: Forbidden"),
-    "wrong bucket": ({"url": "s3://no-such-bucket/dvcstore"}, "The specified bucket does not exist"),
+    "missing credentials": (
+        {"access_key_id": None, "secret_access_key": None},
+        "Unable to locate credentials",
+    ),
+    "wrong secret": (
+        {"secret_access_key": "not-the-secret"},
+        "An error occurred (403) when calling the HeadObject operation: Forbidden",
+    ),
+    "wrong bucket": (
+        {"url": "s3://no-such-bucket/dvcstore"},
+        "The specified bucket does not exist",
+    ),
     "server down": ({"endpointurl": "closed"}, "Could not connect to the endpoint URL"),
 }
 
 
 @pytest.mark.parametrize("fault", list(FAULTS))
-def test_remote_fault_fails_push_and_pull_with_a_clear_line(fault: str, repo: Path, s3_server, tmp_path: Path) -> None:
+def test_remote_fault_fails_push_and_pull_with_a_clear_line(
+    fault: str, repo: Path, s3_server, tmp_path: Path
+) -> None:
     from dvc.config import Config
 
     settings, line = FAULTS[fault]
@@ -99,13 +112,19 @@ def test_remote_fault_fails_push_and_pull_with_a_clear_line(fault: str, repo: Pa
                 if value is None:
                     remote.pop(key, None)
                 else:
-                    remote[key] = f"http://127.0.0.1:{_closed_port()}" if value == "closed" else value
+                    remote[key] = (
+                        f"http://127.0.0.1:{_closed_port()}" if value == "closed" else value
+                    )
     push = dvc("push", cwd=repo, check=False, extra_env=FAIL_FAST)
     assert push.returncode != 0
-    assert [ln for ln in push.stderr.splitlines() if ln.startswith("ERROR") and line in ln], push.stderr
+    assert [ln for ln in push.stderr.splitlines() if ln.startswith("ERROR") and line in ln], (
+        push.stderr
+    )
     pull = dvc("pull", cwd=other, check=False, extra_env=FAIL_FAST)
     assert pull.returncode != 0
-    assert [ln for ln in pull.stderr.splitlines() if ln.startswith("ERROR") and line in ln], pull.stderr
+    assert [ln for ln in pull.stderr.splitlines() if ln.startswith("ERROR") and line in ln], (
+        pull.stderr
+    )
     assert not (other / "models/model.skops").exists()
     assert keys(s3_server, prefix) == {}
 
@@ -113,7 +132,9 @@ def test_remote_fault_fails_push_and_pull_with_a_clear_line(fault: str, repo: Pa
 # --- corruption ----------------------------------------------------------------------
 
 
-def test_corrupted_object_fails_the_pull_and_is_never_checked_out(repo: Path, s3_server, tmp_path: Path) -> None:
+def test_corrupted_object_fails_the_pull_and_is_never_checked_out(
+    repo: Path, s3_server, tmp_path: Path
+) -> None:
     prefix = use_server(repo, s3_server)
     dvc("push", cwd=repo)
     oid = hashlib.md5((repo / "models/model.skops").read_bytes()).hexdigest()
@@ -136,14 +157,20 @@ def test_corrupted_object_fails_the_pull_and_is_never_checked_out(repo: Path, s3
 # --- the server killed during a push, a pull killed midway ----------------------------
 
 
-def test_server_killed_mid_push_then_second_push_completes(private_server, repo: Path, tmp_path: Path) -> None:
+def test_server_killed_mid_push_then_second_push_completes(
+    private_server, repo: Path, tmp_path: Path
+) -> None:
     state, server = private_server
     prefix = use_server(repo, server)
     add_bulk(repo)
     push = subprocess.Popen(
-        ["dvc", "push", "-j", "1"], cwd=repo, env=s3_env(**FAIL_FAST), text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
+        ["dvc", "push", "-j", "1"],
+        cwd=repo,
+        env=s3_env(**FAIL_FAST),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         wait_until(lambda: BULK_SIZE in keys(server, prefix).values())  # the first big file is in
         s3local.stop(state, kill=True)  # SIGKILL: no graceful shutdown of the server
@@ -157,7 +184,9 @@ def test_server_killed_mid_push_then_second_push_completes(private_server, repo:
     # failed to upload", or "ERROR: failed to transfer '<md5>' - Could not connect to the
     # endpoint URL ..." per file and "ERROR: unexpected error - Could not connect ...".
     errors = [ln for ln in err.splitlines() if ln.startswith("ERROR")]
-    assert errors and all("failed to upload" in ln or "Could not connect to the endpoint URL" in ln for ln in errors), err
+    assert errors and all(
+        "failed to upload" in ln or "Could not connect to the endpoint URL" in ln for ln in errors
+    ), err
 
     restarted = s3local.start(state)
     assert restarted.endpoint == server.endpoint  # same ports: .dvc/config.local still right
@@ -182,11 +211,17 @@ def test_pull_killed_midway_recovers_on_rerun(private_server, repo: Path, tmp_pa
     other = clone(repo, tmp_path / "teammate", server, prefix)
     cache = other / ".dvc/cache/files/md5"
     pull = subprocess.Popen(
-        ["dvc", "pull", "-j", "1"], cwd=other, env=s3_env(), start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        ["dvc", "pull", "-j", "1"],
+        cwd=other,
+        env=s3_env(),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
-        wait_until(lambda: cache.is_dir() and any(p.stat().st_size == BULK_SIZE for p in cache.rglob("*")))
+        wait_until(
+            lambda: cache.is_dir() and any(p.stat().st_size == BULK_SIZE for p in cache.rglob("*"))
+        )
         os.killpg(pull.pid, signal.SIGKILL)
     finally:
         pull.wait(timeout=60)
@@ -206,7 +241,9 @@ def test_start_fails_with_a_clear_message_when_a_port_is_taken(tmp_path: Path) -
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", ports["s3.port"]))
         taken.listen()
-        with pytest.raises(UserError, match=rf"SeaweedFS did not start: weed exited .*port {ports['s3.port']}"):
+        with pytest.raises(
+            UserError, match=rf"SeaweedFS did not start: weed exited .*port {ports['s3.port']}"
+        ):
             s3local.start(tmp_path / "s3", ports=ports, timeout=30)
     assert s3local.read_state(tmp_path / "s3") is None
 
@@ -216,7 +253,11 @@ def test_cli_start_status_stop_and_data_survives_a_restart(fresh: Path) -> None:
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            ["python", "-m", "sentinelle_tools.s3local", *args], cwd=fresh, env=e, text=True, capture_output=True
+            ["python", "-m", "sentinelle_tools.s3local", *args],
+            cwd=fresh,
+            env=e,
+            text=True,
+            capture_output=True,
         )
 
     try:
@@ -228,7 +269,9 @@ def test_cli_start_status_stop_and_data_survives_a_restart(fresh: Path) -> None:
         assert server is not None
         for value in (server.endpoint, server.access_key, server.secret_key):
             assert value in local
-        assert sh("git", "status", "--porcelain", cwd=fresh).stdout == ""  # .s3/ and config.local ignored
+        assert (
+            sh("git", "status", "--porcelain", cwd=fresh).stdout == ""
+        )  # .s3/ and config.local ignored
         server.client().put_object(Bucket="sentinelle", Key="dvcstore/probe", Body=b"kept")
         assert cli("status").returncode == 0
         assert "stopped" in cli("stop").stderr
@@ -236,7 +279,10 @@ def test_cli_start_status_stop_and_data_survives_a_restart(fresh: Path) -> None:
         assert cli("start").returncode == 0
         again = s3local.read_state(fresh / ".s3")
         assert again is not None and again.endpoint == server.endpoint
-        assert again.client().get_object(Bucket="sentinelle", Key="dvcstore/probe")["Body"].read() == b"kept"
+        assert (
+            again.client().get_object(Bucket="sentinelle", Key="dvcstore/probe")["Body"].read()
+            == b"kept"
+        )
     finally:
         cli("stop")
     assert s3local.read_state(fresh / ".s3") is None

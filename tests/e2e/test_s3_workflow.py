@@ -26,16 +26,23 @@ GIT_OUTPUTS = [
 
 def lock_md5(repo: Path, path: str) -> str:
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
-    return next(o["md5"] for s in lock["stages"].values() for o in s.get("outs", []) if o["path"] == path)
+    return next(
+        o["md5"] for s in lock["stages"].values() for o in s.get("outs", []) if o["path"] == path
+    )
 
 
-def test_push_then_fresh_clone_pull_is_clean_and_byte_identical(repo: Path, s3_server, tmp_path: Path) -> None:
+def test_push_then_fresh_clone_pull_is_clean_and_byte_identical(
+    repo: Path, s3_server, tmp_path: Path
+) -> None:
     prefix = use_server(repo, s3_server)
     out = dvc("push", cwd=repo).stdout
     assert "files pushed" in out
     model = lock_md5(repo, "models/model.skops")
     stored = keys(s3_server, prefix)
-    assert stored[f"{prefix}/files/md5/{model[:2]}/{model[2:]}"] == (repo / "models/model.skops").stat().st_size
+    assert (
+        stored[f"{prefix}/files/md5/{model[:2]}/{model[2:]}"]
+        == (repo / "models/model.skops").stat().st_size
+    )
     assert "Everything is up to date." in dvc("push", cwd=repo).stdout  # nothing left to send
 
     other = clone(repo, tmp_path / "teammate", s3_server, prefix)
@@ -50,7 +57,9 @@ def test_push_then_fresh_clone_pull_is_clean_and_byte_identical(repo: Path, s3_s
     assert sh("git", "status", "--porcelain", cwd=other).stdout == ""
 
 
-def test_fresh_clone_repro_pull_restores_every_stage_without_running(repo: Path, s3_server, tmp_path: Path) -> None:
+def test_fresh_clone_repro_pull_restores_every_stage_without_running(
+    repo: Path, s3_server, tmp_path: Path
+) -> None:
     prefix = use_server(repo, s3_server)
     dvc("push", "--run-cache", cwd=repo)
     assert any(k.startswith(f"{prefix}/runs/") for k in keys(s3_server, prefix))
@@ -63,7 +72,9 @@ def test_fresh_clone_repro_pull_restores_every_stage_without_running(repo: Path,
     assert sh("git", "status", "--porcelain", cwd=other).stdout == ""
 
 
-def test_run_cache_of_a_teammates_uncommitted_run_restores_every_stage(repo: Path, s3_server, tmp_path: Path) -> None:
+def test_run_cache_of_a_teammates_uncommitted_run_restores_every_stage(
+    repo: Path, s3_server, tmp_path: Path
+) -> None:
     """A runs evaluate.top_errors=10 without committing, pushes the run cache and the objects
     of its `cache: false` outputs (sentinelle.runcache); B sets the same value and
     `dvc repro --pull` restores check_params and evaluate (whose outputs are all git-tracked
@@ -77,11 +88,16 @@ def test_run_cache_of_a_teammates_uncommitted_run_restores_every_stage(repo: Pat
     dvc("repro", cwd=repo)
     dvc("push", "--run-cache", cwd=repo)
     helper = subprocess.run(
-        [sys.executable, "-m", "sentinelle_tools.runcache", "push"], cwd=repo, text=True, capture_output=True,
+        [sys.executable, "-m", "sentinelle_tools.runcache", "push"],
+        cwd=repo,
+        text=True,
+        capture_output=True,
         env=s3_env(PYTHONPATH=str(ROOT / "src")),
-    )  # fmt: skip
+    )
     assert helper.returncode == 0, helper.stderr
-    assert re.search(r"runcache: \d+ run-cache entries, [1-9]\d* objects pushed", helper.stderr), helper.stderr
+    assert re.search(r"runcache: \d+ run-cache entries, [1-9]\d* objects pushed", helper.stderr), (
+        helper.stderr
+    )
     outputs = [*DVC_OUTPUTS, *GIT_OUTPUTS]
     theirs = digests(repo, outputs)
 

@@ -14,12 +14,25 @@ from cli_helper import sentinelle
 pytestmark = pytest.mark.e2e
 
 
-def test_scoring_raw_messages_reproduces_the_evaluate_stage(reproduced: Path, tmp_path: Path) -> None:
+def test_scoring_raw_messages_reproduces_the_evaluate_stage(
+    reproduced: Path, tmp_path: Path
+) -> None:
     """Scoring the raw test split gives exactly evaluate's confusion matrix: same normaliser, same threshold."""
     raw = pd.read_parquet(reproduced / "data/raw/test.parquet")
     raw.to_csv(tmp_path / "test.csv", index=False)
-    sentinelle("score", tmp_path / "test.csv", "-o", tmp_path / "scored.csv", "--model", reproduced / "models/model.skops",
-               "--workers", "2", "--chunk-size", "100", cwd=tmp_path)  # fmt: skip
+    sentinelle(
+        "score",
+        tmp_path / "test.csv",
+        "-o",
+        tmp_path / "scored.csv",
+        "--model",
+        reproduced / "models/model.skops",
+        "--workers",
+        "2",
+        "--chunk-size",
+        "100",
+        cwd=tmp_path,
+    )
     rows = list(csv.DictReader((tmp_path / "scored.csv").open(newline="", encoding="utf-8")))
     assert [r["text"] for r in rows] == raw["text"].tolist()
     counts = {"tp": 0, "fp": 0, "tn": 0, "fn": 0}
@@ -42,4 +55,6 @@ def test_scorer_scores_equal_the_pipelines_on_the_processed_text(reproduced: Pat
     processed = pd.read_parquet(reproduced / "data/processed/test.parquet")
     raw = processed["message"].tolist()  # the message as ingested, before preprocess
     assert scorer.normaliser.many(raw) == processed["text"].tolist()
-    np.testing.assert_array_equal(scorer.scores(raw), inference.spam_scores(scorer.model, processed["text"]))
+    np.testing.assert_array_equal(
+        scorer.scores(raw), inference.spam_scores(scorer.model, processed["text"])
+    )

@@ -33,8 +33,9 @@ def _rows(unit: str, rows: list[int], limit: int = 3) -> str:
     return f"{unit}{'s' if len(rows) > 1 else ''} {shown}"
 
 
-def _problem_error(reason: str, where: str, unit: str, rows: list[int], values: list[object],
-                   p: IngestParams) -> UserError:
+def _problem_error(
+    reason: str, where: str, unit: str, rows: list[int], values: list[object], p: IngestParams
+) -> UserError:
     head = f"{where}: {unit} {rows[0]}: "
     if reason == "unknown_label":
         firsts: dict[str, list[int]] = {}
@@ -68,7 +69,9 @@ def clean(records: Records, where: str, p: IngestParams) -> Cleaned:
     first rows; with ``drop`` the rows are dropped and counted.
     """
     if not records.rows:
-        found = f" (columns found: {', '.join(map(repr, records.columns))})" if records.columns else ""
+        found = (
+            f" (columns found: {', '.join(map(repr, records.columns))})" if records.columns else ""
+        )
         raise UserError(f"{where}: no messages found{found}")
     spam = {label_key(v) for v in p.spam_labels}
     ham = {label_key(v) for v in p.ham_labels}
@@ -113,7 +116,9 @@ def clean(records: Records, where: str, p: IngestParams) -> Cleaned:
     conflicts = {t: c for t, c in labels_of.items() if len(c) > 1}
     if conflicts and p.on_conflict == "fail":
         text = next(iter(conflicts))
-        at = [(r, lab) for r, t, lab in zip(keep_row, keep_text, keep_label, strict=True) if t == text]
+        at = [
+            (r, lab) for r, t, lab in zip(keep_row, keep_text, keep_label, strict=True) if t == text
+        ]
         shown = ", ".join(f"{r} ({lab})" for r, lab in at[:4])
         raise UserError(
             f"{where}: {records.unit} {at[0][0]}: {len(conflicts)} text(s) carry both labels, "

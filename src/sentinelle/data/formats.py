@@ -34,6 +34,7 @@ KAGGLE_HEADER = ("v1", "v2")
 # undefined bytes; latin-1 decodes anything (the Kaggle spam.csv needs it).
 FALLBACK_ENCODINGS = ("cp1252", "latin-1")
 
+
 @dataclass(frozen=True)
 class Decoded:
     text: str
@@ -67,8 +68,10 @@ def decode(data: bytes, where: str, encoding: str | None) -> Decoded:
         try:
             return Decoded(data.decode("utf-16"), "utf-16", None)
         except UnicodeDecodeError as exc:
-            raise UserError(f"{where}: has a UTF-16 byte-order mark but is not valid UTF-16 "
-                            f"(byte offset {exc.start}); set ingest.encoding") from None
+            raise UserError(
+                f"{where}: has a UTF-16 byte-order mark but is not valid UTF-16 "
+                f"(byte offset {exc.start}); set ingest.encoding"
+            ) from None
     if data.startswith(codecs.BOM_UTF8):
         try:
             return Decoded(data.decode("utf-8-sig"), "utf-8-sig", None)
@@ -138,7 +141,9 @@ def detect_format(fetched: Fetched, text: str, labels: set[str]) -> str:
     first = text.lstrip("\ufeff").split("\n", 1)[0].rstrip("\r")
     head = [f.strip().strip('"').casefold() for f in first.split(",")]
     first_field = first.partition("\t")[0].strip().casefold()
-    if suffix in (".jsonl", ".ndjson") or (suffix in ("", ".txt", ".json") and first.lstrip().startswith("{")):
+    if suffix in (".jsonl", ".ndjson") or (
+        suffix in ("", ".txt", ".json") and first.lstrip().startswith("{")
+    ):
         return "jsonl"
     if tuple(head[:2]) == KAGGLE_HEADER:
         return "kaggle"
@@ -190,15 +195,19 @@ def _missing_columns(where: str, wanted: dict[str, str], found: list[str]) -> Us
     if len(found) == 1:
         for sep, word in ((";", "';'"), ("|", "'|'"), ("\t", "tab"), (",", "','")):
             if sep in found[0]:
-                hint = (f" (the header looks {word}-separated; accepted: ',' with ingest.format "
-                        "csv, tab with tsv)")
+                hint = (
+                    f" (the header looks {word}-separated; accepted: ',' with ingest.format "
+                    "csv, tab with tsv)"
+                )
                 break
     return UserError(
         f"{where}: column(s) not found: {', '.join(missing)}; columns found: {shown}{hint}"
     )
 
 
-def _parse_delimited(text: str, where: str, delimiter: str, text_col: str, label_col: str) -> Records:
+def _parse_delimited(
+    text: str, where: str, delimiter: str, text_col: str, label_col: str
+) -> Records:
     rows = _csv_rows(text, delimiter, where)
     try:
         _, header = next(rows)
@@ -224,8 +233,10 @@ def _parse_kaggle(text: str, where: str) -> Records:
         return Records()
     header = [h.strip().lstrip("\ufeff") for h in header]
     if tuple(h.casefold() for h in header[:2]) != KAGGLE_HEADER:
-        raise UserError(f"{where}: line 1: expected the Kaggle header 'v1,v2,...'; "
-                        f"columns found: {', '.join(map(repr, header[:20]))}; set ingest.format")
+        raise UserError(
+            f"{where}: line 1: expected the Kaggle header 'v1,v2,...'; "
+            f"columns found: {', '.join(map(repr, header[:20]))}; set ingest.format"
+        )
     out = Records(columns=header)
     for n, fields in rows:
         parts = fields[1:]
@@ -243,16 +254,22 @@ def _parse_jsonl(text: str, where: str, text_col: str, label_col: str) -> Record
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise UserError(f"{where}: line {n}: not valid JSON ({exc.msg} at column {exc.colno}); "
-                            "JSON Lines needs one object per line") from None
+            raise UserError(
+                f"{where}: line {n}: not valid JSON ({exc.msg} at column {exc.colno}); "
+                "JSON Lines needs one object per line"
+            ) from None
         if not isinstance(obj, dict):
-            raise UserError(f"{where}: line {n}: expected a JSON object, found {type(obj).__name__}")
+            raise UserError(
+                f"{where}: line {n}: expected a JSON object, found {type(obj).__name__}"
+            )
         if not out.columns:
             out.columns = list(obj)
             if text_col not in obj or label_col not in obj:
                 raise _missing_columns(
                     f"{where}: line {n}",
-                    {"ingest.text_column": text_col, "ingest.label_column": label_col}, list(obj))
+                    {"ingest.text_column": text_col, "ingest.label_column": label_col},
+                    list(obj),
+                )
         out.add(n, obj.get(label_col), obj.get(text_col))
     return out
 
@@ -265,11 +282,14 @@ def _parse_parquet(data: bytes, where: str, text_col: str, label_col: str) -> Re
     found = pf.schema_arrow.names
     if text_col not in found or label_col not in found:
         raise _missing_columns(
-            where, {"ingest.text_column": text_col, "ingest.label_column": label_col}, found)
+            where, {"ingest.text_column": text_col, "ingest.label_column": label_col}, found
+        )
     out = Records(unit="row", columns=list(found))
     n = 0
     for batch in pf.iter_batches(columns=[label_col, text_col], batch_size=65536):
-        for label, message in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True):
+        for label, message in zip(
+            batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True
+        ):
             n += 1
             out.add(n, label, message)
     return out
@@ -286,8 +306,9 @@ def parse(fetched: Fetched, p: IngestParams) -> Parsed:
     """Decode and parse the fetched bytes into records (format/encoding from params or detected)."""
     where, data = fetched.where, fetched.data
     if not data.strip():
-        raise UserError(f"{where}: the file is empty; expected labelled messages "
-                        f"({', '.join(FORMATS)})")
+        raise UserError(
+            f"{where}: the file is empty; expected labelled messages ({', '.join(FORMATS)})"
+        )
     is_parquet = data[:4] == b"PAR1"
     fmt = p.format
     if fmt == "auto" and (is_parquet or PurePosixPath(fetched.name).suffix.lower() == ".parquet"):
@@ -314,8 +335,9 @@ def parse(fetched: Fetched, p: IngestParams) -> Parsed:
     elif fmt == "kaggle":
         records = _parse_kaggle(text, where)
     elif fmt in ("csv", "tsv"):
-        records = _parse_delimited(text, where, "," if fmt == "csv" else "\t",
-                                   p.text_column, p.label_column)
+        records = _parse_delimited(
+            text, where, "," if fmt == "csv" else "\t", p.text_column, p.label_column
+        )
     else:
         records = _parse_jsonl(text, where, p.text_column, p.label_column)
     return Parsed(records, fmt, decoded.encoding)

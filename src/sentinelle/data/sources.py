@@ -163,8 +163,11 @@ def _read_http(source: str, p: IngestParams) -> bytes:
                 "ingest.source must be a URL that answers 200 with the data file"
             ) from None
         except (TimeoutError, ConnectionError) as exc:
-            raise _Transient(f"no answer within ingest.timeout = {p.timeout:g} s"
-                             if isinstance(exc, TimeoutError) else f"connection failed: {exc}") from None
+            raise _Transient(
+                f"no answer within ingest.timeout = {p.timeout:g} s"
+                if isinstance(exc, TimeoutError)
+                else f"connection failed: {exc}"
+            ) from None
         except urllib.error.URLError as exc:
             if isinstance(exc.reason, TimeoutError):
                 raise _Transient(f"no answer within ingest.timeout = {p.timeout:g} s") from None
@@ -185,7 +188,7 @@ def _read_s3(source: str, p: IngestParams) -> bytes:
     import botocore.exceptions
     import botocore.session
 
-    bucket, _, key = source[len("s3://"):].partition("/")
+    bucket, _, key = source[len("s3://") :].partition("/")
     if not bucket or not key:
         raise UserError(f"ingest.source = {source!r}: expected s3://bucket/key")
     config = botocore.config.Config(
@@ -216,9 +219,11 @@ def _read_s3(source: str, p: IngestParams) -> bytes:
                 f"{source}: S3 error {code} (HTTP {status}); "
                 "ingest.source must name an object you can read"
             ) from None
-        except (botocore.exceptions.EndpointConnectionError,
-                botocore.exceptions.ConnectTimeoutError,
-                botocore.exceptions.ReadTimeoutError) as exc:
+        except (
+            botocore.exceptions.EndpointConnectionError,
+            botocore.exceptions.ConnectTimeoutError,
+            botocore.exceptions.ReadTimeoutError,
+        ) as exc:
             raise _Transient(str(exc)) from None
 
     return _with_retries(source, p.retries, attempt)
@@ -242,9 +247,13 @@ def _unzip(raw: bytes, where: str, member: str | None, max_bytes: int) -> tuple[
     except zipfile.BadZipFile:
         raise UserError(f"{where}: not a valid zip file") from None
     with archive:
-        files = [i for i in archive.infolist()
-                 if not i.is_dir() and not i.filename.startswith("__MACOSX/")
-                 and not PurePosixPath(i.filename).name.startswith(".")]
+        files = [
+            i
+            for i in archive.infolist()
+            if not i.is_dir()
+            and not i.filename.startswith("__MACOSX/")
+            and not PurePosixPath(i.filename).name.startswith(".")
+        ]
         names = [i.filename for i in files]
         if member is None:
             if len(files) != 1:
@@ -266,8 +275,9 @@ def _unzip(raw: bytes, where: str, member: str | None, max_bytes: int) -> tuple[
             raise _too_big(inner, info.file_size, max_bytes)
         try:
             with archive.open(info) as fh:
-                data = _bounded(iter(lambda: fh.read(CHUNK), b""), inner, max_bytes,
-                                "once decompressed, ")
+                data = _bounded(
+                    iter(lambda: fh.read(CHUNK), b""), inner, max_bytes, "once decompressed, "
+                )
         except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
             raise UserError(f"{inner}: cannot unpack ({exc})") from None
         return data, info.filename
@@ -299,9 +309,16 @@ def fetch(p: IngestParams) -> Fetched:
         data, member = _unzip(raw, source, p.member, p.max_bytes)
         name, where = PurePosixPath(member).name, f"{source}!{member}"
     if p.member is not None and compression != "zip":
-        raise UserError(f"{source}: ingest.member = {p.member!r} is set but the source is not a zip; "
-                        "set ingest.member: null")
-    return Fetched(data=data, name=name, where=where, sha256=digest, size=len(raw),
-                   compression=compression, member=member)
-
-
+        raise UserError(
+            f"{source}: ingest.member = {p.member!r} is set but the source is not a zip; "
+            "set ingest.member: null"
+        )
+    return Fetched(
+        data=data,
+        name=name,
+        where=where,
+        sha256=digest,
+        size=len(raw),
+        compression=compression,
+        member=member,
+    )

@@ -18,7 +18,9 @@ def check_sizes(frame: pd.DataFrame, where: str, test_size: float, min_rows: int
             f"{where}: only {len(frame)} usable message(s) after cleaning ({shown}); "
             f"ingest.min_rows = {min_rows} are needed"
         )
-    need = next(n for n in range(2, 10_000) if round(n * test_size) >= 1 and n - round(n * test_size) >= 1)
+    need = next(
+        n for n in range(2, 10_000) if round(n * test_size) >= 1 and n - round(n * test_size) >= 1
+    )
     for label, n in counts.items():
         if n < need:
             raise UserError(
@@ -28,9 +30,7 @@ def check_sizes(frame: pd.DataFrame, where: str, test_size: float, min_rows: int
             )
 
 
-def split(
-    frame: pd.DataFrame, test_size: float, seed: int
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+def split(frame: pd.DataFrame, test_size: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Stratified train/test split that keeps near-duplicates together.
 
     Messages with the same ``canonical`` form (e.g. the same spam template with

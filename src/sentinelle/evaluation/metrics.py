@@ -100,7 +100,9 @@ def ranking_metrics(y_true: np.ndarray, scores: np.ndarray) -> dict[str, float]:
     }
 
 
-def classification_metrics(y_true: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
+def classification_metrics(
+    y_true: np.ndarray, scores: np.ndarray, threshold: float
+) -> dict[str, float]:
     """Threshold metrics at ``threshold`` plus the ranking metrics."""
     y_pred = (np.asarray(scores) >= threshold).astype(int)
     return {**threshold_metrics(y_true, y_pred), **ranking_metrics(y_true, scores)}
@@ -120,7 +122,12 @@ def bootstrap_intervals(
     y_true = np.asarray(y_true, dtype=bool)
     y_pred = np.asarray(y_pred, dtype=bool)
     cells = np.array(
-        [np.sum(y_true & y_pred), np.sum(~y_true & y_pred), np.sum(~y_true & ~y_pred), np.sum(y_true & ~y_pred)]
+        [
+            np.sum(y_true & y_pred),
+            np.sum(~y_true & y_pred),
+            np.sum(~y_true & ~y_pred),
+            np.sum(y_true & ~y_pred),
+        ]
     )
     rng = np.random.default_rng(seed)
     draws = rng.multinomial(len(y_true), cells / max(len(y_true), 1), size=n).astype(np.float64)

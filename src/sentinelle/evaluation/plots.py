@@ -14,7 +14,9 @@ import numpy as np
 from sentinelle import io
 
 
-def threshold_curve(y_true: np.ndarray, scores: np.ndarray, points: int = 201) -> list[dict[str, float]]:
+def threshold_curve(
+    y_true: np.ndarray, scores: np.ndarray, points: int = 201
+) -> list[dict[str, float]]:
     """Ham FPR and spam recall at evenly spaced thresholds in [0, 1] (scores are probabilities)."""
     y_true = np.asarray(y_true, dtype=int)
     scores = np.asarray(scores, dtype=np.float64)
@@ -25,7 +27,11 @@ def threshold_curve(y_true: np.ndarray, scores: np.ndarray, points: int = 201) -
     ham_fpr = 1 - np.searchsorted(ham, thresholds, side="left") / max(len(ham), 1)
     recall = 1 - np.searchsorted(spam, thresholds, side="left") / max(len(spam), 1)
     return [
-        {"threshold": round(float(t), 6), "ham_fpr": round(float(f), 6), "spam_recall": round(float(r), 6)}
+        {
+            "threshold": round(float(t), 6),
+            "ham_fpr": round(float(f), 6),
+            "spam_recall": round(float(r), 6),
+        }
         for t, f, r in zip(thresholds, ham_fpr, recall, strict=True)
     ]
 
@@ -73,7 +79,11 @@ def plot_top_features(features: dict[str, list[tuple[str, float]]], title: str) 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    panels = [(label, items) for label, items in (("spam", features["spam"]), ("ham", features["ham"])) if items]
+    panels = [
+        (label, items)
+        for label, items in (("spam", features["spam"]), ("ham", features["ham"]))
+        if items
+    ]
     with matplotlib.rc_context({"svg.hashsalt": "sentinelle", "font.size": 9}):
         fig = Figure(figsize=(5.5 * len(panels), 0.28 * max(len(i) for _, i in panels) + 1.2))
         FigureCanvasAgg(fig)
@@ -81,7 +91,10 @@ def plot_top_features(features: dict[str, list[tuple[str, float]]], title: str) 
         axes = np.atleast_1d(axes)
         for ax, (label, items) in zip(axes, panels, strict=True):
             # "char__ fre" -> "char ' fre'": quoted, so that spaces in n-grams show.
-            names = [" ".join((*name.split("__", 1)[:-1], repr(name.split("__", 1)[-1]))) for name, _ in items][::-1]
+            names = [
+                " ".join((*name.split("__", 1)[:-1], repr(name.split("__", 1)[-1])))
+                for name, _ in items
+            ][::-1]
             values = [abs(value) for _, value in items][::-1]
             ax.barh(range(len(items)), values, color="#c0392b" if label == "spam" else "#2e86c1")
             ax.set_yticks(range(len(items)), names, fontfamily="monospace")

@@ -105,7 +105,9 @@ def _mapping(value: Any, where: str) -> dict[str, Any]:
 
 def _check_name(name: Any, where: str) -> str:
     if not isinstance(name, str) or not NAME_RE.fullmatch(name):
-        raise UserError(f"{where}: name {name!r} is invalid: must match {NAME_RE.pattern} (lower case, digits, . _ -)")
+        raise UserError(
+            f"{where}: name {name!r} is invalid: must match {NAME_RE.pattern} (lower case, digits, . _ -)"
+        )
     return name
 
 
@@ -123,7 +125,9 @@ def run_sections(plan: Path, run: str) -> dict[str, dict[str, Any]]:
     return sections
 
 
-def load_plan(path: Path, extra: dict[str, Any] | None = None, sort_by: tuple[str, ...] | None = None) -> Plan:
+def load_plan(
+    path: Path, extra: dict[str, Any] | None = None, sort_by: tuple[str, ...] | None = None
+) -> Plan:
     """Read a plan file; ``extra`` overrides (``-S``) apply to every run. Not yet validated."""
     try:
         data = schema.load_yaml(Path(path).read_text(encoding="utf-8"))
@@ -135,14 +139,18 @@ def load_plan(path: Path, extra: dict[str, Any] | None = None, sort_by: tuple[st
         raise UserError(f"{path}: a plan must be a mapping with 'runs' and/or 'grid'")
     unknown = sorted(set(data) - PLAN_KEYS)
     if unknown:
-        raise UserError(f"{path}: unknown plan key {unknown[0]!r}; allowed: {', '.join(sorted(PLAN_KEYS))}")
+        raise UserError(
+            f"{path}: unknown plan key {unknown[0]!r}; allowed: {', '.join(sorted(PLAN_KEYS))}"
+        )
     plan_name = _check_name(Path(path).stem, str(path))
     common = _mapping(data.get("params"), f"{path}: 'params'")
     compare = _mapping(data.get("compare"), f"{path}: 'compare'")
     entries: list[tuple[str, dict[str, Any]]] = []
     for i, item in enumerate(data.get("runs") or []):
         if not isinstance(item, dict) or set(item) - {"name", "params"}:
-            raise UserError(f"{path}: runs[{i}] must be a mapping with 'name' and 'params', got {item!r}")
+            raise UserError(
+                f"{path}: runs[{i}] must be a mapping with 'name' and 'params', got {item!r}"
+            )
         name = _check_name(item.get("name"), f"{path}: runs[{i}]")
         entries.append((name, _mapping(item.get("params"), f"{path}: run '{name}': 'params'")))
     grids = data.get("grid") or []
@@ -154,7 +162,9 @@ def load_plan(path: Path, extra: dict[str, Any] | None = None, sort_by: tuple[st
         axes = _mapping(grid["params"], f"{where}: 'params'")
         for key, values in axes.items():
             if not isinstance(values, list) or not values:
-                raise UserError(f"{where}: {key} = {values!r} is invalid: a grid axis must be a non-empty list of values")
+                raise UserError(
+                    f"{where}: {key} = {values!r} is invalid: a grid axis must be a non-empty list of values"
+                )
         for combo in itertools.product(*axes.values()):
             name = "-".join([prefix, *(_slug(v) for v in combo)])
             entries.append((name, dict(zip(axes, combo, strict=True))))
@@ -169,16 +179,24 @@ def load_plan(path: Path, extra: dict[str, Any] | None = None, sort_by: tuple[st
         runs.append(Run(name, f"{plan_name}-{name}", {**common, **overrides, **(extra or {})}))
     varied = list(dict.fromkeys(k for r in runs for k in r.overrides))
     sort = tuple(sort_by or compare.get("sort_by") or HEADLINE)
-    return Plan(Path(path), plan_name, str(data.get("description") or "").strip(), runs, sort, varied)
+    return Plan(
+        Path(path), plan_name, str(data.get("description") or "").strip(), runs, sort, varied
+    )
 
 
 def select(plan: Plan, only: list[str]) -> Plan:
     """Keep the runs whose name (or experiment name) matches one of the ``only`` patterns."""
     if not only:
         return plan
-    runs = [r for r in plan.runs if any(fnmatch.fnmatchcase(r.name, p) or fnmatch.fnmatchcase(r.exp, p) for p in only)]
+    runs = [
+        r
+        for r in plan.runs
+        if any(fnmatch.fnmatchcase(r.name, p) or fnmatch.fnmatchcase(r.exp, p) for p in only)
+    ]
     if not runs:
-        raise UserError(f"{plan.path}: --only {' '.join(only)} matches no run; runs: {', '.join(r.name for r in plan.runs)}")
+        raise UserError(
+            f"{plan.path}: --only {' '.join(only)} matches no run; runs: {', '.join(r.name for r in plan.runs)}"
+        )
     return dataclasses.replace(plan, runs=runs)
 
 
@@ -211,7 +229,9 @@ def validate(plan: Plan, params_path: Path = schema.DEFAULT_PARAMS) -> None:
         try:
             schema.parse(merged, source="")
         except UserError as exc:
-            raise UserError(f"{plan.path}: run '{run.name}': {str(exc).removeprefix(': ')}") from None
+            raise UserError(
+                f"{plan.path}: run '{run.name}': {str(exc).removeprefix(': ')}"
+            ) from None
 
 
 def parse_set(items: list[str]) -> dict[str, Any]:
@@ -251,7 +271,7 @@ def resolve_paths(run: Run, root: Path) -> Run:
         value = overrides.get(key)
         if isinstance(value, str) and value.startswith("../"):
             overrides[key] = str((root / value).resolve())
-            log.info("%s: %s=%s is outside the repo; queued as %s", run.exp, key, value, overrides[key])
+            log.info(
+                "%s: %s=%s is outside the repo; queued as %s", run.exp, key, value, overrides[key]
+            )
     return Run(run.name, run.exp, overrides)
-
-

@@ -31,10 +31,16 @@ from sentinelle.errors import UserError
 log = logging.getLogger("sentinelle.experiments")
 
 CHROMIUM_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--hide-scrollbars", "--virtual-time-budget=15000",
-)  # fmt: skip
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--virtual-time-budget=15000",
+)
 
 PAGE = """<!DOCTYPE html>
 <html>
@@ -55,14 +61,18 @@ PAGE = """<!DOCTYPE html>
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("SENTINELLE_VEGA_DIR") or Path.home() / ".cache" / "sentinelle" / "vega")
+    return Path(
+        os.environ.get("SENTINELLE_VEGA_DIR") or Path.home() / ".cache" / "sentinelle" / "vega"
+    )
 
 
 def vega_packages() -> list[tuple[str, str]]:
     """(package, version) of the scripts DVC's HTML would load from the CDN, in order."""
     found = re.findall(r"cdn\.jsdelivr\.net/npm/([\w-]+)@([\w.-]+)", VegaRenderer.SCRIPTS)
     if not found:
-        raise UserError("dvc_render's vega scripts changed: no cdn.jsdelivr.net/npm/<pkg>@<version> found")
+        raise UserError(
+            "dvc_render's vega scripts changed: no cdn.jsdelivr.net/npm/<pkg>@<version> found"
+        )
     return found
 
 
@@ -75,12 +85,22 @@ def vega_scripts(cache: Path | None = None) -> list[Path]:
         if not path.is_file():
             npm = shutil.which("npm")
             if not npm:
-                raise UserError(f"{path} is missing and npm is not installed: put {package}@{ver}'s build/{package}.min.js there")
+                raise UserError(
+                    f"{path} is missing and npm is not installed: put {package}@{ver}'s build/{package}.min.js there"
+                )
             cache.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory() as tmp:
-                proc = subprocess.run([npm, "pack", "--silent", f"{package}@{ver}"], cwd=tmp, capture_output=True, text=True, timeout=300)
+                proc = subprocess.run(
+                    [npm, "pack", "--silent", f"{package}@{ver}"],
+                    cwd=tmp,
+                    capture_output=True,
+                    text=True,
+                    timeout=300,
+                )
                 if proc.returncode != 0:
-                    raise UserError(f"`npm pack {package}@{ver}` failed: {(proc.stderr.strip().splitlines() or [''])[-1]}")
+                    raise UserError(
+                        f"`npm pack {package}@{ver}` failed: {(proc.stderr.strip().splitlines() or [''])[-1]}"
+                    )
                 [tgz] = Path(tmp).glob("*.tgz")
                 with tarfile.open(tgz) as tar:
                     member = tar.extractfile(f"package/build/{package}.min.js")
@@ -99,7 +119,9 @@ def offline_template(title: str, scripts: list[Path]) -> str:
     inline = "\n".join(f"<script>\n{p.read_text(encoding='utf-8')}\n</script>" for p in scripts)
     for placeholder in ("{plot_divs}", "{scripts}", "{refresh_tag}", "</script"):
         if any(placeholder in p.read_text(encoding="utf-8") for p in scripts):
-            raise UserError(f"a vega script contains {placeholder!r}: cannot inline it into the template")
+            raise UserError(
+                f"a vega script contains {placeholder!r}: cannot inline it into the template"
+            )
     return PAGE.format(title=html.escape(title), inline_scripts=inline)
 
 
@@ -110,16 +132,36 @@ def render(revs: list[str], out: Path, root: Path, title: str) -> Path:
         template = Path(tmp) / "template.html"
         template.write_text(offline_template(title, vega_scripts()), encoding="utf-8")
         proc = subprocess.run(
-            [sys.executable, "-m", "dvc", "plots", "diff", *revs, "--html-template", str(template), "-o", str(out.resolve())],
-            cwd=root, capture_output=True, text=True, timeout=600,
+            [
+                sys.executable,
+                "-m",
+                "dvc",
+                "plots",
+                "diff",
+                *revs,
+                "--html-template",
+                str(template),
+                "-o",
+                str(out.resolve()),
+            ],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
     if proc.returncode != 0:
-        raise UserError(f"`dvc plots diff {' '.join(revs)}` failed: {(proc.stderr.strip().splitlines() or [''])[-1]}")
+        raise UserError(
+            f"`dvc plots diff {' '.join(revs)}` failed: {(proc.stderr.strip().splitlines() or [''])[-1]}"
+        )
     return out / "index.html"
 
 
 def chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    return (
+        shutil.which("chromium")
+        or shutil.which("chromium-browser")
+        or shutil.which("google-chrome")
+    )
 
 
 def _browser(page: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[bytes]:
@@ -129,7 +171,9 @@ def _browser(page: Path, *args: str, timeout: float = 180) -> subprocess.Complet
     with tempfile.TemporaryDirectory() as profile:
         return subprocess.run(
             [exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args, page.resolve().as_uri()],
-            capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
         )
 
 
@@ -153,7 +197,9 @@ def check(page: Path, screenshot: Path, width: int = 1400) -> Check:
     screenshot.parent.mkdir(parents=True, exist_ok=True)
     shot = _browser(page, f"--screenshot={screenshot.resolve()}", f"--window-size={width},{height}")
     if not screenshot.is_file():
-        raise UserError(f"chromium wrote no screenshot: {shot.stderr.decode(errors='replace').strip()[-300:]}")
+        raise UserError(
+            f"chromium wrote no screenshot: {shot.stderr.decode(errors='replace').strip()[-300:]}"
+        )
     with Image.open(screenshot) as img:
         gray = img.convert("L")
         hist = gray.histogram()

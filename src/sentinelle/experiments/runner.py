@@ -1,6 +1,5 @@
 """Running a plan: queue its ``dvc exp`` runs, keep workers going, wait, and stop them."""
 
-
 from __future__ import annotations
 
 import json
@@ -22,13 +21,17 @@ log = logging.getLogger("sentinelle.experiments")
 # ------------------------------------------------------------------ dvc/git
 
 
-def command(*args: str, root: Path, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def command(
+    *args: str, root: Path, check: bool = True, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     """Run dvc (from this interpreter's environment) or git in the repo."""
     argv = [sys.executable, "-m", "dvc", *args[1:]] if args[0] == "dvc" else list(args)
     proc = subprocess.run(argv, cwd=root, text=True, capture_output=True, timeout=timeout)
     if check and proc.returncode != 0:
         detail = (proc.stderr or proc.stdout).strip().splitlines()
-        raise UserError(f"`{' '.join(args)}` failed (exit {proc.returncode}): {detail[-1] if detail else ''}")
+        raise UserError(
+            f"`{' '.join(args)}` failed (exit {proc.returncode}): {detail[-1] if detail else ''}"
+        )
     return proc
 
 
@@ -40,11 +43,22 @@ def start_workers(root: Path, jobs: int) -> None:
     with open(log_dir / "sentinelle-queue-start.log", "w", encoding="utf-8") as out:
         proc = subprocess.run(
             [sys.executable, "-m", "dvc", "queue", "start", "-j", str(jobs)],
-            cwd=root, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, timeout=300,
+            cwd=root,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=300,
         )
     if proc.returncode != 0:
-        tail = (log_dir / "sentinelle-queue-start.log").read_text(encoding="utf-8").strip().splitlines()
-        raise UserError(f"`dvc queue start -j {jobs}` failed (exit {proc.returncode}): {tail[-1] if tail else ''}")
+        tail = (
+            (log_dir / "sentinelle-queue-start.log")
+            .read_text(encoding="utf-8")
+            .strip()
+            .splitlines()
+        )
+        raise UserError(
+            f"`dvc queue start -j {jobs}` failed (exit {proc.returncode}): {tail[-1] if tail else ''}"
+        )
 
 
 def repo_root() -> Path:
@@ -59,12 +73,20 @@ def check_clean(root: Path, plan_path: Path | None = None) -> None:
 
     The plan file itself may be new or edited: the runs never read it.
     """
-    lines = command("git", "status", "--porcelain", "--untracked-files=all", root=root).stdout.splitlines()
+    lines = command(
+        "git", "status", "--porcelain", "--untracked-files=all", root=root
+    ).stdout.splitlines()
     if plan_path is not None:
-        plan_rel = Path(plan_path).resolve().relative_to(root.resolve()).as_posix() if Path(plan_path).resolve().is_relative_to(root.resolve()) else None
+        plan_rel = (
+            Path(plan_path).resolve().relative_to(root.resolve()).as_posix()
+            if Path(plan_path).resolve().is_relative_to(root.resolve())
+            else None
+        )
         lines = [ln for ln in lines if ln[3:] != plan_rel]
     if lines:
-        shown = ", ".join(ln.strip() for ln in lines[:5]) + (f" (+{len(lines) - 5} more)" if len(lines) > 5 else "")
+        shown = ", ".join(ln.strip() for ln in lines[:5]) + (
+            f" (+{len(lines) - 5} more)" if len(lines) > 5 else ""
+        )
         raise UserError(
             f"refusing to queue: {len(lines)} uncommitted change(s) or untracked file(s): {shown}; "
             "queued runs use committed files only and the baseline is the last commit "
@@ -82,8 +104,10 @@ def check_outputs_cached(root: Path) -> None:
     status = json.loads(command("dvc", "status", "--json", root=root).stdout or "{}")
     missing = sorted(
         path
-        for changes in status.values() if isinstance(changes, list)
-        for change in changes if isinstance(change, dict)
+        for changes in status.values()
+        if isinstance(changes, list)
+        for change in changes
+        if isinstance(change, dict)
         for path, state in change.get("changed outs", {}).items()
         if state in ("deleted", "not in cache")
     )
@@ -121,7 +145,12 @@ def experiments_of(row: dict[str, Any]) -> dict[str, dict[str, Any]]:
         executor = exp.get("executor") or {}
         local = executor.get("local") or {}
         state = executor.get("state") or ("failed" if rev.get("error") else "success")
-        out[name] = {"state": state, "rev": rev.get("rev"), "data": rev.get("data") or {}, "log": local.get("log")}
+        out[name] = {
+            "state": state,
+            "rev": rev.get("rev"),
+            "data": rev.get("data") or {},
+            "log": local.get("log"),
+        }
     return out
 
 
@@ -158,7 +187,10 @@ def error_line(log_path: str | None) -> str:
     """The most telling line of a run's log: a stage's ``<stage>: error: ...`` or DVC's ERROR."""
     if not log_path or not Path(log_path).is_file():
         return "(no log)"
-    lines = [ln.strip() for ln in Path(log_path).read_text(encoding="utf-8", errors="replace").splitlines()]
+    lines = [
+        ln.strip()
+        for ln in Path(log_path).read_text(encoding="utf-8", errors="replace").splitlines()
+    ]
     for pattern in (r"^\w+: error: ", r"^ERROR: ", r"Error"):
         hits = [ln for ln in lines if re.search(pattern, ln)]
         if hits:
@@ -178,13 +210,19 @@ class Outcome:
     timed_out: bool = False
 
 
-def queue_and_wait(plan: Plan, root: Path, jobs: int, timeout: float, poll: float, replace: bool) -> Outcome:
+def queue_and_wait(
+    plan: Plan, root: Path, jobs: int, timeout: float, poll: float, replace: bool
+) -> Outcome:
     """Queue the plan's runs, run them with ``jobs`` workers, wait; always stop the workers."""
     head = command("git", "rev-parse", "HEAD", root=root).stdout.strip()
     existing = experiments_of(baseline_row(exp_show(root), head))
-    busy = sorted(n for n, state in queue_status(root)[0].values() if state in ("queued", "running"))
+    busy = sorted(
+        n for n, state in queue_status(root)[0].values() if state in ("queued", "running")
+    )
     if busy:
-        raise UserError(f"the DVC queue is busy ({', '.join(busy[:5])} queued/running): wait, or `dvc queue kill`/`dvc queue remove --queued`")
+        raise UserError(
+            f"the DVC queue is busy ({', '.join(busy[:5])} queued/running): wait, or `dvc queue kill`/`dvc queue remove --queued`"
+        )
     clash = [r.exp for r in plan.runs if r.exp in existing]
     if clash and not replace:
         raise UserError(
@@ -212,7 +250,9 @@ def queue_and_wait(plan: Plan, root: Path, jobs: int, timeout: float, poll: floa
         current, _ = queue_status(root)
         tasks = {t: n for t, (n, _) in current.items() if t not in before and n in states}
         if sorted(tasks.values()) != sorted(names):
-            raise UserError(f"queued {len(names)} run(s) but `dvc queue status` lists {len(tasks)} of them")
+            raise UserError(
+                f"queued {len(names)} run(s) but `dvc queue status` lists {len(tasks)} of them"
+            )
         log.info("queued %d run(s) of %s; starting %d worker(s)", len(tasks), plan.name, jobs)
         start_workers(root, jobs)
         workers_started = True
@@ -228,7 +268,9 @@ def queue_and_wait(plan: Plan, root: Path, jobs: int, timeout: float, poll: floa
                     last_change = time.monotonic()
                     if state not in ("queued", "running", "success"):
                         errors[name] = (task_log(root, task), error_line(task_log(root, task)))
-                        log.warning("%s %s: %s (log: %s)", name, state, errors[name][1], errors[name][0])
+                        log.warning(
+                            "%s %s: %s (log: %s)", name, state, errors[name][1], errors[name][0]
+                        )
                     states[name] = state
             done = sum(s == "success" for s in states.values())
             running = sum(s == "running" for s in states.values())
@@ -248,15 +290,26 @@ def queue_and_wait(plan: Plan, root: Path, jobs: int, timeout: float, poll: floa
                 short_since = time.monotonic()
             elif time.monotonic() - short_since > STALL_GRACE:
                 if restarts >= 2 * len(names):
-                    raise UserError(f"{plan.name}: queue workers keep stopping with {remaining} run(s) left (treeverse/dvc#10562)")
+                    raise UserError(
+                        f"{plan.name}: queue workers keep stopping with {remaining} run(s) left (treeverse/dvc#10562)"
+                    )
                 restarts += 1
-                log.warning("%d of %d worker(s) alive with %d run(s) queued (treeverse/dvc#10562); starting %d more",
-                            alive, jobs, waiting, min(jobs - alive, waiting))  # fmt: skip
+                log.warning(
+                    "%d of %d worker(s) alive with %d run(s) queued (treeverse/dvc#10562); starting %d more",
+                    alive,
+                    jobs,
+                    waiting,
+                    min(jobs - alive, waiting),
+                )
                 start_workers(root, min(jobs - alive, waiting))
                 short_since = time.monotonic()
             if time.monotonic() - last_change > timeout:
                 timed_out = True
-                log.error("%s: no run started or finished for %.0f s (--timeout); stopping", plan.name, timeout)
+                log.error(
+                    "%s: no run started or finished for %.0f s (--timeout); stopping",
+                    plan.name,
+                    timeout,
+                )
                 break
     finally:
         pending = [n for n in queued if states[n] in ("queued", "running")]
@@ -266,12 +319,24 @@ def queue_and_wait(plan: Plan, root: Path, jobs: int, timeout: float, poll: floa
             # (`dvc queue remove` refuses a list that holds a running task).
             for verb, state in (("remove", "queued"), ("kill", "running")):
                 chosen = [n for n in pending if states[n] == state]
-                proc = command("dvc", "queue", verb, *chosen, root=root, check=False) if chosen else None
+                proc = (
+                    command("dvc", "queue", verb, *chosen, root=root, check=False)
+                    if chosen
+                    else None
+                )
                 if proc is not None and proc.returncode != 0:
-                    log.warning("`dvc queue %s %s` failed: %s", verb, " ".join(chosen), (proc.stderr.strip().splitlines() or [""])[-1])
+                    log.warning(
+                        "`dvc queue %s %s` failed: %s",
+                        verb,
+                        " ".join(chosen),
+                        (proc.stderr.strip().splitlines() or [""])[-1],
+                    )
             for n in pending:
                 task = next((t for t, m in tasks.items() if m == n), None)
-                errors[n] = (task_log(root, task) if task else None, "timed out" if timed_out else "interrupted")
+                errors[n] = (
+                    task_log(root, task) if task else None,
+                    "timed out" if timed_out else "interrupted",
+                )
                 states[n] = "timed out" if timed_out else "interrupted"
         if workers_started:
             stop_workers(root)
@@ -285,6 +350,6 @@ def stop_workers(root: Path, wait: float = 60) -> None:
     while worker_count(root) and time.monotonic() < deadline:
         time.sleep(1)
     if worker_count(root):
-        log.warning("queue workers still alive after `dvc queue stop --kill`; see `dvc queue status`")
-
-
+        log.warning(
+            "queue workers still alive after `dvc queue stop --kill`; see `dvc queue status`"
+        )

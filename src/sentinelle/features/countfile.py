@@ -35,21 +35,29 @@ class CountFile:
         self.nnz = nnz
         for path, dtype in ((self.data_path, data_dtype), (self.indices_path, index_dtype)):
             fh = open(path, "wb")  # noqa: SIM115 (closed by finish)
-            header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": (nnz,)}
+            header = {
+                "descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+                "fortran_order": False,
+                "shape": (nnz,),
+            }
             np.lib.format.write_array_header_2_0(fh, header)
             self._files.append((fh, np.dtype(dtype)))
 
     def append(self, data: np.ndarray, indices: np.ndarray) -> None:
         """The next chunk's values and column indices."""
         if self._written + len(data) > self.nnz or len(data) != len(indices):
-            raise ValueError(f"chunk of {len(data)} values past the {self.nnz} the file was started for")
+            raise ValueError(
+                f"chunk of {len(data)} values past the {self.nnz} the file was started for"
+            )
         for (fh, dtype), values in zip(self._files, (data, indices), strict=True):
             fh.write(memoryview(np.ascontiguousarray(values, dtype=dtype)).cast("B"))
         self._written += len(data)
 
     def write_chunk(self, chunk: int, data: np.ndarray, indices: np.ndarray) -> None:
         """Chunk ``chunk``'s values and column indices, beside the file (from any process)."""
-        for (_, dtype), values, path in zip(self._files, (data, indices), self._chunk_paths(chunk), strict=True):
+        for (_, dtype), values, path in zip(
+            self._files, (data, indices), self._chunk_paths(chunk), strict=True
+        ):
             np.ascontiguousarray(values, dtype=dtype).tofile(path)
 
     def append_chunk(self, chunk: int) -> None:
@@ -65,7 +73,9 @@ class CountFile:
         self._written += n
 
     def _chunk_paths(self, chunk: int) -> tuple[Path, Path]:
-        return self.data_path.with_name(f"chunk-{chunk}.data"), self.data_path.with_name(f"chunk-{chunk}.indices")
+        return self.data_path.with_name(f"chunk-{chunk}.data"), self.data_path.with_name(
+            f"chunk-{chunk}.indices"
+        )
 
     def finish(self) -> None:
         """Close both files; every value the file was started for must have been appended."""
@@ -82,7 +92,9 @@ class CountFile:
     def csr(self, indptr: np.ndarray, n_columns: int) -> Any:
         """The matrix, mapped into this process."""
         data, indices = self.arrays()
-        return sp.csr_matrix((data, indices, indptr), shape=(len(indptr) - 1, n_columns), copy=False)
+        return sp.csr_matrix(
+            (data, indices, indptr), shape=(len(indptr) - 1, n_columns), copy=False
+        )
 
     def close(self) -> None:
         for fh, _ in self._files:

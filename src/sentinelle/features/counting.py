@@ -87,7 +87,9 @@ def count(
         df = np.zeros(0, dtype=np.int64)
         blocks, seen_nnz, max_count = [], 0, 0
         for start in range(0, n, COUNT_CHUNK):
-            block = count_chunk(vectoriser, docs[start : start + COUNT_CHUNK], vocabulary, False, cache)
+            block = count_chunk(
+                vectoriser, docs[start : start + COUNT_CHUNK], vocabulary, False, cache
+            )
             chunk_df = np.bincount(block.indices, minlength=block.shape[1])
             chunk_df[: len(df)] += df
             df = chunk_df
@@ -104,7 +106,9 @@ def count(
         del vocabulary
         kept = sorted((terms[i], i) for i in np.flatnonzero(keep))
         if not kept:
-            raise ValueError("After pruning, no terms remain. Try a lower min_df or a higher max_df.")
+            raise ValueError(
+                "After pruning, no terms remain. Try a lower min_df or a higher max_df."
+            )
         remap = np.full(len(df), -1, dtype=np.int64)
         remap[[i for _, i in kept]] = np.arange(len(kept))
         # char_wb: every word's n-grams are cached; renumber them instead of cutting them again.
@@ -143,7 +147,9 @@ def count(
                 pieces.append(kept_blocks[k][c])
                 kept_blocks[k][c] = None
             else:
-                pieces.append(count_chunk(vectoriser, chunk, vectoriser.vocabulary_, True, caches[k]))
+                pieces.append(
+                    count_chunk(vectoriser, chunk, vectoriser.vocabulary_, True, caches[k])
+                )
         block = sp.hstack(pieces, format="csr") if len(pieces) > 1 else pieces[0]
         block.sort_indices()
         return block
@@ -176,5 +182,3 @@ def _renumbered(block: Any, remap: np.ndarray, n_columns: int) -> Any:
 
 def _column_block(sizes: list[int]) -> np.ndarray:
     return np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
-
-

@@ -30,11 +30,13 @@ def countable(vectoriser: Any, docs: list[Any]) -> bool:
     )
 
 
-
 def count_chunk(
-    vectoriser: Any, chunk: list[str], vocabulary: dict[str, int], fixed_vocab: bool,
+    vectoriser: Any,
+    chunk: list[str],
+    vocabulary: dict[str, int],
+    fixed_vocab: bool,
     cache: dict[str, tuple[np.ndarray, np.ndarray]],
-) -> Any:  # fmt: skip
+) -> Any:
     """Counts of ``chunk`` (CSR, columns numbered by ``vocabulary``, which grows unless fixed).
 
     char_wb: the n-grams of a document are those of its white-space separated
@@ -56,7 +58,9 @@ def count_chunk(
     codes, uniques = pd.factorize(flat)
     del flat
     if vectoriser.analyzer == "char_wb":
-        block = _char_wb_block(vectoriser, codes, uniques, doc_of, len(chunk), vocabulary, fixed_vocab, cache)
+        block = _char_wb_block(
+            vectoriser, codes, uniques, doc_of, len(chunk), vocabulary, fixed_vocab, cache
+        )
     else:
         block = _word_block(vectoriser, codes, uniques, doc_of, lengths, vocabulary, fixed_vocab)
     block = sp.csr_matrix(block, dtype=vectoriser.__dict__.get("_count_dtype", vectoriser.dtype))
@@ -70,13 +74,21 @@ def _grow(vocabulary: dict[str, int], terms: list[str], fixed_vocab: bool) -> np
         get = vocabulary.get
         return np.fromiter((get(t, -1) for t in terms), dtype=np.int64, count=len(terms))
     setdefault = vocabulary.setdefault
-    return np.fromiter((setdefault(t, len(vocabulary)) for t in terms), dtype=np.int64, count=len(terms))
+    return np.fromiter(
+        (setdefault(t, len(vocabulary)) for t in terms), dtype=np.int64, count=len(terms)
+    )
 
 
 def _char_wb_block(
-    vectoriser: Any, codes: np.ndarray, words: Any, doc_of: np.ndarray, n_docs: int,
-    vocabulary: dict[str, int], fixed_vocab: bool, cache: dict[str, tuple[np.ndarray, np.ndarray]],
-) -> Any:  # fmt: skip
+    vectoriser: Any,
+    codes: np.ndarray,
+    words: Any,
+    doc_of: np.ndarray,
+    n_docs: int,
+    vocabulary: dict[str, int],
+    fixed_vocab: bool,
+    cache: dict[str, tuple[np.ndarray, np.ndarray]],
+) -> Any:
     ngrams = vectoriser._char_wb_ngrams
     rows, cols, vals = [], [], []
     for i, word in enumerate(words.tolist() if hasattr(words, "tolist") else list(words)):
@@ -94,17 +106,26 @@ def _char_wb_block(
         vals.append(hit[1])
     n_terms = len(vocabulary)
     concat = (lambda a: np.concatenate(a)) if rows else (lambda a: np.empty(0, dtype=np.int64))
-    W = sp.csr_matrix((concat(vals), (concat(rows), concat(cols))), shape=(len(words), n_terms), dtype=np.int32)
+    W = sp.csr_matrix(
+        (concat(vals), (concat(rows), concat(cols))), shape=(len(words), n_terms), dtype=np.int32
+    )
     D = sp.csr_matrix(
-        (np.ones(len(codes), dtype=np.int32), (doc_of, codes)), shape=(n_docs, len(words)), dtype=np.int32
+        (np.ones(len(codes), dtype=np.int32), (doc_of, codes)),
+        shape=(n_docs, len(words)),
+        dtype=np.int32,
     )
     return (D @ W).tocsr()
 
 
 def _word_block(
-    vectoriser: Any, codes: np.ndarray, tokens: Any, doc_of: np.ndarray, lengths: np.ndarray,
-    vocabulary: dict[str, int], fixed_vocab: bool,
-) -> Any:  # fmt: skip
+    vectoriser: Any,
+    codes: np.ndarray,
+    tokens: Any,
+    doc_of: np.ndarray,
+    lengths: np.ndarray,
+    vocabulary: dict[str, int],
+    fixed_vocab: bool,
+) -> Any:
     min_n, max_n = vectoriser.ngram_range
     tokens = np.asarray(tokens, dtype=object)
     n_docs = len(lengths)
@@ -112,7 +133,9 @@ def _word_block(
     position = np.arange(len(codes), dtype=np.int64) - starts  # index of each token in its doc
     doc_rows, term_cols = [], []
     gram = codes.astype(np.int64)  # id of the n-gram ending at each token, for n = 1, 2, ...
-    gram_parts: list[np.ndarray] = [np.arange(len(tokens), dtype=np.int64).reshape(-1, 1)]  # tokens of each id
+    gram_parts: list[np.ndarray] = [
+        np.arange(len(tokens), dtype=np.int64).reshape(-1, 1)
+    ]  # tokens of each id
     for n in range(1, max_n + 1):
         if n > 1:
             valid = position >= n - 1
@@ -136,7 +159,8 @@ def _word_block(
         term_cols.append(cols[keep])
     rows = np.concatenate(doc_rows) if doc_rows else np.empty(0, dtype=np.int64)
     cols = np.concatenate(term_cols) if term_cols else np.empty(0, dtype=np.int64)
-    X = sp.csr_matrix((np.ones(len(rows), dtype=np.int32), (rows, cols)), shape=(n_docs, len(vocabulary)))
+    X = sp.csr_matrix(
+        (np.ones(len(rows), dtype=np.int32), (rows, cols)), shape=(n_docs, len(vocabulary))
+    )
     X.sum_duplicates()
     return X
-

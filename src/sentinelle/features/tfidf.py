@@ -14,7 +14,12 @@ def smooth_idf(df: np.ndarray, n_documents: int) -> np.ndarray:
 
 
 def tfidf_rows(
-    counts: Any, remap: np.ndarray, idf: np.ndarray, block: np.ndarray, n_blocks: int, sublinear_tf: bool
+    counts: Any,
+    remap: np.ndarray,
+    idf: np.ndarray,
+    block: np.ndarray,
+    n_blocks: int,
+    sublinear_tf: bool,
 ) -> Any:
     """TF-IDF (float64 CSR) of count rows, keeping the columns ``remap`` maps to >= 0,
     L2-normalised per row within each vectoriser's columns (``block`` of each kept column)."""
@@ -39,5 +44,3 @@ def tfidf_rows(
     del cell
     indptr = np.concatenate([[0], np.cumsum(np.bincount(row_of, minlength=n_rows))])
     return sp.csr_matrix((data, cols, indptr), shape=(n_rows, len(idf)))
-
-

@@ -52,7 +52,10 @@ class CompactTfidfVectorizer(TfidfVectorizer):
     def set_idf(self, idf: np.ndarray) -> None:
         """The rest of what ``fit`` does after counting: the idf weights of the vocabulary's terms."""
         self._tfidf = TfidfTransformer(
-            norm=self.norm, use_idf=self.use_idf, smooth_idf=self.smooth_idf, sublinear_tf=self.sublinear_tf
+            norm=self.norm,
+            use_idf=self.use_idf,
+            smooth_idf=self.smooth_idf,
+            sublinear_tf=self.sublinear_tf,
         )
         self._tfidf.idf_ = idf
         self._tfidf.n_features_in_ = len(idf)
@@ -72,7 +75,9 @@ class CompactTfidfVectorizer(TfidfVectorizer):
         if "vocabulary_utf8_" in state:
             data = np.asarray(state["vocabulary_utf8_"], dtype=np.uint8).tobytes()
             bounds = np.asarray(state["vocabulary_offsets_"], dtype=np.int64).tolist()
-            state["vocabulary_"] = {data[a:b].decode("utf-8"): i for i, (a, b) in enumerate(pairwise(bounds))}
+            state["vocabulary_"] = {
+                data[a:b].decode("utf-8"): i for i, (a, b) in enumerate(pairwise(bounds))
+            }
         super().__setstate__(state)
 
     def _count_vocab(self, raw_documents: Any, fixed_vocab: bool) -> tuple[dict[str, int], Any]:
@@ -94,7 +99,10 @@ class CompactTfidfVectorizer(TfidfVectorizer):
         if not fixed_vocab and not vocabulary:
             raise ValueError("empty vocabulary; perhaps the documents only contain stop words")
         n_terms = len(vocabulary)
-        blocks = [sp.csr_matrix((b.data, b.indices, b.indptr), shape=(b.shape[0], n_terms)) for b in blocks]
+        blocks = [
+            sp.csr_matrix((b.data, b.indices, b.indptr), shape=(b.shape[0], n_terms))
+            for b in blocks
+        ]
         X = sp.vstack(blocks, format="csr") if len(blocks) != 1 else blocks[0]
         if X.nnz > np.iinfo(np.int32).max:
             X.indices = X.indices.astype(np.int64)

@@ -56,7 +56,9 @@ def fit_sigmoid(decision: np.ndarray, positive: np.ndarray) -> tuple[float, floa
                 break
             step /= 2
         a, b, current = a - step * da, b - step * db, min(candidate, current)
-        if abs(step * da) <= 1e-13 * max(1.0, abs(a)) and abs(step * db) <= 1e-13 * max(1.0, abs(b)):
+        if abs(step * da) <= 1e-13 * max(1.0, abs(a)) and abs(step * db) <= 1e-13 * max(
+            1.0, abs(b)
+        ):
             break
     return float(f"{a / scale:.{SIGMOID_DIGITS}g}"), float(f"{b:.{SIGMOID_DIGITS}g}")
 
@@ -125,14 +127,17 @@ def calibrated_linear_scores(clf: Any, spam_index: int) -> Any:
         )
     ):
         return None
-    folds = [(c.estimator.coef_.T, c.estimator.intercept_, c.calibrators[0]) for c in clf.calibrated_classifiers_]
+    folds = [
+        (c.estimator.coef_.T, c.estimator.intercept_, c.calibrators[0])
+        for c in clf.calibrated_classifiers_
+    ]
 
     def scores(X: Any) -> np.ndarray:
         total = np.zeros(X.shape[0])
         for coef_t, intercept, calibrator in folds:
             decision = (safe_sparse_dot(X, coef_t, dense_output=True) + intercept).reshape(-1)
             spam = expit(-(calibrator.a_ * decision + calibrator.b_))
-            spam[(1.0 < spam) & (spam <= 1.0 + 1e-5)] = 1.0
+            spam[(spam > 1.0) & (spam <= 1.0 + 1e-5)] = 1.0
             total += spam
         total /= len(folds)
         return total

@@ -15,13 +15,17 @@ from sentinelle.modeling.pipeline import build_pipeline, vectorisers
 from sentinelle.params import TrainParams
 
 
-def splits(p: TrainParams, seed: int, texts: np.ndarray, labels: np.ndarray, groups: Any | None) -> Any:
+def splits(
+    p: TrainParams, seed: int, texts: np.ndarray, labels: np.ndarray, groups: Any | None
+) -> Any:
     if groups is None:
         return StratifiedKFold(p.cv_folds, shuffle=True, random_state=seed).split(texts, labels)
     return grouped_stratified_folds(labels, groups, p.cv_folds, seed)
 
 
-def grouped_stratified_folds(labels: Any, groups: Any, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def grouped_stratified_folds(
+    labels: Any, groups: Any, k: int, seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """``k`` ``(train_idx, test_idx)`` folds; each group wholly in one fold, classes balanced.
 
     A group counts for the label of its first message (as in ``data.split``).
@@ -51,9 +55,9 @@ def grouped_stratified_folds(labels: Any, groups: Any, k: int, seed: int) -> lis
     return [(np.flatnonzero(fold != f), np.flatnonzero(fold == f)) for f in range(k)]
 
 
-
-
-def fold_featuriser(p: TrainParams, seed: int, texts: np.ndarray, counts: Combined | None = None) -> Any:
+def fold_featuriser(
+    p: TrainParams, seed: int, texts: np.ndarray, counts: Combined | None = None
+) -> Any:
     """A function ``(train_idx, test_idx) -> (X_train, X_test)``: features fitted on train_idx only.
 
     ``counts``: the n-gram counts of ``texts``, if already computed (their
@@ -78,8 +82,8 @@ def fold_featuriser(p: TrainParams, seed: int, texts: np.ndarray, counts: Combin
         block = counts.column_block[keep]
         X_train = tfidf_rows(train_counts, remap, idf, block, counts.n_blocks, p.sublinear_tf)
         del train_counts
-        return X_train, tfidf_rows(counts.matrix[test_idx], remap, idf, block, counts.n_blocks, p.sublinear_tf)
+        return X_train, tfidf_rows(
+            counts.matrix[test_idx], remap, idf, block, counts.n_blocks, p.sublinear_tf
+        )
 
     return from_counts
-
-

@@ -16,7 +16,10 @@ def spam_scores(model: Pipeline, texts: Any) -> np.ndarray:
     """Probability-like spam score in [0, 1] for each normalised text, ``SCORE_CHUNK`` texts at a time."""
     spam = list(model.classes_).index("spam")
     texts = texts if isinstance(texts, list) else list(texts)
-    parts = [model.predict_proba(texts[i : i + SCORE_CHUNK])[:, spam] for i in range(0, len(texts), SCORE_CHUNK)]
+    parts = [
+        model.predict_proba(texts[i : i + SCORE_CHUNK])[:, spam]
+        for i in range(0, len(texts), SCORE_CHUNK)
+    ]
     return np.concatenate(parts) if parts else np.empty(0)
 
 
@@ -35,7 +38,10 @@ def top_features(model: Pipeline, n: int) -> dict[str, list[tuple[str, float]]]:
         weights = classifier.feature_log_prob_[spam] - classifier.feature_log_prob_[1 - spam]
     else:
         order = np.argsort(-classifier.feature_importances_, kind="stable")[:n]
-        return {"spam": [(str(names[i]), float(classifier.feature_importances_[i])) for i in order], "ham": []}
+        return {
+            "spam": [(str(names[i]), float(classifier.feature_importances_[i])) for i in order],
+            "ham": [],
+        }
     weights = np.asarray(weights, dtype=np.float64)
     top_spam = np.argsort(-weights, kind="stable")[:n]
     top_ham = np.argsort(weights, kind="stable")[:n]
@@ -43,4 +49,3 @@ def top_features(model: Pipeline, n: int) -> dict[str, list[tuple[str, float]]]:
         "spam": [(str(names[i]), float(weights[i])) for i in top_spam],
         "ham": [(str(names[i]), float(weights[i])) for i in top_ham],
     }
-

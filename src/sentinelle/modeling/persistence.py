@@ -111,7 +111,9 @@ def load(path: Path = MODEL_PATH, expected_sha256: str | None = None) -> Pipelin
     found = types_in(path)
     refused = sorted(found - ALLOWED_TYPES)
     if refused:
-        raise UserError(f"{path}: refusing to load types not on the allowlist: {', '.join(refused)}")
+        raise UserError(
+            f"{path}: refusing to load types not on the allowlist: {', '.join(refused)}"
+        )
     return sio.load(path, trusted=sorted(found))
 
 
@@ -151,6 +153,8 @@ def load_with_metadata(
 ) -> tuple[Pipeline, dict[str, Any]]:
     """Load a model and its metadata, checking the file hash recorded by train."""
     if not Path(metadata_path).is_file():
-        raise UserError(f"{metadata_path}: model metadata not found (run `dvc repro` or `dvc pull`)")
+        raise UserError(
+            f"{metadata_path}: model metadata not found (run `dvc repro` or `dvc pull`)"
+        )
     meta = io.read_json(metadata_path)
     return load(path, expected_sha256=meta["model_sha256"]), meta

@@ -53,21 +53,18 @@ def build_classifier(p: TrainParams, seed: int) -> Any:
                 raw_classifier(p, seed), method="sigmoid", cv=p.cv_folds, ensemble=False
             )
         case "logreg":
-
-            return LogisticRegression(C=p.C, class_weight=p.class_weight, solver="liblinear", max_iter=1000)
+            return LogisticRegression(
+                C=p.C, class_weight=p.class_weight, solver="liblinear", max_iter=1000
+            )
         case "complement_nb":
-
             return ComplementNB(alpha=p.alpha)
         case "multinomial_nb":
-
             return MultinomialNB(alpha=p.alpha)
         case "sgd":
-
             return SGDClassifier(
                 loss="modified_huber", alpha=p.alpha, class_weight=p.class_weight, random_state=seed
             )
         case "random_forest":
-
             return RandomForestClassifier(
                 n_estimators=p.n_estimators,
                 max_depth=p.max_depth,
@@ -94,9 +91,10 @@ def raw_scores(classifier: Any, X: Any) -> np.ndarray:
     return decision if spam == 1 else -decision
 
 
-
-
 def vectorisers(pipeline: Pipeline) -> list[Any]:
     features = pipeline[0]
-    return [v for _, v in features.transformer_list] if hasattr(features, "transformer_list") else [features]
-
+    return (
+        [v for _, v in features.transformer_list]
+        if hasattr(features, "transformer_list")
+        else [features]
+    )

@@ -53,7 +53,9 @@ class Trained:
     n_features: int
 
 
-def train(p: TrainParams, seed: int, texts: Any, labels: Any, groups: Any | None = None, jobs: int = 2) -> Trained:
+def train(
+    p: TrainParams, seed: int, texts: Any, labels: Any, groups: Any | None = None, jobs: int = 2
+) -> Trained:
     """Fit the pipeline and the out-of-fold scores that choose its threshold, in one go.
 
     The same model as ``build_pipeline(p, seed).fit(texts, labels)`` and the same
@@ -70,7 +72,9 @@ def train(p: TrainParams, seed: int, texts: Any, labels: Any, groups: Any | None
     return _fit(p, seed, texts, labels, groups, jobs=jobs, final=True)
 
 
-def _fit(p: TrainParams, seed: int, texts: Any, labels: Any, groups: Any | None, jobs: int, final: bool) -> Trained:
+def _fit(
+    p: TrainParams, seed: int, texts: Any, labels: Any, groups: Any | None, jobs: int, final: bool
+) -> Trained:
     texts = np.asarray(texts, dtype=object)
     labels = np.asarray(labels)
     file = CountFile()
@@ -92,9 +96,16 @@ def _fit(p: TrainParams, seed: int, texts: Any, labels: Any, groups: Any | None,
 
 
 def _fit_in_process(
-    p: TrainParams, seed: int, pipeline: Pipeline, counts: Combined, texts: np.ndarray, labels: np.ndarray,
-    splits: list[tuple[np.ndarray, np.ndarray]], idf: list[np.ndarray], final: bool,
-) -> Trained:  # fmt: skip
+    p: TrainParams,
+    seed: int,
+    pipeline: Pipeline,
+    counts: Combined,
+    texts: np.ndarray,
+    labels: np.ndarray,
+    splits: list[tuple[np.ndarray, np.ndarray]],
+    idf: list[np.ndarray],
+    final: bool,
+) -> Trained:
     """Every classifier but the linear SVM of ``_fit_svm`` (so also the SVM with ``max_features``):
     per-fold TF-IDF matrices and scikit-learn's ``fit``."""
     oof = np.empty(len(texts), dtype=np.float64)
@@ -107,20 +118,35 @@ def _fit_in_process(
     if not final:
         return Trained(pipeline, oof, np.empty(0), 0)
     weights = np.concatenate(idf)
-    X = tfidf_rows(counts.matrix, np.arange(len(weights)), weights, counts.column_block, counts.n_blocks, p.sublinear_tf)
+    X = tfidf_rows(
+        counts.matrix,
+        np.arange(len(weights)),
+        weights,
+        counts.column_block,
+        counts.n_blocks,
+        p.sublinear_tf,
+    )
     classifier = raw_classifier(p, seed).fit(X, labels)
     if p.classifier == "linear_svm":
-        classifier = calibrated_svm(pipeline[-1], classifier, *fit_sigmoid(oof, labels == classifier.classes_[1]))
+        classifier = calibrated_svm(
+            pipeline[-1], classifier, *fit_sigmoid(oof, labels == classifier.classes_[1])
+        )
     pipeline.steps[-1] = (pipeline.steps[-1][0], classifier)
     spam = list(classifier.classes_).index("spam")
     return Trained(pipeline, oof, classifier.predict_proba(X)[:, spam], X.shape[1])
 
 
-
 def _fit_svm(
-    p: TrainParams, seed: int, pipeline: Pipeline, solver: Solver | None, counts: Combined,
-    labels: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]], jobs: int, final: bool,
-) -> Trained:  # fmt: skip
+    p: TrainParams,
+    seed: int,
+    pipeline: Pipeline,
+    solver: Solver | None,
+    counts: Combined,
+    labels: np.ndarray,
+    splits: list[tuple[np.ndarray, np.ndarray]],
+    jobs: int,
+    final: bool,
+) -> Trained:
     """The linear SVM's folds and final fit: ``svm.linear.fit_folds`` on ``counts``, in
     ``solver``'s process, or in this one if None."""
     classes = np.unique(labels)
@@ -128,17 +154,27 @@ def _fit_svm(
     sign = 1.0 if classes[1] == "spam" else -1.0  # raw scores are spam scores
     sizes = np.bincount(counts.column_block, minlength=counts.n_blocks).tolist()
     job = dict(
-        positive=positive, splits=splits, min_df=p.min_df, C=p.C, class_weight=p.class_weight, seed=seed,
-        jobs=jobs, weight=np.concatenate([v.idf_ for v in vectorisers(pipeline)]) if final else None,
-    )  # fmt: skip
+        positive=positive,
+        splits=splits,
+        min_df=p.min_df,
+        C=p.C,
+        class_weight=p.class_weight,
+        seed=seed,
+        jobs=jobs,
+        weight=np.concatenate([v.idf_ for v in vectorisers(pipeline)]) if final else None,
+    )
     if solver is None:
         from sentinelle.svm import (
             linear,  # numba: only in the process that fits (see SOLVER_MIN_TEXTS)
         )
 
-        results, whole = linear.fit_folds(linear.Counts.from_csr(counts.matrix, sizes, p.sublinear_tf), **job)
+        results, whole = linear.fit_folds(
+            linear.Counts.from_csr(counts.matrix, sizes, p.sublinear_tf), **job
+        )
     else:
-        results, whole = solver.fit(indptr=counts.indptr, block_sizes=sizes, sublinear_tf=p.sublinear_tf, **job)
+        results, whole = solver.fit(
+            indptr=counts.indptr, block_sizes=sizes, sublinear_tf=p.sublinear_tf, **job
+        )
 
     oof = np.empty(len(labels), dtype=np.float64)
     for (_, test_idx), scores in zip(splits, results, strict=True):
@@ -154,5 +190,3 @@ def _fit_svm(
     pipeline.steps[-1] = (pipeline.steps[-1][0], classifier)
     proba = sigmoid(classifier).predict(decision)  # P(classes[1])
     return Trained(pipeline, oof, proba if sign > 0 else 1 - proba, len(w))
-
-

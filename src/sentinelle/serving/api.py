@@ -33,12 +33,13 @@ from sentinelle.serving.scorer import MAX_BATCH, MAX_CHARS, Scorer
 log = logging.getLogger("sentinelle.api")
 
 
-
 class AsciiJSONResponse(JSONResponse):
     """JSON with non-ASCII escaped: any str (even a lone surrogate from the request) encodes."""
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
+        return json.dumps(
+            content, ensure_ascii=True, allow_nan=False, separators=(",", ":")
+        ).encode("ascii")
 
 
 class Prediction(BaseModel):
@@ -109,7 +110,11 @@ async def _validation_error(request: Request, exc: Exception) -> AsciiJSONRespon
     """422 listing each problem as where (loc), what (msg) and its type; never echoes the input."""
     assert isinstance(exc, RequestValidationError)
     detail = [
-        {"loc": [str(part) for part in e.get("loc", ())], "msg": _clear_message(e), "type": str(e.get("type"))}
+        {
+            "loc": [str(part) for part in e.get("loc", ())],
+            "msg": _clear_message(e),
+            "type": str(e.get("type")),
+        }
         for e in exc.errors()
     ]
     return AsciiJSONResponse({"detail": detail}, status_code=422)
@@ -119,9 +124,17 @@ async def _http_error(request: Request, exc: Exception) -> AsciiJSONResponse:
     """FastAPI answers 400 for a body that is not UTF-8; it is malformed JSON like any other: 422."""
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 400 and request.method == "POST":
-        detail = [{"loc": ["body"], "msg": "malformed JSON: the body is not valid UTF-8", "type": "json_invalid"}]
+        detail = [
+            {
+                "loc": ["body"],
+                "msg": "malformed JSON: the body is not valid UTF-8",
+                "type": "json_invalid",
+            }
+        ]
         return AsciiJSONResponse({"detail": detail}, status_code=422)
-    return AsciiJSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+    return AsciiJSONResponse(
+        {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
+    )
 
 
 def create_app(
@@ -141,12 +154,24 @@ def create_app(
     ]
 
     class PredictRequest(BaseModel):
-        model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"text": "WIN a FREE prize! Call 09061701461 now"}]})
+        model_config = ConfigDict(
+            extra="forbid",
+            json_schema_extra={"examples": [{"text": "WIN a FREE prize! Call 09061701461 now"}]},
+        )
         text: Text
 
     class BatchRequest(BaseModel):
-        model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"texts": ["Free entry to win £1000, txt WIN to 80086", "See you at lunch?"]}]})
-        texts: list[Text] = Field(min_length=1, max_length=max_batch, description=f"1 to {max_batch} messages")
+        model_config = ConfigDict(
+            extra="forbid",
+            json_schema_extra={
+                "examples": [
+                    {"texts": ["Free entry to win £1000, txt WIN to 80086", "See you at lunch?"]}
+                ]
+            },
+        )
+        texts: list[Text] = Field(
+            min_length=1, max_length=max_batch, description=f"1 to {max_batch} messages"
+        )
 
     def load() -> None:
         try:
@@ -173,9 +198,14 @@ def create_app(
         version=__import__("sentinelle").__version__,
         lifespan=lifespan,
         default_response_class=AsciiJSONResponse,
-        exception_handlers={RequestValidationError: _validation_error, StarletteHTTPException: _http_error},
+        exception_handlers={
+            RequestValidationError: _validation_error,
+            StarletteHTTPException: _http_error,
+        },
     )
-    app.add_middleware(_BodyLimit, max_bytes=max_batch * (max_chars * 12 + 16) + 4096)  # \ud83d\ude00: 12 bytes, 1 char
+    app.add_middleware(
+        _BodyLimit, max_bytes=max_batch * (max_chars * 12 + 16) + 4096
+    )  # \ud83d\ude00: 12 bytes, 1 char
     not_ready = {503: {"model": Status, "description": "The model is not loaded (yet)"}}
     invalid = {422: {"description": "Invalid request: the detail names each bad field and why"}}
 
@@ -206,21 +236,42 @@ def create_app(
     async def model() -> ModelInfo:
         """The loaded model's version, threshold, metadata and the request limits."""
         s = scorer()
-        return ModelInfo(model_version=s.version, threshold=s.threshold, metadata=s.metadata, limits=limits.model_dump())
+        return ModelInfo(
+            model_version=s.version,
+            threshold=s.threshold,
+            metadata=s.metadata,
+            limits=limits.model_dump(),
+        )
 
-    @app.post("/predict", response_model=PredictResponse, responses={**not_ready, **invalid}, tags=["predict"])
+    @app.post(
+        "/predict",
+        response_model=PredictResponse,
+        responses={**not_ready, **invalid},
+        tags=["predict"],
+    )
     async def predict(request: PredictRequest) -> PredictResponse:
         """Score one message."""
         s = scorer()
         ((score, is_spam),) = s.predict([request.text])
-        return PredictResponse(spam_score=score, is_spam=is_spam, threshold=s.threshold, model_version=s.version)
+        return PredictResponse(
+            spam_score=score, is_spam=is_spam, threshold=s.threshold, model_version=s.version
+        )
 
-    @app.post("/predict/batch", response_model=BatchResponse, responses={**not_ready, **invalid}, tags=["predict"])
+    @app.post(
+        "/predict/batch",
+        response_model=BatchResponse,
+        responses={**not_ready, **invalid},
+        tags=["predict"],
+    )
     async def predict_batch(request: BatchRequest) -> BatchResponse:
         """Score up to ``max_batch`` messages, in order."""
         s = scorer()
-        predictions = [Prediction(spam_score=score, is_spam=spam) for score, spam in s.predict(request.texts)]
-        return BatchResponse(predictions=predictions, threshold=s.threshold, model_version=s.version)
+        predictions = [
+            Prediction(spam_score=score, is_spam=spam) for score, spam in s.predict(request.texts)
+        ]
+        return BatchResponse(
+            predictions=predictions, threshold=s.threshold, model_version=s.version
+        )
 
     return app
 
@@ -231,5 +282,9 @@ class _NotReady(Exception):
 
 
 def _status_response(error: str | None) -> AsciiJSONResponse:
-    status = Status(status="error", detail=error) if error else Status(status="loading", detail="the model is loading")
+    status = (
+        Status(status="error", detail=error)
+        if error
+        else Status(status="loading", detail="the model is loading")
+    )
     return AsciiJSONResponse(status.model_dump(), status_code=503)

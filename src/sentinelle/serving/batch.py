@@ -42,8 +42,13 @@ Format = Literal["csv", "tsv", "jsonl", "txt"]
 OnError = Literal["fail", "skip"]
 OUTPUT_COLUMNS = ("spam_score", "is_spam", "model_version")
 SUFFIXES: dict[str, Format] = {
-    ".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".txt": "txt",
-}  # fmt: skip
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".txt": "txt",
+}
 DEFAULT_CHUNK_SIZE = 4096
 MAX_BAD_ROWS_KEPT = 1000  # row numbers kept in the report; the count is always exact
 # csv's default field limit (128 KiB) would stop a whole run on one long field;
@@ -116,12 +121,16 @@ def _undecodable(value: str) -> bool:
 class _Reader:
     """Reads rows of one format from a binary stream; yields good rows and records bad ones."""
 
-    def __init__(self, fh: IO[bytes], fmt: Format, text_column: str, encoding: str, source: str) -> None:
+    def __init__(
+        self, fh: IO[bytes], fmt: Format, text_column: str, encoding: str, source: str
+    ) -> None:
         self.fmt, self.text_column, self.source = fmt, text_column, source
         if encoding.lower().replace("_", "-") in ("utf-8", "utf8"):
             encoding = "utf-8-sig"  # also reads files that start with a byte-order mark (Excel)
         try:
-            self.text = _io.TextIOWrapper(fh, encoding=encoding, errors="surrogateescape", newline="")
+            self.text = _io.TextIOWrapper(
+                fh, encoding=encoding, errors="surrogateescape", newline=""
+            )
         except LookupError:
             raise UserError(f"unknown encoding {encoding!r}; e.g. utf-8, latin-1, cp1252") from None
         self.header: list[str] | None = None
@@ -140,7 +149,9 @@ class _Reader:
         reader = csv.reader(self.text, delimiter="," if self.fmt == "csv" else "\t")
         header = next(reader, None)
         if header is None:
-            raise UserError(f"{self.source}: empty input, expected a header row with a {self.text_column!r} column")
+            raise UserError(
+                f"{self.source}: empty input, expected a header row with a {self.text_column!r} column"
+            )
         if any(_undecodable(h) for h in header):
             raise UserError(f"{self.source}: line 1: the header row holds undecodable bytes")
         if self.text_column not in header:
@@ -149,17 +160,32 @@ class _Reader:
                 f"({', '.join(map(repr, header[:10]))}); choose one with --text-column"
             )
         self.header, self.text_index = header, header.index(self.text_column)
-        width, start, row = len(header), reader.line_num + 1, 0
-        for fields in reader:
-            row += 1
+        width, start = len(header), reader.line_num + 1
+        for row, fields in enumerate(reader, start=1):
             line, start = start, reader.line_num + 1
             if not fields:  # a blank line
                 yield row, line, fields, None, "empty line"
             elif any(_undecodable(f) for f in fields):
-                yield row, line, fields, None, "undecodable bytes (not valid text in the input encoding)"
+                yield (
+                    row,
+                    line,
+                    fields,
+                    None,
+                    "undecodable bytes (not valid text in the input encoding)",
+                )
             elif len(fields) != width:
-                what = "missing text column" if len(fields) <= self.text_index else "wrong number of fields"
-                yield row, line, fields, None, f"{what}: {len(fields)} fields, the header has {width}"
+                what = (
+                    "missing text column"
+                    if len(fields) <= self.text_index
+                    else "wrong number of fields"
+                )
+                yield (
+                    row,
+                    line,
+                    fields,
+                    None,
+                    f"{what}: {len(fields)} fields, the header has {width}",
+                )
             elif not fields[self.text_index].strip():
                 yield row, line, fields, None, f"empty text in column {self.text_column!r}"
             else:
@@ -175,7 +201,13 @@ class _Reader:
                 yield number, number, None, None, "empty line"
                 continue
             if _undecodable(line):
-                yield number, number, None, None, "undecodable bytes (not valid text in the input encoding)"
+                yield (
+                    number,
+                    number,
+                    None,
+                    None,
+                    "undecodable bytes (not valid text in the input encoding)",
+                )
                 continue
             try:
                 obj = json.loads(line)
@@ -188,7 +220,13 @@ class _Reader:
                 yield number, number, None, None, f"missing text field {self.text_column!r}"
             elif not isinstance(obj[self.text_column], str):
                 got = type(obj[self.text_column]).__name__
-                yield number, number, None, None, f"field {self.text_column!r} is {got}, not a string"
+                yield (
+                    number,
+                    number,
+                    None,
+                    None,
+                    f"field {self.text_column!r} is {got}, not a string",
+                )
             elif not obj[self.text_column].strip():
                 yield number, number, None, None, f"empty text in field {self.text_column!r}"
             else:
@@ -198,7 +236,13 @@ class _Reader:
         self.header = ["text"]
         for number, line in self._lines():
             if _undecodable(line):
-                yield number, number, None, None, "undecodable bytes (not valid text in the input encoding)"
+                yield (
+                    number,
+                    number,
+                    None,
+                    None,
+                    "undecodable bytes (not valid text in the input encoding)",
+                )
             elif not line.strip():
                 yield number, number, None, None, "empty line"
             else:
@@ -217,7 +261,9 @@ class _Writer:
         self.header = header or ["text"]
         self.positions: list[int] = []
         if fmt in ("csv", "tsv"):
-            self.csv = csv.writer(self.text, delimiter="," if fmt == "csv" else "\t", lineterminator="\n")
+            self.csv = csv.writer(
+                self.text, delimiter="," if fmt == "csv" else "\t", lineterminator="\n"
+            )
             # A re-scored file keeps one set of output columns: overwrite them in place.
             out_header = list(self.header)
             for column in OUTPUT_COLUMNS:
@@ -234,15 +280,23 @@ class _Writer:
             for fields, s in zip(chunk.rows, scores.tolist(), strict=True):
                 row = list(fields) + [""] * (self.width - len(fields))
                 row[i_score], row[i_spam], row[i_version] = (
-                    f"{s:.6f}", "true" if s >= threshold else "false", self.version,
-                )  # fmt: skip
+                    f"{s:.6f}",
+                    "true" if s >= threshold else "false",
+                    self.version,
+                )
                 out.append(row)
             self.csv.writerows(out)
         else:
             lines = []
             for record, s in zip(chunk.rows, scores.tolist(), strict=True):
-                obj = dict(record) if isinstance(record, dict) else dict(zip(self.header, record, strict=True))
-                obj.update(spam_score=round(s, 6), is_spam=s >= threshold, model_version=self.version)
+                obj = (
+                    dict(record)
+                    if isinstance(record, dict)
+                    else dict(zip(self.header, record, strict=True))
+                )
+                obj.update(
+                    spam_score=round(s, 6), is_spam=s >= threshold, model_version=self.version
+                )
                 lines.append(json.dumps(obj, ensure_ascii=False))
             lines.append("")
             self.text.write("\n".join(lines))
@@ -269,7 +323,9 @@ def _score_in_worker(texts: list[str]) -> np.ndarray:
     return _worker_scorer.scores(texts)
 
 
-def _scored(scorer: Scorer, chunks: Iterator[Chunk], workers: int) -> Iterator[tuple[Chunk, np.ndarray]]:
+def _scored(
+    scorer: Scorer, chunks: Iterator[Chunk], workers: int
+) -> Iterator[tuple[Chunk, np.ndarray]]:
     """Score chunks in order, on ``workers`` forked processes, with few chunks in flight."""
     if workers <= 1 or "fork" not in mp.get_all_start_methods():
         for chunk in chunks:
@@ -323,7 +379,9 @@ def _progress(fh: IO[bytes], enabled: bool | None) -> Any:
         enabled = sys.stderr.isatty()
     # A file: progress in bytes read, with a percentage; a pipe: messages scored.
     unit = "B" if size else "msg"
-    return tqdm(total=size, unit=unit, unit_scale=True, desc="scoring", disable=not enabled, leave=False)
+    return tqdm(
+        total=size, unit=unit, unit_scale=True, desc="scoring", disable=not enabled, leave=False
+    )
 
 
 def score_file(
@@ -355,9 +413,15 @@ def score_file(
     if out_fmt == "txt":
         raise UserError("plain text cannot hold the scores; write csv, tsv or jsonl")
     if in_fmt == "jsonl" and out_fmt != "jsonl":
-        raise UserError("JSON Lines input (one object per line, any keys) can only be written as jsonl")
+        raise UserError(
+            "JSON Lines input (one object per line, any keys) can only be written as jsonl"
+        )
     if not workers:  # one per core this process may use
-        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        workers = (
+            len(os.sched_getaffinity(0))
+            if hasattr(os, "sched_getaffinity")
+            else os.cpu_count() or 1
+        )
     report = Report(model_version=scorer.version, threshold=scorer.threshold)
     name = "<stdin>" if str(source) == "-" else str(source)
 
@@ -373,7 +437,9 @@ def score_file(
                 if problem is not None:
                     bad = BadRow(row, line, problem)
                     if on_error == "fail":
-                        raise UserError(f"{name}: {bad.describe()}; use --on-error skip to leave such rows out")
+                        raise UserError(
+                            f"{name}: {bad.describe()}; use --on-error skip to leave such rows out"
+                        )
                     report.bad_rows += 1
                     if len(report.bad) < MAX_BAD_ROWS_KEPT:
                         report.bad.append(bad)
@@ -407,12 +473,14 @@ def score_file(
     for bad in report.bad[:20]:
         log.warning("skipped %s: %s", name, bad.describe())
     if report.bad_rows > 20:
-        log.warning("skipped %d more bad rows (Report.bad lists the first %d)", report.bad_rows - 20, MAX_BAD_ROWS_KEPT)
+        log.warning(
+            "skipped %d more bad rows (Report.bad lists the first %d)",
+            report.bad_rows - 20,
+            MAX_BAD_ROWS_KEPT,
+        )
     return report
 
 
 def _chain(first: Chunk, rest: Iterator[Chunk]) -> Iterator[Chunk]:
     yield first
     yield from rest
-
-

@@ -41,10 +41,14 @@ def _score(args: argparse.Namespace) -> int:
     )
     log.info(
         "scored %d of %d rows (%d spam at threshold %g, model %s)%s%s",
-        report.rows_scored, report.rows_read, report.spam, report.threshold, report.model_version,
+        report.rows_scored,
+        report.rows_read,
+        report.spam,
+        report.threshold,
+        report.model_version,
         f", skipped {report.bad_rows} bad rows" if report.bad_rows else "",
         f" -> {args.output}" if args.output and str(args.output) != "-" else "",
-    )  # fmt: skip
+    )
     return 0
 
 
@@ -58,17 +62,25 @@ def _serve(args: argparse.Namespace) -> int:
     metadata = metadata_path_for(args.model, args.metadata)
     for path in (Path(args.model), metadata):
         if not path.is_file():
-            raise UserError(f"{path}: not found (run `dvc repro`, `dvc pull` or `sentinelle fetch`)")
+            raise UserError(
+                f"{path}: not found (run `dvc repro`, `dvc pull` or `sentinelle fetch`)"
+            )
     io.read_json(metadata)
     app = create_app(args.model, args.metadata, max_batch=args.max_batch, max_chars=args.max_chars)
     uvicorn.run(
-        app, host=args.host, port=args.port, log_level=args.log_level, access_log=not args.no_access_log
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        access_log=not args.no_access_log,
     )
     return 0
 
 
 def _fetch(args: argparse.Namespace) -> int:
-    model, metadata = fetch(args.repo, args.output, name=args.name, version=args.version, stage=args.stage)
+    model, metadata = fetch(
+        args.repo, args.output, name=args.name, version=args.version, stage=args.stage
+    )
     print(model)
     print(metadata)
     return 0
@@ -80,43 +92,92 @@ def parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="command", required=True)
 
     def model_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--model", type=Path, default=Path("models/model.skops"), help="skops model (default: %(default)s)")
-        p.add_argument("--metadata", type=Path, help="its metadata (default: the model path with .json)")
+        p.add_argument(
+            "--model",
+            type=Path,
+            default=Path("models/model.skops"),
+            help="skops model (default: %(default)s)",
+        )
+        p.add_argument(
+            "--metadata", type=Path, help="its metadata (default: the model path with .json)"
+        )
 
-    score = sub.add_parser("score", help="score a file of messages", description="Score every message of INPUT.")
-    score.add_argument("input", help="CSV, TSV, JSON Lines or plain text (one message a line); - for stdin")
+    score = sub.add_parser(
+        "score", help="score a file of messages", description="Score every message of INPUT."
+    )
+    score.add_argument(
+        "input", help="CSV, TSV, JSON Lines or plain text (one message a line); - for stdin"
+    )
     score.add_argument("-o", "--output", help="output file, written atomically (default: stdout)")
     model_options(score)
-    score.add_argument("--format", choices=FORMATS, help="input format (default: from the suffix; stdin: txt)")
-    score.add_argument("--output-format", choices=[f for f in FORMATS if f != "txt"],
-                       help="output format (default: from the suffix, else the input's; txt -> jsonl)")  # fmt: skip
-    score.add_argument("--text-column", default="text", help="column/field with the message (default: %(default)s)")
+    score.add_argument(
+        "--format", choices=FORMATS, help="input format (default: from the suffix; stdin: txt)"
+    )
+    score.add_argument(
+        "--output-format",
+        choices=[f for f in FORMATS if f != "txt"],
+        help="output format (default: from the suffix, else the input's; txt -> jsonl)",
+    )
+    score.add_argument(
+        "--text-column", default="text", help="column/field with the message (default: %(default)s)"
+    )
     score.add_argument("--encoding", default="utf-8", help="input encoding (default: %(default)s)")
-    score.add_argument("--on-error", choices=["fail", "skip"], default="fail",
-                       help="bad rows: stop at the first (fail, default) or leave them out and list them (skip)")  # fmt: skip
+    score.add_argument(
+        "--on-error",
+        choices=["fail", "skip"],
+        default="fail",
+        help="bad rows: stop at the first (fail, default) or leave them out and list them (skip)",
+    )
     score.add_argument("--workers", type=int, help="scoring processes (default: one per core)")
-    score.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, help="rows per chunk (default: %(default)s)")
-    score.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
+    score.add_argument(
+        "--chunk-size",
+        type=int,
+        default=DEFAULT_CHUNK_SIZE,
+        help="rows per chunk (default: %(default)s)",
+    )
+    score.add_argument(
+        "--no-progress", action="store_true", help="no progress bar even on a terminal"
+    )
     score.set_defaults(run=_score)
 
-    serve = sub.add_parser("serve", help="serve the HTTP API", description="Serve the HTTP API with uvicorn.")
+    serve = sub.add_parser(
+        "serve", help="serve the HTTP API", description="Serve the HTTP API with uvicorn."
+    )
     model_options(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     serve.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
-    serve.add_argument("--max-batch", type=int, default=MAX_BATCH, help="most messages per batch (default: %(default)s)")
-    serve.add_argument("--max-chars", type=int, default=MAX_CHARS, help="longest message (default: %(default)s)")
-    serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    serve.add_argument(
+        "--max-batch",
+        type=int,
+        default=MAX_BATCH,
+        help="most messages per batch (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--max-chars", type=int, default=MAX_CHARS, help="longest message (default: %(default)s)"
+    )
+    serve.add_argument(
+        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    )
     serve.add_argument("--no-access-log", action="store_true", help="do not log every request")
     serve.set_defaults(run=_serve)
 
-    fetch = sub.add_parser("fetch", help="download a registered model version or stage",
-                           description="Download a model and its metadata registered with GTO from the DVC remote.")  # fmt: skip
-    fetch.add_argument("--repo", default=".", help="git repository URL or path (default: %(default)s)")
-    fetch.add_argument("--name", default="spam-classifier", help="artifact name (default: %(default)s)")
+    fetch = sub.add_parser(
+        "fetch",
+        help="download a registered model version or stage",
+        description="Download a model and its metadata registered with GTO from the DVC remote.",
+    )
+    fetch.add_argument(
+        "--repo", default=".", help="git repository URL or path (default: %(default)s)"
+    )
+    fetch.add_argument(
+        "--name", default="spam-classifier", help="artifact name (default: %(default)s)"
+    )
     which = fetch.add_mutually_exclusive_group()
     which.add_argument("--version", help="a registered version, e.g. v1.0.0")
     which.add_argument("--stage", help="a stage, e.g. prod (default: the latest version)")
-    fetch.add_argument("-o", "--output", type=Path, default=Path("served"), help="folder (default: %(default)s)")
+    fetch.add_argument(
+        "-o", "--output", type=Path, default=Path("served"), help="folder (default: %(default)s)"
+    )
     fetch.set_defaults(run=_fetch)
     return top
 

@@ -22,7 +22,9 @@ log = logging.getLogger("sentinelle")
 ARTIFACT = "spam-classifier"
 
 
-def resolve(repo_url: str, name: str = ARTIFACT, version: str | None = None, stage: str | None = None) -> tuple[str, str]:
+def resolve(
+    repo_url: str, name: str = ARTIFACT, version: str | None = None, stage: str | None = None
+) -> tuple[str, str]:
     """``(commit, artifact path)`` of a version, a stage, or (neither) the latest version."""
     # DVC only here: `sentinelle score` and `serve` import this module and don't need it.
     from dvc.exceptions import ArtifactNotFoundError
@@ -65,6 +67,10 @@ def fetch(
     model, metadata = targets[path], targets[sidecar]
     expected = io.read_json(metadata)["model_sha256"]
     if io.sha256_file(model) != expected:
-        raise UserError(f"{model}: SHA-256 does not match {metadata}'s model_sha256 {expected[:12]}…")
-    log.info("fetched %s (%s, commit %s) into %s", name, version or stage or "latest", rev[:8], out_dir)
+        raise UserError(
+            f"{model}: SHA-256 does not match {metadata}'s model_sha256 {expected[:12]}…"
+        )
+    log.info(
+        "fetched %s (%s, commit %s) into %s", name, version or stage or "latest", rev[:8], out_dir
+    )
     return model, metadata

@@ -37,12 +37,18 @@ class Scorer:
         # distinct word, vectorised); the classifier may take a validation-free path.
         self.features = model[:-1].transform if hasattr(model, "steps") else None
         self.spam_index = list(model.classes_).index("spam")
-        self.classifier = calibrated_linear_scores(model[-1], self.spam_index) if self.features is not None else None
+        self.classifier = (
+            calibrated_linear_scores(model[-1], self.spam_index)
+            if self.features is not None
+            else None
+        )
 
     @classmethod
     def load(cls, model_path: Path = MODEL_PATH, metadata_path: Path | None = None) -> Scorer:
         """Load with the safe loader (allowlisted types, hash checked against the metadata)."""
-        model, meta = load_with_metadata(Path(model_path), metadata_path_for(model_path, metadata_path))
+        model, meta = load_with_metadata(
+            Path(model_path), metadata_path_for(model_path, metadata_path)
+        )
         return cls(model, meta)
 
     def scores(self, texts: Sequence[str]) -> np.ndarray:
@@ -64,9 +70,8 @@ class Scorer:
         return [(float(s), bool(s >= self.threshold)) for s in self.scores(texts)]
 
 
-
 def metadata_path_for(model_path: Path, metadata_path: Path | None = None) -> Path:
     """The metadata sidecar of a model file: ``model.skops`` -> ``model.json``."""
-    return Path(metadata_path) if metadata_path is not None else Path(model_path).with_suffix(".json")
-
-
+    return (
+        Path(metadata_path) if metadata_path is not None else Path(model_path).with_suffix(".json")
+    )

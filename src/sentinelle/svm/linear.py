@@ -52,12 +52,23 @@ class Counts:
 
     @classmethod
     def of(
-        cls, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, block_sizes: list[int], sublinear_tf: bool
+        cls,
+        indptr: np.ndarray,
+        indices: np.ndarray,
+        data: np.ndarray,
+        block_sizes: list[int],
+        sublinear_tf: bool,
     ) -> Counts:
         counts = np.arange(int(data.max(initial=0)) + 1, dtype=np.float64)
         with np.errstate(divide="ignore"):
             tf = np.where(counts > 0, 1 + np.log(counts), 0.0) if sublinear_tf else counts
-        return cls(np.asarray(indptr, dtype=np.int64), indices, data, np.cumsum(block_sizes).astype(np.int64), tf)
+        return cls(
+            np.asarray(indptr, dtype=np.int64),
+            indices,
+            data,
+            np.cumsum(block_sizes).astype(np.int64),
+            tf,
+        )
 
     @classmethod
     def from_csr(cls, matrix: object, block_sizes: list[int], sublinear_tf: bool) -> Counts:
@@ -71,16 +82,29 @@ class Counts:
         return _document_frequency(self.indptr, self.indices, rows, self.n_columns)
 
     def scales(self, rows: np.ndarray, weight: np.ndarray) -> np.ndarray:
-        return _row_scales(self.indptr, self.indices, self.data, rows, weight, self.block_end, self.tf)
+        return _row_scales(
+            self.indptr, self.indices, self.data, rows, weight, self.block_end, self.tf
+        )
 
-    def decision(self, rows: np.ndarray, weight: np.ndarray, scale: np.ndarray, w: np.ndarray, b: float) -> np.ndarray:
-        return _decision(self.indptr, self.indices, self.data, rows, weight, scale, self.block_end, self.tf, w, b)
+    def decision(
+        self, rows: np.ndarray, weight: np.ndarray, scale: np.ndarray, w: np.ndarray, b: float
+    ) -> np.ndarray:
+        return _decision(
+            self.indptr, self.indices, self.data, rows, weight, scale, self.block_end, self.tf, w, b
+        )
 
 
 def fit(
-    counts: Counts, rows: np.ndarray, positive: np.ndarray, weight: np.ndarray, scale: np.ndarray,
-    C: float, class_weight: str | None, seed: int, tol: float = TOL,
-) -> tuple[np.ndarray, float, int]:  # fmt: skip
+    counts: Counts,
+    rows: np.ndarray,
+    positive: np.ndarray,
+    weight: np.ndarray,
+    scale: np.ndarray,
+    C: float,
+    class_weight: str | None,
+    seed: int,
+    tol: float = TOL,
+) -> tuple[np.ndarray, float, int]:
     """``(coef, intercept, iterations)`` of the L2-loss linear SVM on ``rows`` (labels
     ``positive``), their TF-IDF given by ``weight`` and ``scale`` (see the module doc)."""
     y = np.where(positive, 1.0, -1.0)
@@ -90,16 +114,34 @@ def fit(
         c[positive] *= len(rows) / (2 * n_pos)
         c[~positive] *= len(rows) / (2 * (len(rows) - n_pos))
     w, wb, iterations = _dual_cd(
-        counts.indptr, counts.indices, counts.data, rows, y, c, weight, scale,
-        counts.block_end, counts.tf, tol, MAX_ITER, np.int64(seed),
-    )  # fmt: skip
+        counts.indptr,
+        counts.indices,
+        counts.data,
+        rows,
+        y,
+        c,
+        weight,
+        scale,
+        counts.block_end,
+        counts.tf,
+        tol,
+        MAX_ITER,
+        np.int64(seed),
+    )
     return w, wb * BIAS, iterations
 
 
 def fit_folds(
-    counts: Counts, positive: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]], min_df: int,
-    weight: np.ndarray | None, C: float, class_weight: str | None, seed: int, jobs: int,
-) -> tuple[list[np.ndarray], tuple[np.ndarray, float, int, np.ndarray] | None]:  # fmt: skip
+    counts: Counts,
+    positive: np.ndarray,
+    splits: list[tuple[np.ndarray, np.ndarray]],
+    min_df: int,
+    weight: np.ndarray | None,
+    C: float,
+    class_weight: str | None,
+    seed: int,
+    jobs: int,
+) -> tuple[list[np.ndarray], tuple[np.ndarray, float, int, np.ndarray] | None]:
     """Cross-validation and final fit, ``jobs`` at a time in threads (the kernels release the GIL).
 
     For each ``(train_idx, test_idx)`` split: the decision values of ``test_idx`` from
@@ -108,12 +150,15 @@ def fit_folds(
     (the final vectorisers' idf): ``(coef, intercept, iterations, decision values)``
     of the fit on every row, else None.
     """
+
     def fold(split: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         train_idx, test_idx = split
         df = counts.document_frequency(train_idx)
         fold_weight = np.where(df >= min_df, smooth_idf(df, len(train_idx)), 0.0)
         scale = counts.scales(train_idx, fold_weight)
-        w, b, _ = fit(counts, train_idx, positive[train_idx], fold_weight, scale, C, class_weight, seed)
+        w, b, _ = fit(
+            counts, train_idx, positive[train_idx], fold_weight, scale, C, class_weight, seed
+        )
         return counts.decision(test_idx, fold_weight, counts.scales(test_idx, fold_weight), w, b)
 
     def fit_all(weight: np.ndarray) -> tuple[np.ndarray, float, int, np.ndarray]:
@@ -122,7 +167,9 @@ def fit_folds(
         w, b, iterations = fit(counts, rows, positive, weight, scale, C, class_weight, seed)
         return w, b, iterations, counts.decision(rows, weight, scale, w, b)
 
-    tasks = [lambda s=s: fold(s) for s in splits] + ([lambda: fit_all(weight)] if weight is not None else [])
+    tasks = [lambda s=s: fold(s) for s in splits] + (
+        [lambda: fit_all(weight)] if weight is not None else []
+    )
     with ThreadPoolExecutor(max(1, jobs)) as pool:
         results = list(pool.map(lambda task: task(), tasks))
     return results[: len(splits)], (results[-1] if weight is not None else None)

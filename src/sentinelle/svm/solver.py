@@ -34,26 +34,50 @@ class Solver:
     """
 
     def __init__(self, counts: CountFile) -> None:
-        src = str(Path(__file__).resolve().parents[2])  # this copy of sentinelle, not another install
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))}
+        src = str(
+            Path(__file__).resolve().parents[2]
+        )  # this copy of sentinelle, not another install
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")])),
+        }
         self._process = subprocess.Popen(
             [sys.executable, "-m", "sentinelle.svm.solver"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
-        )  # fmt: skip
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+        )
         self._counts = counts
 
     def fit(
-        self, *, indptr: np.ndarray, block_sizes: list[int], sublinear_tf: bool, positive: np.ndarray,
-        splits: list[tuple[np.ndarray, np.ndarray]], min_df: int, weight: np.ndarray | None,
-        C: float, class_weight: str | None, seed: int, jobs: int,
-    ) -> tuple[list[np.ndarray], tuple[np.ndarray, float, int, np.ndarray] | None]:  # fmt: skip
+        self,
+        *,
+        indptr: np.ndarray,
+        block_sizes: list[int],
+        sublinear_tf: bool,
+        positive: np.ndarray,
+        splits: list[tuple[np.ndarray, np.ndarray]],
+        min_df: int,
+        weight: np.ndarray | None,
+        C: float,
+        class_weight: str | None,
+        seed: int,
+        jobs: int,
+    ) -> tuple[list[np.ndarray], tuple[np.ndarray, float, int, np.ndarray] | None]:
         """``linear.fit_folds`` (same arguments and result) in the solver process, on the file's counts."""
         assert self._process.stdin is not None and self._process.stdout is not None
         header = {
-            "data": str(self._counts.data_path), "indices": str(self._counts.indices_path),
-            "block_sizes": block_sizes, "sublinear_tf": sublinear_tf, "n_splits": len(splits),
-            "min_df": min_df, "C": C, "class_weight": class_weight, "seed": seed, "jobs": jobs,
-        }  # fmt: skip
+            "data": str(self._counts.data_path),
+            "indices": str(self._counts.indices_path),
+            "block_sizes": block_sizes,
+            "sublinear_tf": sublinear_tf,
+            "n_splits": len(splits),
+            "min_df": min_df,
+            "C": C,
+            "class_weight": class_weight,
+            "seed": seed,
+            "jobs": jobs,
+        }
         arrays = {"indptr": indptr, "positive": positive}
         for i, (train_idx, test_idx) in enumerate(splits):
             arrays[f"train{i}"], arrays[f"test{i}"] = train_idx, test_idx
@@ -65,7 +89,9 @@ class Solver:
             header, arrays = _read(self._process.stdout)
         except (BrokenPipeError, EOFError):
             code = self._process.wait()
-            raise RuntimeError(f"the SVM solver process failed (exit code {code}); its error is above") from None
+            raise RuntimeError(
+                f"the SVM solver process failed (exit code {code}); its error is above"
+            ) from None
         folds = [arrays[f"fold{i}"] for i in range(len(splits))]
         if weight is None:
             return folds, None
@@ -119,12 +145,21 @@ def main() -> None:
     except EOFError:
         return  # the stage stopped before asking
     data, indices = np.load(job["data"], mmap_mode="c"), np.load(job["indices"], mmap_mode="c")
-    counts = linear.Counts.of(arrays["indptr"], indices, data, job["block_sizes"], job["sublinear_tf"])
+    counts = linear.Counts.of(
+        arrays["indptr"], indices, data, job["block_sizes"], job["sublinear_tf"]
+    )
     splits = [(arrays[f"train{i}"], arrays[f"test{i}"]) for i in range(job["n_splits"])]
     folds, whole = linear.fit_folds(
-        counts, arrays["positive"], splits, job["min_df"], arrays.get("weight"),
-        job["C"], job["class_weight"], job["seed"], job["jobs"],
-    )  # fmt: skip
+        counts,
+        arrays["positive"],
+        splits,
+        job["min_df"],
+        arrays.get("weight"),
+        job["C"],
+        job["class_weight"],
+        job["seed"],
+        job["jobs"],
+    )
     results = {f"fold{i}": scores for i, scores in enumerate(folds)}
     header: dict[str, Any] = {}
     if whole is not None:

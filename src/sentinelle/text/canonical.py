@@ -38,17 +38,77 @@ _INVISIBLE = dict.fromkeys(
 # spammers use them to dodge filters ("frее" with Cyrillic "е").
 _CONFUSABLES = str.maketrans(
     {
-        "а": "a", "в": "b", "е": "e", "ё": "e", "к": "k", "м": "m", "н": "h", "о": "o",
-        "р": "p", "с": "c", "т": "t", "у": "y", "х": "x", "і": "i", "ї": "i", "ј": "j",
-        "ѕ": "s", "ԁ": "d", "ɡ": "g", "ԛ": "q", "ԝ": "w", "ո": "n", "ս": "u",
-        "α": "a", "β": "b", "ε": "e", "η": "n", "ι": "i", "κ": "k", "ν": "v", "ο": "o",
-        "ρ": "p", "τ": "t", "υ": "u", "χ": "x", "ω": "w", "ς": "c",
-        "һ": "h", "ӏ": "l", "ԍ": "g", "ү": "y", "ɑ": "a", "ı": "i", "ȷ": "j", "ɩ": "i",
-        "ᴀ": "a", "ʙ": "b", "ᴄ": "c", "ᴅ": "d", "ᴇ": "e", "ɢ": "g", "ʜ": "h", "ɪ": "i",
-        "ᴊ": "j", "ᴋ": "k", "ʟ": "l", "ᴍ": "m", "ɴ": "n", "ᴏ": "o", "ᴘ": "p", "ʀ": "r",
-        "ꜱ": "s", "ᴛ": "t", "ᴜ": "u", "ᴠ": "v", "ᴡ": "w", "ʏ": "y", "ᴢ": "z", "ϲ": "c",
+        "а": "a",
+        "в": "b",
+        "е": "e",
+        "ё": "e",
+        "к": "k",
+        "м": "m",
+        "н": "h",
+        "о": "o",
+        "р": "p",
+        "с": "c",
+        "т": "t",
+        "у": "y",
+        "х": "x",
+        "і": "i",
+        "ї": "i",
+        "ј": "j",
+        "ѕ": "s",
+        "ԁ": "d",
+        "ɡ": "g",
+        "ԛ": "q",
+        "ԝ": "w",
+        "ո": "n",
+        "ս": "u",
+        "α": "a",
+        "β": "b",
+        "ε": "e",
+        "η": "n",
+        "ι": "i",
+        "κ": "k",
+        "ν": "v",
+        "ο": "o",
+        "ρ": "p",
+        "τ": "t",
+        "υ": "u",
+        "χ": "x",
+        "ω": "w",
+        "ς": "c",
+        "һ": "h",
+        "ӏ": "l",
+        "ԍ": "g",
+        "ү": "y",
+        "ɑ": "a",
+        "ı": "i",
+        "ȷ": "j",
+        "ɩ": "i",
+        "ᴀ": "a",
+        "ʙ": "b",
+        "ᴄ": "c",
+        "ᴅ": "d",
+        "ᴇ": "e",
+        "ɢ": "g",
+        "ʜ": "h",
+        "ɪ": "i",
+        "ᴊ": "j",
+        "ᴋ": "k",
+        "ʟ": "l",
+        "ᴍ": "m",
+        "ɴ": "n",
+        "ᴏ": "o",
+        "ᴘ": "p",
+        "ʀ": "r",
+        "ꜱ": "s",
+        "ᴛ": "t",
+        "ᴜ": "u",
+        "ᴠ": "v",
+        "ᴡ": "w",
+        "ʏ": "y",
+        "ᴢ": "z",
+        "ϲ": "c",
     }
-)  # fmt: skip
+)
 
 _URL_RE = re.compile(
     r"(?:https?://|www\.)\S+|\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:com|net|org|co\.uk|uk|biz|info|tv|mobi)\b(?:/\S*)?"
@@ -73,7 +133,9 @@ _SPLIT_SPACE_RE = re.compile(r"(?<!\S)[a-z0-9](?: [a-z0-9]){3,}(?!\S)")
 # Only in a word that starts with a letter, has at least two letters, and whose
 # digit runs are at most two long, so that codes and amounts ("win150", "150p",
 # "4get", "1st") are left alone.
-_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"})
+_LEET = str.maketrans(
+    {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"}
+)
 _INNER_SYMBOL_RE = re.compile(r"(?<=[a-z])[!|](?=[a-z])")  # "pr!ze", "he|lo"
 _LEET_WORD_RE = re.compile(r"(?<![\w@$])[a-z][a-z0-9@$]*[a-z0-9](?![\w@$])")
 _LEET_CHARS = frozenset("013457@$")
@@ -82,7 +144,7 @@ _LETTER_RE = re.compile(r"[a-z]")
 
 
 def _strip_accents(text: str) -> str:
-    """"frée" -> "free": drop combining marks after canonical decomposition."""
+    """ "frée" -> "free": drop combining marks after canonical decomposition."""
     if text.isascii():
         return text
     decomposed = unicodedata.normalize("NFD", text)
@@ -129,12 +191,12 @@ def canonical(text: str, placeholders: bool = True) -> str:
     return _SPACE_RE.sub(" ", text).strip()
 
 
-def canonical_many(texts: Iterable[str], placeholders: bool = True, jobs: int | None = None) -> list[str]:
+def canonical_many(
+    texts: Iterable[str], placeholders: bool = True, jobs: int | None = None
+) -> list[str]:
     """``canonical`` of every text (in parallel for large inputs, see ``parallel_map``)."""
     return parallel_map(canonical if placeholders else _canonical_plain, texts, jobs)
 
 
 def _canonical_plain(text: str) -> str:
     return canonical(text, placeholders=False)
-
-

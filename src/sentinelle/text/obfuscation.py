@@ -28,11 +28,34 @@ TRICKS = ("leet", "homoglyph", "invisible", "dots", "spaces", "accents", "fullwi
 
 _LEET = {"a": "4@", "e": "3", "i": "1!", "o": "0", "s": "5$", "t": "7", "b": "8", "l": "1"}
 _HOMOGLYPHS = {
-    "a": "аα", "c": "сϲ", "e": "еε", "i": "іι", "j": "ј", "o": "оο", "p": "рρ", "s": "ѕ",
-    "x": "хχ", "y": "уү", "h": "һ", "k": "κ", "n": "ո", "d": "ԁ", "u": "υ", "w": "ԝ",
-}  # fmt: skip
+    "a": "аα",
+    "c": "сϲ",
+    "e": "еε",
+    "i": "іι",
+    "j": "ј",
+    "o": "оο",
+    "p": "рρ",
+    "s": "ѕ",
+    "x": "хχ",
+    "y": "уү",
+    "h": "һ",
+    "k": "κ",
+    "n": "ո",
+    "d": "ԁ",
+    "u": "υ",
+    "w": "ԝ",
+}
 _INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff\u00ad"
-_ACCENTS = {"a": "áàâäã", "e": "éèêë", "i": "íìîï", "o": "óòôöõ", "u": "úùûü", "c": "ç", "n": "ñ", "y": "ý"}
+_ACCENTS = {
+    "a": "áàâäã",
+    "e": "éèêë",
+    "i": "íìîï",
+    "o": "óòôöõ",
+    "u": "úùûü",
+    "c": "ç",
+    "n": "ñ",
+    "y": "ý",
+}
 _SEPARATORS = ".-*_"
 _WORD_RE = re.compile(r"[A-Za-z]{3,}")
 
@@ -81,7 +104,9 @@ def obfuscate_word(word: str, trick: str, rng: np.random.Generator) -> str:
             return "".join(_fullwidth(ch, bold) for ch in word)
         case "case":
             start = int(rng.integers(2))
-            return "".join(ch.upper() if (i + start) % 2 else ch.lower() for i, ch in enumerate(word))
+            return "".join(
+                ch.upper() if (i + start) % 2 else ch.lower() for i, ch in enumerate(word)
+            )
     raise ValueError(f"unknown obfuscation trick {trick!r}; known: {', '.join(TRICKS)}")
 
 

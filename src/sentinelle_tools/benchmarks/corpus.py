@@ -35,7 +35,7 @@ class Chain:
         counts: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
         for message in messages:
             words = [START, START, *message.split(), END]
-            for a, b, c in zip(words, words[1:], words[2:]):
+            for a, b, c in zip(words, words[1:], words[2:], strict=False):
                 counts[(a, b)][c] += 1
         self.table: dict[tuple[str, str], tuple[list[str], list[int]]] = {}
         for state in sorted(counts):
@@ -100,10 +100,14 @@ def write_uci(rows: list[tuple[str, str]], dest: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("-n", "--messages", type=int, required=True, help="messages to generate")
     parser.add_argument("-o", "--output", type=Path, required=True, help="UCI-layout TSV to write")
-    parser.add_argument("--base", type=Path, default=DEFAULT_BASE, help="base collection (default: %(default)s)")
+    parser.add_argument(
+        "--base", type=Path, default=DEFAULT_BASE, help="base collection (default: %(default)s)"
+    )
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="corpus: %(message)s")

@@ -66,6 +66,7 @@ def configs() -> dict[str, dict[str, dict[str, Any]]]:
 
     return {"default": {}, "published": run_sections(ROOT / PUBLISHED[0], PUBLISHED[1])}
 
+
 SHIM = '''#!{python} -S
 """Benchmark shim: run the real interpreter, log wall time and peak RSS of the child."""
 import json, os, sys, time
@@ -85,7 +86,9 @@ def project_files(root: Path) -> list[str]:
     """Files a fresh clone of ``root``'s working tree would have (tracked + new, not ignored)."""
     out = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=root, capture_output=True, check=True,
+        cwd=root,
+        capture_output=True,
+        check=True,
     ).stdout.decode()
     return [f for f in out.split("\0") if f and (root / f).is_file()]
 
@@ -101,7 +104,11 @@ def copy_project(root: Path, dest: Path, env: dict[str, str] | None = None) -> P
         target = dest / compiled.relative_to(root)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(compiled, target)
-    for cmd in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"], ["git", "commit", "-q", "-m", "initial"]):
+    for cmd in (
+        ["git", "init", "-q", "-b", "main"],
+        ["git", "add", "-A"],
+        ["git", "commit", "-q", "-m", "initial"],
+    ):
         subprocess.run(cmd, cwd=dest, env=env, check=True, capture_output=True)
     return dest
 
@@ -126,7 +133,11 @@ def set_params(repo: Path, source: Path, overrides: dict[str, dict[str, Any]]) -
 
 
 def measure(
-    repo: Path, env: dict[str, str], logfile: Path, repeats: int, imports: dict[str, float] | None = None
+    repo: Path,
+    env: dict[str, str],
+    logfile: Path,
+    repeats: int,
+    imports: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """Cold `dvc repro -f` (after clearing cache and outputs) ``repeats`` times, then no-op."""
     cold, stages, noop = [], [], []
@@ -135,14 +146,26 @@ def measure(
             shutil.rmtree(repo / d, ignore_errors=True)
         logfile.unlink(missing_ok=True)
         start = time.perf_counter()
-        proc = subprocess.run(["dvc", "repro", "-f", "-q"], cwd=repo, env=env, capture_output=True, text=True)
+        proc = subprocess.run(
+            ["dvc", "repro", "-f", "-q"], cwd=repo, env=env, capture_output=True, text=True
+        )
         if proc.returncode:
-            raise RuntimeError(f"dvc repro -f exited {proc.returncode} in {repo}:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
+            raise RuntimeError(
+                f"dvc repro -f exited {proc.returncode} in {repo}:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}"
+            )
         cold.append(time.perf_counter() - start)
         runs = [json.loads(line) for line in logfile.read_text().splitlines()]
-        stages.append({Path(r["argv"][0]).stem: r for r in runs if r["argv"] and r["argv"][0].startswith("src/")})
+        stages.append(
+            {
+                Path(r["argv"][0]).stem: r
+                for r in runs
+                if r["argv"] and r["argv"][0].startswith("src/")
+            }
+        )
         start = time.perf_counter()
-        out = subprocess.run(["dvc", "repro"], cwd=repo, env=env, check=True, capture_output=True, text=True)
+        out = subprocess.run(
+            ["dvc", "repro"], cwd=repo, env=env, check=True, capture_output=True, text=True
+        )
         noop.append(time.perf_counter() - start)
         assert "Running stage" not in out.stdout, out.stdout
     names = list(stages[0])
@@ -165,7 +188,11 @@ def measure(
 def import_seconds(repo: Path, stage: str) -> float:
     """Seconds a stage spends importing modules, lazy imports included (`-X importtime`)."""
     proc = subprocess.run(
-        [sys.executable, "-X", "importtime", f"src/{stage}.py"], cwd=repo, check=True, capture_output=True, text=True
+        [sys.executable, "-X", "importtime", f"src/{stage}.py"],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     total_us = 0
     for line in proc.stderr.splitlines():
@@ -178,10 +205,20 @@ def import_seconds(repo: Path, stage: str) -> float:
 
 def checkout(rev: str, dest: Path) -> Path:
     """A ``git worktree`` of ``rev`` at ``dest``, its SVM solver compiled (whichever layout it has)."""
-    subprocess.run(["git", "worktree", "add", "-q", "--detach", str(dest), rev], cwd=ROOT, check=True)
-    module = next(m for m, f in (("sentinelle.svm.linear", "svm/linear.py"), ("sentinelle.linear", "linear.py"))
-                  if (dest / "src/sentinelle" / f).is_file())  # fmt: skip
-    subprocess.run([sys.executable, "-m", module], cwd=dest, env={**os.environ, "PYTHONPATH": str(dest / "src")}, check=True)
+    subprocess.run(
+        ["git", "worktree", "add", "-q", "--detach", str(dest), rev], cwd=ROOT, check=True
+    )
+    module = next(
+        m
+        for m, f in (("sentinelle.svm.linear", "svm/linear.py"), ("sentinelle.linear", "linear.py"))
+        if (dest / "src/sentinelle" / f).is_file()
+    )
+    subprocess.run(
+        [sys.executable, "-m", module],
+        cwd=dest,
+        env={**os.environ, "PYTHONPATH": str(dest / "src")},
+        check=True,
+    )
     return dest
 
 
@@ -203,15 +240,28 @@ def merged(parts: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run(
-    sizes: list[int], names: list[str], repeats: int, published_max: int, single_above: int, revs: dict[str, str]
+    sizes: list[int],
+    names: list[str],
+    repeats: int,
+    published_max: int,
+    single_above: int,
+    revs: dict[str, str],
 ) -> dict[str, Any]:
     presets = configs()
-    results: dict[str, Any] = {"repeats": repeats, "cpus": os.cpu_count(), "load_before": os.getloadavg()[0], "runs": []}
+    results: dict[str, Any] = {
+        "repeats": repeats,
+        "cpus": os.cpu_count(),
+        "load_before": os.getloadavg()[0],
+        "runs": [],
+    }
     imports: dict[tuple[str, str], dict[str, float]] = {}
     linear.compile_kernels()  # into src/sentinelle/svm/__pycache__, which copy_project copies
     with tempfile.TemporaryDirectory(prefix="sentinelle-bench-") as tmp:
         tmpdir = Path(tmp)
-        roots = {label: ROOT if rev == "workspace" else checkout(rev, tmpdir / f"rev-{label}") for label, rev in revs.items()}
+        roots = {
+            label: ROOT if rev == "workspace" else checkout(rev, tmpdir / f"rev-{label}")
+            for label, rev in revs.items()
+        }
         shim_dir = tmpdir / "bin"
         shim_dir.mkdir()
         (shim_dir / "python").write_text(SHIM.format(python=sys.executable))
@@ -221,7 +271,9 @@ def run(
         # Stages run as on a usual machine, where Python caches compiled bytecode (some
         # sandboxes set PYTHONDONTWRITEBYTECODE, which recompiles our modules on every run).
         env.pop("PYTHONDONTWRITEBYTECODE", None)
-        env["PATH"] = f"{shim_dir}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+        env["PATH"] = (
+            f"{shim_dir}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+        )
         try:
             for size in sizes:
                 source = corpus_file(size)
@@ -229,26 +281,50 @@ def run(
                     if config == "published" and size > published_max:
                         continue
                     n = repeats if size <= single_above else 1
-                    repos = {label: copy_project(root, tmpdir / f"repo-{size}-{config}-{label}", env) for label, root in roots.items()}
+                    repos = {
+                        label: copy_project(root, tmpdir / f"repo-{size}-{config}-{label}", env)
+                        for label, root in roots.items()
+                    }
                     parts: dict[str, list[dict[str, Any]]] = {label: [] for label in repos}
-                    log.info("size %d, %s: %d cold runs of %s, interleaved", size, config, n, ", ".join(repos))
+                    log.info(
+                        "size %d, %s: %d cold runs of %s, interleaved",
+                        size,
+                        config,
+                        n,
+                        ", ".join(repos),
+                    )
                     for _ in range(n):
                         for label, repo in repos.items():
                             set_params(repo, source, presets[config])
-                            parts[label].append(measure(repo, env, logfile, 1, imports.get((label, config))))
-                            imports.setdefault((label, config), {k: v["import_s"] for k, v in parts[label][0]["stages"].items()})
+                            parts[label].append(
+                                measure(repo, env, logfile, 1, imports.get((label, config)))
+                            )
+                            imports.setdefault(
+                                (label, config),
+                                {k: v["import_s"] for k, v in parts[label][0]["stages"].items()},
+                            )
                     for label, repo in repos.items():
                         m = merged(parts[label])
                         metrics = io.read_json(repo / "dvclive/evaluate/metrics.json")
-                        results["runs"].append({"size": size, "config": config, "rev": label, **m, "metrics": metrics})
-                        log.info("  %s: cold min %.2f s, median %.2f s; no-op %.2f s", label, min(m["cold_s"]),
-                                 statistics.median(m["cold_s"]), min(m["noop_s"]))  # fmt: skip
+                        results["runs"].append(
+                            {"size": size, "config": config, "rev": label, **m, "metrics": metrics}
+                        )
+                        log.info(
+                            "  %s: cold min %.2f s, median %.2f s; no-op %.2f s",
+                            label,
+                            min(m["cold_s"]),
+                            statistics.median(m["cold_s"]),
+                            min(m["noop_s"]),
+                        )
                         shutil.rmtree(repo)
-                    io.write_json(CACHE / "pipeline.partial.json", results)  # for --from-json if a later size fails
+                    # for --from-json if a later size fails
+                    io.write_json(CACHE / "pipeline.partial.json", results)
         finally:
-            for label, root in roots.items():
+            for root in roots.values():
                 if root != ROOT:
-                    subprocess.run(["git", "worktree", "remove", "--force", str(root)], cwd=ROOT, check=False)
+                    subprocess.run(
+                        ["git", "worktree", "remove", "--force", str(root)], cwd=ROOT, check=False
+                    )
     results["load_after"] = os.getloadavg()[0]
     return results
 
@@ -277,8 +353,20 @@ def markdown(results: dict[str, Any]) -> str:
     runs = results["runs"]
     stage_names = list(runs[0]["stages"])
     several = len({r.get("rev", "workspace") for r in runs}) > 1
-    head = ["messages", "config", *(["rev"] if several else []), "runs", "cold repro min / median (s)", *[f"{s} (s)" for s in stage_names],
-            "no-op min / median (s)", "peak RSS (MB), stage", "accuracy", "MCC", "spam recall", "ham FP"]  # fmt: skip
+    head = [
+        "messages",
+        "config",
+        *(["rev"] if several else []),
+        "runs",
+        "cold repro min / median (s)",
+        *[f"{s} (s)" for s in stage_names],
+        "no-op min / median (s)",
+        "peak RSS (MB), stage",
+        "accuracy",
+        "MCC",
+        "spam recall",
+        "ham FP",
+    ]
     lines = [
         f"Cold `dvc repro -f` (min / median over the runs; stage columns: median wall time with the "
         f"stage's import time in brackets), no-op `dvc repro`, and the peak RSS of the biggest stage, "
@@ -315,7 +403,8 @@ def markdown(results: dict[str, Any]) -> str:
             sizes = sorted(r["size"] for r in runs if series(r) == config)
             pts = sorted((r["size"], min(r["cold_s"])) for r in runs if series(r) == config)
             steps = ", ".join(
-                f"{a:,} → {b:,}: {math.log(tb / ta) / math.log(b / a):.2f}" for (a, ta), (b, tb) in pairwise(pts)
+                f"{a:,} → {b:,}: {math.log(tb / ta) / math.log(b / a):.2f}"
+                for (a, ta), (b, tb) in pairwise(pts)
             )
             lines.append(
                 f"\nCold time grows as messages^{k:.2f} for `{config}` (least squares on log-log of the min "
@@ -347,7 +436,10 @@ def plot(results: dict[str, Any], dest: Path) -> None:
         sizes = [r["size"] for r in runs]
         ax_t.plot(sizes, [min(r["cold_s"]) for r in runs], "o-", label=config)
         ax_m.plot(sizes, [_peak(r) for r in runs], "o-", label=config)
-    for ax, title, unit in ((ax_t, "Cold dvc repro -f", "seconds"), (ax_m, "Peak RSS of any stage", "MB")):
+    for ax, title, unit in (
+        (ax_t, "Cold dvc repro -f", "seconds"),
+        (ax_m, "Peak RSS of any stage", "MB"),
+    ):
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("messages")
@@ -362,20 +454,40 @@ def plot(results: dict[str, Any], dest: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="5574,100000,1000000", help="comma-separated corpus sizes")
-    parser.add_argument("--configs", default="default,published", help="comma-separated: default, published")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--sizes", default="5574,100000,1000000", help="comma-separated corpus sizes"
+    )
+    parser.add_argument(
+        "--configs", default="default,published", help="comma-separated: default, published"
+    )
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--published-max", type=int, default=100000, help="largest size for the published setup")
-    parser.add_argument("--from-json", type=Path, help="only rewrite the table and plot from this pipeline.json")
-    parser.add_argument("--single-above", type=int, default=100000, help="larger sizes get one cold run")
-    parser.add_argument("--out", type=Path, default=OUT, help="folder for pipeline.json/.md and scaling.png")
-    parser.add_argument("--rev", action="append", metavar="[LABEL=]REV",
-                        help="measure this commit (repeatable: an interleaved A/B); default: the working tree")  # fmt: skip
+    parser.add_argument(
+        "--published-max", type=int, default=100000, help="largest size for the published setup"
+    )
+    parser.add_argument(
+        "--from-json", type=Path, help="only rewrite the table and plot from this pipeline.json"
+    )
+    parser.add_argument(
+        "--single-above", type=int, default=100000, help="larger sizes get one cold run"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=OUT, help="folder for pipeline.json/.md and scaling.png"
+    )
+    parser.add_argument(
+        "--rev",
+        action="append",
+        metavar="[LABEL=]REV",
+        help="measure this commit (repeatable: an interleaved A/B); default: the working tree",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="bench: %(message)s")
     if not FULL.is_file():
-        sys.stderr.write(f"bench: error: {FULL}: the full collection is needed (../shared/datasets)\n")
+        sys.stderr.write(
+            f"bench: error: {FULL}: the full collection is needed (../shared/datasets)\n"
+        )
         return 2
     if args.from_json:
         results = io.read_json(args.from_json)
@@ -385,7 +497,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     sizes = [int(s) for s in args.sizes.split(",")]
     revs = dict(r.split("=", 1) if "=" in r else (r, r) for r in args.rev or ["workspace"])
-    results = run(sizes, args.configs.split(","), args.repeats, args.published_max, args.single_above, revs)
+    results = run(
+        sizes, args.configs.split(","), args.repeats, args.published_max, args.single_above, revs
+    )
     io.write_json(args.out / "pipeline.json", results)
     io.write_text(args.out / "pipeline.md", markdown(results))
     plot(results, args.out / "scaling.png")

@@ -69,12 +69,16 @@ def load_data(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     ingest = dataclasses.replace(load_params().ingest, source=str(path), format="uci")
     fetched = sources.fetch(ingest)
     parsed = formats.parse(fetched, ingest)
-    frame = cleaning.clean(parsed.records, fetched.where, ingest).frame  # as the ingest stage cleans
+    frame = cleaning.clean(
+        parsed.records, fetched.where, ingest
+    ).frame  # as the ingest stage cleans
     groups = np.unique(frame["text"].map(canonical).to_numpy(), return_inverse=True)[1]
     return frame["text"].to_numpy(dtype=object), frame["label"].to_numpy(), groups
 
 
-def fit_and_threshold(params: Params, texts: np.ndarray, labels: np.ndarray, messages: np.ndarray) -> tuple[Any, float]:
+def fit_and_threshold(
+    params: Params, texts: np.ndarray, labels: np.ndarray, messages: np.ndarray
+) -> tuple[Any, float]:
     """What the train stage does: fit the pipeline, choose the threshold by inner CV."""
     p, seed = params.train, params.base.seed
     groups = [canonical(m) for m in messages]
@@ -83,7 +87,9 @@ def fit_and_threshold(params: Params, texts: np.ndarray, labels: np.ndarray, mes
     return trained.model, calibration.probability_threshold(trained.model, raw)
 
 
-def nested_cv(params: Params, messages: np.ndarray, labels: np.ndarray, groups: np.ndarray, repeats: int) -> list[dict[str, float]]:
+def nested_cv(
+    params: Params, messages: np.ndarray, labels: np.ndarray, groups: np.ndarray, repeats: int
+) -> list[dict[str, float]]:
     """Per outer fold: metrics on the fold at the threshold chosen on its training part."""
     from sklearn.model_selection import StratifiedGroupKFold
 
@@ -98,29 +104,48 @@ def nested_cv(params: Params, messages: np.ndarray, labels: np.ndarray, groups: 
             scores = inference.spam_scores(model, texts[te])
             m = metrics.classification_metrics(y[te], scores, threshold)
             rows.append({"repeat": r, "fold": k, "threshold": threshold, **m})
-            log.info("repeat %d fold %d: recall %.4f, ham flagged %d of %d, MCC %.4f",
-                     r, k, m["recall"], m["fp"], m["n_ham"], m["mcc"])  # fmt: skip
+            log.info(
+                "repeat %d fold %d: recall %.4f, ham flagged %d of %d, MCC %.4f",
+                r,
+                k,
+                m["recall"],
+                m["fp"],
+                m["n_ham"],
+                m["mcc"],
+            )
     return rows
 
 
-def fixed_split(params: Params, messages: np.ndarray, labels: np.ndarray, seed: int = 42) -> dict[str, float]:
+def fixed_split(
+    params: Params, messages: np.ndarray, labels: np.ndarray, seed: int = 42
+) -> dict[str, float]:
     """Train on ingest's 80/20 split (seed 42), evaluate on its test part, incl. obfuscation."""
     import pandas as pd
 
     train, test = splitting.split(pd.DataFrame({"text": messages, "label": labels}), 0.2, seed)
     normalise = Normaliser(**dataclasses.asdict(params.preprocess))
     model, threshold = fit_and_threshold(
-        params, np.array(normalise.many(train["text"]), dtype=object), train["label"].to_numpy(),
+        params,
+        np.array(normalise.many(train["text"]), dtype=object),
+        train["label"].to_numpy(),
         train["text"].to_numpy(),
-    )  # fmt: skip
+    )
     y = (test["label"] == "spam").to_numpy().astype(int)
     scores = inference.spam_scores(model, normalise.many(test["text"]))
     out = metrics.classification_metrics(y, scores, threshold)
-    obfuscated = normalise.many(obfuscate_many(test["text"].tolist(), params.base.seed, params.evaluate.obfuscation_rate))
-    out["obfuscated_recall"] = metrics.classification_metrics(y, inference.spam_scores(model, obfuscated), threshold)["recall"]
+    obfuscated = normalise.many(
+        obfuscate_many(test["text"].tolist(), params.base.seed, params.evaluate.obfuscation_rate)
+    )
+    out["obfuscated_recall"] = metrics.classification_metrics(
+        y, inference.spam_scores(model, obfuscated), threshold
+    )["recall"]
     out["threshold"] = threshold
     at_half = metrics.classification_metrics(y, scores, 0.5)
-    out["recall_at_0.5"], out["fp_at_0.5"], out["mcc_at_0.5"] = at_half["recall"], at_half["fp"], at_half["mcc"]
+    out["recall_at_0.5"], out["fp_at_0.5"], out["mcc_at_0.5"] = (
+        at_half["recall"],
+        at_half["fp"],
+        at_half["mcc"],
+    )
     return out
 
 
@@ -140,15 +165,25 @@ def _fmt(values: list[float], scale: float = 1, digits: int = 4) -> str:
 
 def describe(params: Params) -> str:
     p, pre = params.train, params.preprocess
-    feats = {"word": f"word {list(p.word_ngrams)}", "char": f"char_wb {list(p.char_ngrams)}",
-             "union": f"word {list(p.word_ngrams)} + char_wb {list(p.char_ngrams)}"}[p.features]  # fmt: skip
+    feats = {
+        "word": f"word {list(p.word_ngrams)}",
+        "char": f"char_wb {list(p.char_ngrams)}",
+        "union": f"word {list(p.word_ngrams)} + char_wb {list(p.char_ngrams)}",
+    }[p.features]
     mf = f", max_features {p.max_features}" if p.max_features else ""
-    clf = {"random_forest": f"random forest ({p.n_estimators} trees)", "linear_svm": f"linear SVM (C={p.C:g}, sigmoid-calibrated)",
-           "logreg": f"logistic regression (C={p.C:g})"}.get(p.classifier, f"{p.classifier} (alpha={p.alpha:g})")  # fmt: skip
+    clf = {
+        "random_forest": f"random forest ({p.n_estimators} trees)",
+        "linear_svm": f"linear SVM (C={p.C:g}, sigmoid-calibrated)",
+        "logreg": f"logistic regression (C={p.C:g})",
+    }.get(p.classifier, f"{p.classifier} (alpha={p.alpha:g})")
     extra = "".join(
-        [f", min_df {p.min_df}" if p.min_df != 1 else "", ", class_weight balanced" if p.class_weight else "",
-         ", stemmed" if pre.stem else "", ", no stopwords" if pre.remove_stopwords else ""]
-    )  # fmt: skip
+        [
+            f", min_df {p.min_df}" if p.min_df != 1 else "",
+            ", class_weight balanced" if p.class_weight else "",
+            ", stemmed" if pre.stem else "",
+            ", no stopwords" if pre.remove_stopwords else "",
+        ]
+    )
     return f"TF-IDF {feats}{mf}, {clf}{extra}; placeholders {str(pre.placeholders).lower()}"
 
 
@@ -201,12 +236,24 @@ def report(results: dict[str, dict[str, Any]], repeats: int, seconds: float) -> 
 # them, so the search does not depend on what params.yaml currently says for these keys.
 SEARCH_BASE: dict[str, dict[str, Any]] = {
     "preprocess": {"placeholders": True, "stem": False, "remove_stopwords": False},
-    "train": {"features": "union", "word_ngrams": [1, 2], "char_ngrams": [2, 5], "min_df": 1, "max_features": None,
-              "sublinear_tf": True, "classifier": "linear_svm", "C": 1.0, "alpha": 0.0001, "class_weight": None},
-}  # fmt: skip
+    "train": {
+        "features": "union",
+        "word_ngrams": [1, 2],
+        "char_ngrams": [2, 5],
+        "min_df": 1,
+        "max_features": None,
+        "sublinear_tf": True,
+        "classifier": "linear_svm",
+        "C": 1.0,
+        "alpha": 0.0001,
+        "class_weight": None,
+    },
+}
 
 
-def _entry(placeholders: bool = False, stem: bool = False, **train: Any) -> dict[str, dict[str, Any]]:
+def _entry(
+    placeholders: bool = False, stem: bool = False, **train: Any
+) -> dict[str, dict[str, Any]]:
     return {"preprocess": {"placeholders": placeholders, "stem": stem}, "train": train}
 
 
@@ -217,7 +264,12 @@ SEARCH_GRID: list[dict[str, dict[str, Any]]] = [
         _entry(ph, char_ngrams=cg, classifier=clf, C=c)
         for ph in (True, False)
         for cg in ([2, 5], [1, 6])
-        for clf, c in (("linear_svm", 0.3), ("linear_svm", 1.0), ("linear_svm", 3.0), ("logreg", 30.0))
+        for clf, c in (
+            ("linear_svm", 0.3),
+            ("linear_svm", 1.0),
+            ("linear_svm", 3.0),
+            ("logreg", 30.0),
+        )
     ],
     _entry(char_ngrams=[3, 6]),
     _entry(**U16, word_ngrams=[1, 3]),
@@ -230,7 +282,10 @@ SEARCH_GRID: list[dict[str, dict[str, Any]]] = [
     _entry(**U16, classifier="sgd"),
     _entry(stem=True, **U16),
     # Round 2, around round 1's best: stemming with pruning, regularisation, SGD.
-    *[_entry(stem=True, **U16, min_df=md, C=c) for md, c in ((2, 1.0), (3, 1.0), (2, 0.3), (2, 3.0), (1, 3.0))],
+    *[
+        _entry(stem=True, **U16, min_df=md, C=c)
+        for md, c in ((2, 1.0), (3, 1.0), (2, 0.3), (2, 3.0), (1, 3.0))
+    ],
     _entry(stem=True, **U16, classifier="sgd"),
 ]
 
@@ -242,14 +297,21 @@ MAX_ONE_MINUS_ROCA_PCT = 0.5
 
 
 def _rank_key(row: dict[str, Any]) -> tuple[bool, float, float, int]:
-    return (row["roca"] > MAX_ONE_MINUS_ROCA_PCT, -row["recall"], round(row["roca"], 2), -row["min_df"])
+    return (
+        row["roca"] > MAX_ONE_MINUS_ROCA_PCT,
+        -row["recall"],
+        round(row["roca"], 2),
+        -row["min_df"],
+    )
 
 
 def search(base: Params, messages: np.ndarray, labels: np.ndarray) -> str:
     """Rank the grid by out-of-fold scores on the fixed split's training part only."""
     import pandas as pd
 
-    train, _test_never_read = splitting.split(pd.DataFrame({"text": messages, "label": labels}), 0.2, 42)
+    train, _test_never_read = splitting.split(
+        pd.DataFrame({"text": messages, "label": labels}), 0.2, 42
+    )
     groups = train["text"].map(canonical).tolist()
     y = (train["label"] == "spam").to_numpy().astype(int)
     base_data = _as_dict(base)
@@ -261,15 +323,28 @@ def search(base: Params, messages: np.ndarray, labels: np.ndarray) -> str:
         params = parse(data, "search grid")
         start = time.perf_counter()
         texts = Normaliser(**dataclasses.asdict(params.preprocess)).many(train["text"])
-        oof = training.out_of_fold_scores(params.train, params.base.seed, texts, train["label"].to_numpy(), groups)
+        oof = training.out_of_fold_scores(
+            params.train, params.base.seed, texts, train["label"].to_numpy(), groups
+        )
         raw = metrics.choose_threshold(y, oof, params.train.max_ham_fpr)
         at = metrics.threshold_metrics(y, oof >= raw)
         rank = metrics.ranking_metrics(y, oof)
-        rows.append({
-            "recall": rank["recall_at_fpr_0_1pct"], "roca": rank["one_minus_roca_pct"], "describe": describe(params),
-            "mcc": at["mcc"], "min_df": params.train.min_df, "seconds": time.perf_counter() - start,
-        })  # fmt: skip
-        log.info("%s: recall@0.1%% %.4f, 1-ROCA %.3f%%", rows[-1]["describe"], rows[-1]["recall"], rows[-1]["roca"])
+        rows.append(
+            {
+                "recall": rank["recall_at_fpr_0_1pct"],
+                "roca": rank["one_minus_roca_pct"],
+                "describe": describe(params),
+                "mcc": at["mcc"],
+                "min_df": params.train.min_df,
+                "seconds": time.perf_counter() - start,
+            }
+        )
+        log.info(
+            "%s: recall@0.1%% %.4f, 1-ROCA %.3f%%",
+            rows[-1]["describe"],
+            rows[-1]["recall"],
+            rows[-1]["roca"],
+        )
     rows.sort(key=_rank_key)
     lines = [
         "# Configuration search",
@@ -304,12 +379,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--search", action="store_true", help="run the configuration search instead")
-    parser.add_argument("--out", type=Path, default=None, help="markdown output (default benchmarks/quality.md or search.md)")
+    parser.add_argument(
+        "--search", action="store_true", help="run the configuration search instead"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="markdown output (default benchmarks/quality.md or search.md)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="quality: %(message)s")
     if not args.data.is_file():
-        raise SystemExit(f"quality: error: {args.data} not found (the full SMS Spam Collection; see ../shared/README.md)")
+        raise SystemExit(
+            f"quality: error: {args.data} not found (the full SMS Spam Collection; see ../shared/README.md)"
+        )
     messages, labels, groups = load_data(args.data)
     start = time.perf_counter()
     if args.search:
@@ -322,10 +406,12 @@ def main() -> None:
             params = load_params(preset=preset)
             log.info("%s: %s", name, describe(params))
             results[name] = {
-                "describe": describe(params), "n": len(messages), "max_ham_fpr": params.train.max_ham_fpr,
+                "describe": describe(params),
+                "n": len(messages),
+                "max_ham_fpr": params.train.max_ham_fpr,
                 "cv": nested_cv(params, messages, labels, groups, args.repeats),
                 "fixed": fixed_split(params, messages, labels),
-            }  # fmt: skip
+            }
         io.write_text(out, report(results, args.repeats, time.perf_counter() - start))
     log.info("wrote %s in %.0f s", out, time.perf_counter() - start)
     sys.stdout.write(out.read_text(encoding="utf-8"))

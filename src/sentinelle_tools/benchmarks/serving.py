@@ -21,6 +21,7 @@ may be shared.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import logging
@@ -46,7 +47,7 @@ def read_collection(path: Path) -> list[str]:
     texts = []
     with open(path, encoding="utf-8", newline="") as fh:
         for line in fh:
-            label, _, text = line.rstrip("\r\n").partition("\t")
+            _label, _, text = line.rstrip("\r\n").partition("\t")
             if text.strip():
                 texts.append(text)
     return texts
@@ -65,10 +66,8 @@ def _tree_rss(proc: Any) -> int:
 
     total = 0
     for p in [proc, *proc.children(recursive=True)]:
-        try:
+        with contextlib.suppress(psutil.Error):
             total += p.memory_info().rss
-        except psutil.Error:
-            pass
     return total
 
 
@@ -94,7 +93,9 @@ def batch_run(model: Path, src: Path, workers: int | None) -> dict[str, Any]:
     scorer = Scorer.load(model)
     t1, cpu1 = time.perf_counter(), _cpu_seconds()
     with tempfile.TemporaryDirectory() as tmp:
-        report = score_file(src, Path(tmp) / "out.tsv", scorer=scorer, workers=workers, progress=False)
+        report = score_file(
+            src, Path(tmp) / "out.tsv", scorer=scorer, workers=workers, progress=False
+        )
     t2, cpu2 = time.perf_counter(), _cpu_seconds()
     stop.set()
     sampler.join()
@@ -113,11 +114,16 @@ def batch_run(model: Path, src: Path, workers: int | None) -> dict[str, Any]:
 
 
 def _cpu_seconds() -> float:
-    me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    me, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
     return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
 
 
-def bench_batch(model: Path, texts: list[str], sizes: list[int], repeat: int, workers: int | None, tmp: Path) -> dict[int, list[dict]]:
+def bench_batch(
+    model: Path, texts: list[str], sizes: list[int], repeat: int, workers: int | None, tmp: Path
+) -> dict[int, list[dict]]:
     results: dict[int, list[dict]] = {}
     for rows in sizes:
         src = tmp / f"input-{rows}.tsv"
@@ -125,13 +131,26 @@ def bench_batch(model: Path, texts: list[str], sizes: list[int], repeat: int, wo
         log.info("batch scoring: %d rows (%.0f MB)", rows, src.stat().st_size / 2**20)
         results[rows] = []
         for i in range(repeat):
-            cmd = [sys.executable, "-m", "sentinelle.benchmarks.serving", "_batch-run", str(model), str(src)]
+            cmd = [
+                sys.executable,
+                "-m",
+                "sentinelle.benchmarks.serving",
+                "_batch-run",
+                str(model),
+                str(src),
+            ]
             if workers:
                 cmd += ["--workers", str(workers)]
             out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
             run = json.loads(out.strip().splitlines()[-1])
-            log.info("  run %d: %.0f msg/s (%.0f per CPU second), peak RSS %.0f MB (tree %.0f MB)", i + 1,
-                     run["msg_per_s"], run["msg_per_cpu_s"], run["peak_rss_process_mb"], run["peak_rss_tree_mb"])  # fmt: skip
+            log.info(
+                "  run %d: %.0f msg/s (%.0f per CPU second), peak RSS %.0f MB (tree %.0f MB)",
+                i + 1,
+                run["msg_per_s"],
+                run["msg_per_cpu_s"],
+                run["peak_rss_process_mb"],
+                run["peak_rss_tree_mb"],
+            )
             results[rows].append(run)
         src.unlink()
     return results
@@ -148,14 +167,27 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
-def bench_api(model: Path, texts: list[str], requests: int, batches: int, repeat: int) -> list[dict[str, float]]:
+def bench_api(
+    model: Path, texts: list[str], requests: int, batches: int, repeat: int
+) -> list[dict[str, float]]:
     import httpx
 
     port = _free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "sentinelle.serving.cli", "serve", "--model", str(model), "--port", str(port),
-         "--no-access-log", "--log-level", "warning"],
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "sentinelle.serving.cli",
+            "serve",
+            "--model",
+            str(model),
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+    )
     url = f"http://127.0.0.1:{port}"
     runs = []
     try:
@@ -176,7 +208,9 @@ def bench_api(model: Path, texts: list[str], requests: int, batches: int, repeat
                 single = []
                 for i in range(requests):
                     t = time.perf_counter()
-                    response = client.post("/predict", json={"text": texts[(i * 7 + r) % len(texts)]})
+                    response = client.post(
+                        "/predict", json={"text": texts[(i * 7 + r) % len(texts)]}
+                    )
                     single.append(time.perf_counter() - t)
                     response.raise_for_status()
                 batch = []
@@ -223,14 +257,36 @@ def main(argv: list[str] | None = None) -> int:
         a = p.parse_args(argv[1:])
         print(json.dumps(batch_run(a.model, a.src, a.workers)))
         return 0
-    parser = argparse.ArgumentParser(prog="python -m sentinelle.benchmarks.serving", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m sentinelle.benchmarks.serving", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--model", type=Path, default=Path("models/model.skops"))
-    parser.add_argument("--data", type=Path, default=DATA, help="UCI-layout collection (default: %(default)s)")
-    parser.add_argument("--rows", type=int, nargs="+", default=[250_000, 1_000_000], help="input sizes (default: %(default)s)")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per figure (default: %(default)s)")
+    parser.add_argument(
+        "--data", type=Path, default=DATA, help="UCI-layout collection (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--rows",
+        type=int,
+        nargs="+",
+        default=[250_000, 1_000_000],
+        help="input sizes (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs per figure (default: %(default)s)"
+    )
     parser.add_argument("--workers", type=int, help="scoring processes (default: one per core)")
-    parser.add_argument("--requests", type=int, default=2000, help="single-message requests per run (default: %(default)s)")
-    parser.add_argument("--batches", type=int, default=200, help="batch-of-100 requests per run (default: %(default)s)")
+    parser.add_argument(
+        "--requests",
+        type=int,
+        default=2000,
+        help="single-message requests per run (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--batches",
+        type=int,
+        default=200,
+        help="batch-of-100 requests per run (default: %(default)s)",
+    )
     parser.add_argument("--skip-batch", action="store_true")
     parser.add_argument("--skip-api", action="store_true")
     parser.add_argument("-o", "--output", type=Path, help="also write the raw figures as JSON")
@@ -238,18 +294,29 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="benchmark: %(message)s", stream=sys.stderr)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not one line per request
     if not args.data.is_file():
-        sys.stderr.write(f"benchmark: error: {args.data}: not found (the full SMS Spam Collection, UCI layout)\n")
+        sys.stderr.write(
+            f"benchmark: error: {args.data}: not found (the full SMS Spam Collection, UCI layout)\n"
+        )
         return 2
     texts = read_collection(args.data)
-    out: dict[str, Any] = {"cores": os.cpu_count(), "load_average_before": os.getloadavg(), "messages": len(texts)}
-    lines = [f"Model `{args.model}`, {len(texts)} messages from `{args.data}`, {os.cpu_count()} cores, "
-             f"load average before {os.getloadavg()[0]:.2f}; min / median of {args.repeat} runs.", ""]  # fmt: skip
+    out: dict[str, Any] = {
+        "cores": os.cpu_count(),
+        "load_average_before": os.getloadavg(),
+        "messages": len(texts),
+    }
+    lines = [
+        f"Model `{args.model}`, {len(texts)} messages from `{args.data}`, {os.cpu_count()} cores, "
+        f"load average before {os.getloadavg()[0]:.2f}; min / median of {args.repeat} runs.",
+        "",
+    ]
     if not args.skip_batch:
         with tempfile.TemporaryDirectory() as tmp:
             batch = bench_batch(args.model, texts, args.rows, args.repeat, args.workers, Path(tmp))
         out["batch"] = batch
-        lines += ["| batch scoring | rows | msg/s (max / median) | msg per CPU second (max / median) | model load s | peak RSS, largest process MB | peak RSS, process tree MB |",
-                  "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+        lines += [
+            "| batch scoring | rows | msg/s (max / median) | msg per CPU second (max / median) | model load s | peak RSS, largest process MB | peak RSS, process tree MB |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
         for rows, runs in batch.items():
             lines.append(
                 f"| `sentinelle score` TSV | {rows:,} | {_maxmed([r['msg_per_s'] for r in runs])} | "
