@@ -76,7 +76,8 @@ def main(params: Params) -> None:
     }
     io.write_json(persistence.METADATA_PATH, metadata)
     log.info(
-        "threshold %.4f from %d-fold CV on train: spam recall %.4f, ham flagged %d of %d (target <= %g)",
+        "threshold %.4f from %d-fold CV on train: spam recall %.4f, ham flagged %d of %d "
+        "(target <= %g)",
         threshold,
         p.cv_folds,
         cv["recall"],

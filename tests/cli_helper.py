@@ -1,4 +1,5 @@
-"""Run the `sentinelle` command of this checkout (``python -m``, src on PYTHONPATH) like `helpers.sh`."""
+"""Run the `sentinelle` command of this checkout (``python -m``, src on PYTHONPATH) like
+`helpers.sh`."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ def sentinelle(
     proc = subprocess.run(cmd, cwd=cwd, env=e, text=True, capture_output=True, timeout=600)
     if check and proc.returncode != 0:
         raise AssertionError(
-            f"{' '.join(cmd)} exited {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
+            f"{' '.join(cmd)} exited {proc.returncode}\n"
+            f"--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
         )
     return proc

@@ -46,13 +46,15 @@ def dvc(
     )
     if check and proc.returncode != 0:
         raise AssertionError(
-            f"dvc {' '.join(args)} exited {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
+            f"dvc {' '.join(args)} exited {proc.returncode}\n"
+            f"--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
         )
     return proc
 
 
 def use_server(repo: Path, server: Server, prefix: str | None = None) -> str:
-    """Point ``repo``'s remote at ``server`` (.dvc/config.local); a private prefix keeps tests apart."""
+    """Point ``repo``'s remote at ``server`` (.dvc/config.local); a private prefix keeps tests
+    apart."""
     from dvc.config import Config
 
     s3local.configure_remote(repo, server)

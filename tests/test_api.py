@@ -60,7 +60,8 @@ def serve(model: Path, log: Path, *extra: str) -> tuple[subprocess.Popen[bytes],
 def wait_for(
     url: str, proc: subprocess.Popen[bytes], log: Path, status: int, timeout: float = 120
 ) -> httpx.Response:
-    """Poll ``url`` until it answers ``status`` (the server is starting; its log is shown on failure)."""
+    """Poll ``url`` until it answers ``status`` (the server is starting; its log is shown on
+    failure)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, f"server exited {proc.returncode}:\n{log.read_text()}"
@@ -262,5 +263,6 @@ fuzz_schema = schemathesis.openapi.from_dict(
 @fuzz_schema.parametrize()
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 def test_fuzzed_requests_never_get_a_server_error(case, server: str) -> None:
-    """Every operation, with data generated from the app's own OpenAPI schema (valid and invalid)."""
+    """Every operation, with data generated from the app's own OpenAPI schema (valid and
+    invalid)."""
     case.call_and_validate(base_url=server)

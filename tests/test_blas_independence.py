@@ -48,7 +48,10 @@ def _cannot_switch_kernels() -> str | None:
         return "the CPU has no AVX2, so the Haswell kernels cannot run here"
     for coretype in CORETYPES:
         if _active_core(coretype) != coretype:
-            return f"this numpy/scipy BLAS does not switch kernels with OPENBLAS_CORETYPE={coretype} (no DYNAMIC_ARCH OpenBLAS)"
+            return (
+                f"this numpy/scipy BLAS does not switch kernels with OPENBLAS_CORETYPE={coretype} "
+                "(no DYNAMIC_ARCH OpenBLAS)"
+            )
     return None
 
 

@@ -78,12 +78,14 @@ grid:
     [
         (
             "train.clasifier: logreg",
-            "run 'bad': train.clasifier = 'logreg': unknown key 'train.clasifier' (did you mean 'train.classifier'?); allowed: features,",
+            "run 'bad': train.clasifier = 'logreg': unknown key 'train.clasifier' "
+            "(did you mean 'train.classifier'?); allowed: features,",
         ),
         ("train.C: -1", "run 'bad': train.C = -1 is invalid: must be a number > 0"),
         (
             "train.classifier: svm",
-            "run 'bad': train.classifier = 'svm' is invalid: must be one of 'linear_svm', 'logreg',",
+            "run 'bad': train.classifier = 'svm' is invalid: "
+            "must be one of 'linear_svm', 'logreg',",
         ),
         (
             "train.word_ngrams: [2, 1]",
@@ -97,7 +99,8 @@ def test_a_bad_override_fails_the_plan_naming_plan_run_key_and_value(
 ) -> None:
     path = write(
         tmp_path,
-        f"runs:\n  - name: fine\n    params: {{train.C: 2}}\n  - name: bad\n    params: {{{override}}}\n",
+        f"runs:\n  - name: fine\n    params: {{train.C: 2}}\n"
+        f"  - name: bad\n    params: {{{override}}}\n",
     )
     with pytest.raises(UserError) as err:
         ex.validate(ex.load_plan(path), PARAMS)
@@ -137,7 +140,8 @@ def test_shipped_plans_are_valid(path: Path) -> None:
     )
     if missing == ["train.max_ham_fpr"]:
         pytest.skip(
-            "train.max_ham_fpr arrives with the model-quality issue (#4); the schema does not have it yet"
+            "train.max_ham_fpr arrives with the model-quality issue (#4); "
+            "the schema does not have it yet"
         )
     ex.validate(plan, PARAMS)
     assert len(plan.runs) >= 3

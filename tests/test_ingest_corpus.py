@@ -93,14 +93,16 @@ CASES = [
         "wrong-delimiter",
         "semicolons.csv",
         ("label;text\n" + "".join(f"{lab};{t}\n" for lab, t in P)).encode(),
-        error="semicolons.csv: column(s) not found: ingest.text_column = 'text', ingest.label_column = 'label'; "
+        error="semicolons.csv: column(s) not found: ingest.text_column = 'text', "
+        "ingest.label_column = 'label'; "
         "columns found: 'label;text' (the header looks ';'-separated",
     ),
     Case(
         "missing-column",
         "export.csv",
         csv_bytes(["label", "message"], [list(r) for r in P]),
-        error="export.csv: column(s) not found: ingest.text_column = 'text'; columns found: 'label', 'message'",
+        error="export.csv: column(s) not found: ingest.text_column = 'text'; "
+        "columns found: 'label', 'message'",
     ),
     Case(
         "unknown-labels",
@@ -201,7 +203,8 @@ CASES = [
         csv_bytes(
             ["text", "label"], [["a\nb\nc", "ham"], ["next", "maybe"]] + [[t, lab] for lab, t in P]
         ),
-        error="multi.csv: line 5: 1 row(s) with a label that maps to neither class, 1 distinct: 'maybe' (line 5)",
+        error="multi.csv: line 5: 1 row(s) with a label that maps to neither class, 1 distinct: "
+        "'maybe' (line 5)",
     ),
     Case(
         "nul-bytes-dropped",
@@ -214,7 +217,8 @@ CASES = [
         "nul.tsv",
         uci(with_rows(P, {3: ("ham", "bad\x00byte")})).encode(),
         params={"on_nul": "fail"},
-        error="nul.tsv: line 4: 1 text(s) holding a NUL byte (line 4); set ingest.on_nul: drop to skip such rows",
+        error="nul.tsv: line 4: 1 text(s) holding a NUL byte (line 4); "
+        "set ingest.on_nul: drop to skip such rows",
     ),
     Case(
         "huge-line-dropped",
@@ -231,14 +235,16 @@ CASES = [
         "huge.tsv",
         uci(with_rows(P, {0: ("ham", "la " * 70_000)})).encode(),
         params={"on_too_long": "fail"},
-        error="huge.tsv: line 1: 1 text(s) longer than ingest.max_chars = 5000 characters (longest 210000) (line 1)",
+        error="huge.tsv: line 1: 1 text(s) longer than ingest.max_chars = 5000 characters "
+        "(longest 210000) (line 1)",
     ),
     Case(
         "over-max-bytes",
         "big.tsv",
         uci(P).encode(),
         params={"max_bytes": 1000},
-        error=f"big.tsv: {len(uci(P).encode())} bytes is larger than ingest.max_bytes = 1000; raise ingest.max_bytes",
+        error=f"big.tsv: {len(uci(P).encode())} bytes is larger than ingest.max_bytes = 1000; "
+        "raise ingest.max_bytes",
     ),
     Case(
         "zip-two-members",
@@ -321,8 +327,8 @@ CASES = [
         "dups.tsv",
         uci(DUPS).encode(),
         params={"on_conflict": "fail"},
-        error=f"dups.tsv: line 4: 2 text(s) carry both labels, e.g. {P[3][1]!r} at lines 4 (ham), 46 (spam); "
-        "set ingest.on_conflict: drop or majority",
+        error=f"dups.tsv: line 4: 2 text(s) carry both labels, e.g. {P[3][1]!r} "
+        "at lines 4 (ham), 46 (spam); set ingest.on_conflict: drop or majority",
     ),
     Case(
         "empty-texts-dropped",
@@ -335,7 +341,8 @@ CASES = [
         "blanks.tsv",
         uci(with_rows(P, {1: ("ham", "   "), 4: ("ham", "")})).encode(),
         params={"on_empty_text": "fail"},
-        error="blanks.tsv: line 2: 2 empty or whitespace-only text(s) (lines 2, 5); set ingest.on_empty_text: drop",
+        error="blanks.tsv: line 2: 2 empty or whitespace-only text(s) (lines 2, 5); "
+        "set ingest.on_empty_text: drop",
     ),
     Case(
         "jsonl-custom-columns",
@@ -354,7 +361,8 @@ CASES = [
         "jsonl-bad-line",
         "bad.jsonl",
         b'{"text": "a", "label": "ham"}\n\n{"text": "b", label: 1}\n',
-        error="bad.jsonl: line 3: not valid JSON (Expecting property name enclosed in double quotes at column 15)",
+        error="bad.jsonl: line 3: not valid JSON "
+        "(Expecting property name enclosed in double quotes at column 15)",
     ),
     Case(
         "parquet-bool-labels",
@@ -369,21 +377,22 @@ CASES = [
         "parquet-missing-column",
         "export.parquet",
         parquet_bytes(pd.DataFrame({"msg": ["a"], "y": [1]})),
-        error="export.parquet: column(s) not found: ingest.text_column = 'text', ingest.label_column = 'label'; "
-        "columns found: 'msg', 'y'",
+        error="export.parquet: column(s) not found: ingest.text_column = 'text', "
+        "ingest.label_column = 'label'; columns found: 'msg', 'y'",
     ),
     Case(
         "too-few-rows",
         "few.tsv",
         uci(messages(8, 4)).encode(),
-        error="few.tsv: only 12 usable message(s) after cleaning (ham 8, spam 4); ingest.min_rows = 20 are needed",
+        error="few.tsv: only 12 usable message(s) after cleaning (ham 8, spam 4); "
+        "ingest.min_rows = 20 are needed",
     ),
     Case(
         "class-too-small",
         "small.tsv",
         uci(messages(30, 2)).encode(),
-        error="small.tsv: too few spam messages after cleaning (ham 30, spam 2); the stratified split "
-        "with ingest.test_size = 0.2 needs at least 3 of each class",
+        error="small.tsv: too few spam messages after cleaning (ham 30, spam 2); "
+        "the stratified split with ingest.test_size = 0.2 needs at least 3 of each class",
     ),
     Case(
         "kaggle-latin1-spillover",
@@ -414,14 +423,16 @@ CASES = [
         "export.csv",
         csv_bytes(["label", "text"], [list(r) for r in P]),
         params={"format": "uci"},
-        error="export.csv: line 1: expected 'label<TAB>text' (UCI layout), found no tab: 'label,text'",
+        error="export.csv: line 1: expected 'label<TAB>text' (UCI layout), "
+        "found no tab: 'label,text'",
     ),
     Case(
         "member-without-zip",
         "ok.tsv",
         uci(P).encode(),
         params={"member": "x.tsv"},
-        error="ok.tsv: ingest.member = 'x.tsv' is set but the source is not a zip; set ingest.member: null",
+        error="ok.tsv: ingest.member = 'x.tsv' is set but the source is not a zip; "
+        "set ingest.member: null",
     ),
     Case(
         "bad-encoding-name",
@@ -491,7 +502,8 @@ def test_a_failure_is_one_line_on_stderr_exit_2_and_keeps_outputs(workdir: Path)
     proc = run_script(workdir, "labels.tsv")
     assert proc.returncode == 2
     assert proc.stderr.splitlines() == [
-        "ingest: error: labels.tsv: line 3: 1 row(s) with a label that maps to neither class, 1 distinct: "
+        "ingest: error: labels.tsv: line 3: 1 row(s) with a label that maps to neither class, "
+        "1 distinct: "
         "'spma' (line 3); accepted (case-insensitive): ingest.spam_labels ['spam', '1', 'true'], "
         "ingest.ham_labels ['ham', '0', 'false']; or set ingest.on_unknown_label: drop"
     ]

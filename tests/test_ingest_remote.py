@@ -119,7 +119,8 @@ def test_http_sha256_mismatch_names_both_hashes_and_keeps_outputs(
     with pytest.raises(UserError) as info:
         run_in_process(workdir, f"{http_url}/data.tsv", sha256=pinned)
     assert str(info.value).endswith(
-        f"/data.tsv: sha256 is {hashlib.sha256(DATA).hexdigest()}, but ingest.sha256 pins {pinned}; "
+        f"/data.tsv: sha256 is {hashlib.sha256(DATA).hexdigest()}, "
+        f"but ingest.sha256 pins {pinned}; "
         "the content changed: check the source, then update or clear ingest.sha256"
     )
     assert output_hashes(workdir) == before

@@ -29,7 +29,8 @@ def _problem(seed: int, n: int = 600, sizes: tuple[int, ...] = (40, 120)):
 
 
 def _explicit(counts, sizes, weight, sublinear):
-    """The TF-IDF matrix the solver never builds, built with tfidf_rows (scikit-learn's arithmetic)."""
+    """The TF-IDF matrix the solver never builds, built with tfidf_rows (scikit-learn's
+    arithmetic)."""
     keep = weight > 0
     remap = np.where(keep, np.cumsum(keep) - 1, -1)
     block = counting._column_block(sizes)[keep]

@@ -60,7 +60,8 @@ def test_the_shipped_params_file_is_valid() -> None:
             "train",
             "word_ngrams",
             [2, 1],
-            "train.word_ngrams = [2, 1] is invalid: must be a list of 2 integers [low, high] >= 1 and <= 10",
+            "train.word_ngrams = [2, 1] is invalid: "
+            "must be a list of 2 integers [low, high] >= 1 and <= 10",
         ),
         ("train", "word_ngrams", [1], "train.word_ngrams = [1] is invalid"),
         (

@@ -1,4 +1,5 @@
-"""sentinelle.modeling.persistence.skops_io: skops without its list of every scikit-learn estimator."""
+"""sentinelle.modeling.persistence.skops_io: skops without its list of every scikit-learn
+estimator."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ sio = skops_io()
 assert sio.__name__ == "skops.io" and callable(sio.load) and callable(sio.dump)
 assert sklearn.utils.all_estimators is before  # put back
 # skops' own default list would import every estimator module, e.g. these:
-print([m in sys.modules for m in ("sklearn.semi_supervised", "sklearn.gaussian_process", "sklearn.cross_decomposition")])
+print([m in sys.modules for m in ("sklearn.semi_supervised", "sklearn.gaussian_process", \
+"sklearn.cross_decomposition")])
 """
     out = subprocess.run(
         [sys.executable, "-c", code],

@@ -262,7 +262,8 @@ def test_cli_reads_stdin_writes_stdout_and_is_quiet_when_piped(model_path: Path)
     out = [json.loads(line) for line in proc.stdout.decode().splitlines()]
     assert [o["text"] for o in out] == MESSAGES[:3] and all(o["is_spam"] for o in out)
     assert proc.stderr.decode().splitlines() == [
-        f"sentinelle score: scored 3 of 3 rows (3 spam at threshold {tiny_model.THRESHOLD:g}, model {out[0]['model_version']})"
+        f"sentinelle score: scored 3 of 3 rows (3 spam at threshold {tiny_model.THRESHOLD:g}, "
+        f"model {out[0]['model_version']})"
     ]
 
 
@@ -337,7 +338,8 @@ def test_sentinelle_score_does_not_import_fastapi(model_path: Path) -> None:
         f"sys.argv = ['sentinelle', 'score', '-', '--model', {str(model_path)!r}]\n"
         "try:\n    runpy.run_module('sentinelle', run_name='__main__')\n"
         "except SystemExit as exit:\n    assert exit.code == 0, exit.code\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('fastapi', 'uvicorn', 'starlette')))\n"
+        "print(sorted(m for m in sys.modules "
+        "if m.split('.')[0] in ('fastapi', 'uvicorn', 'starlette')))\n"
     )
     proc = subprocess.run(
         [sys.executable, "-c", code],

@@ -60,7 +60,8 @@ def test_bad_params_fail_with_one_line_before_touching_outputs(workdir: Path, st
     proc = sh(sys.executable, f"src/{stage}.py", "--params", "bad.yaml", cwd=workdir, check=False)
     assert proc.returncode == 2
     assert proc.stderr == (
-        f"{stage}: error: bad.yaml: train.n_estimators = 0 is invalid: must be an integer >= 1 and <= 5000\n"
+        f"{stage}: error: bad.yaml: train.n_estimators = 0 is invalid: "
+        "must be an integer >= 1 and <= 5000\n"
     )
     (workdir / "bad.yaml").unlink()
     after = {
@@ -75,7 +76,8 @@ def test_missing_input_is_one_line(tmp_path: Path) -> None:
     proc = sh(sys.executable, "src/evaluate.py", cwd=tmp_path, check=False)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        "evaluate: error: models/model.json: model metadata not found (run `dvc repro` or `dvc pull`)"
+        "evaluate: error: models/model.json: model metadata not found "
+        "(run `dvc repro` or `dvc pull`)"
     ]
 
 
@@ -110,7 +112,8 @@ def _squares_in_a_pool(n: int) -> list[int]:
 
 
 def test_forked_child_may_start_its_own_workers() -> None:
-    # evaluate's robustness check normalises with text.parallel_map (forked_map workers) in a Forked child
+    # evaluate's robustness check normalises with text.parallel_map (forked_map workers) in a
+    # Forked child
     from sentinelle.processes import Forked
 
     assert Forked(_squares_in_a_pool, 3).result() == [3, 2, 1]
@@ -119,6 +122,7 @@ def test_forked_child_may_start_its_own_workers() -> None:
 def test_stages_run_with_imports_frozen_and_the_cyclic_collector_slowed() -> None:
     code = (
         "import gc\nfrom sentinelle.stage import run, GC_THRESHOLD\n"
-        "run(lambda p: print(gc.isenabled(), gc.get_freeze_count() > 10_000, gc.get_threshold() == GC_THRESHOLD), 'x', '')"
+        "run(lambda p: print(gc.isenabled(), gc.get_freeze_count() > 10_000, "
+        "gc.get_threshold() == GC_THRESHOLD), 'x', '')"
     )
     assert sh(sys.executable, "-c", code, cwd=ROOT).stdout.split() == ["True", "True", "True"]

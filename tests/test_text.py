@@ -61,7 +61,8 @@ import sys
 import scipy.sparse  # loaded before: NLTK may use it, while scipy.stats stays unloaded
 from sentinelle.text.normaliser import Normaliser
 assert Normaliser(stem=True)("Claiming prizes") == "claim prize"
-loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("sklearn", "pandas") or m == "scipy.stats")
+loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("sklearn", "pandas") \
+or m == "scipy.stats")
 assert not loaded, loaded
 assert "nltk.parse.transitionparser" in sys.modules
 import scipy.stats
@@ -75,7 +76,8 @@ print("ok")
 
 
 def test_tokens_are_nltks_regexp_tokenizer_tokens_on_the_bundled_corpus() -> None:
-    """``re.findall`` with NLTK's flags gives exactly NLTK's ``RegexpTokenizer(TOKEN_PATTERN)`` tokens."""
+    """``re.findall`` with NLTK's flags gives exactly NLTK's ``RegexpTokenizer(TOKEN_PATTERN)``
+    tokens."""
     from nltk.tokenize import RegexpTokenizer
 
     from sentinelle.data.sources import bundled_bytes

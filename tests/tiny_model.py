@@ -32,7 +32,8 @@ THRESHOLD = 0.35  # not 0.5: consumers must read the stored threshold
 
 
 def make(dest: Path, *, threshold: float = THRESHOLD, stem: bool = False) -> Path:
-    """Train a logistic regression on the texts above; write model.skops + model.json in ``dest``."""
+    """Train a logistic regression on the texts above; write model.skops + model.json in
+    ``dest``."""
     params = load(ROOT / "params.yaml")
     preprocess = dataclasses.replace(params.preprocess, stem=stem)
     p = dataclasses.replace(params.train, classifier="logreg", features="union")

@@ -3,7 +3,8 @@
     python -m sentinelle.s3local start    # start (or reuse) it, configure the DVC remote
     python -m sentinelle.s3local status   # is it running? where?
     python -m sentinelle.s3local stop     # stop it; the data stays in .s3/data
-    python -m sentinelle.s3local configure --state-dir ../other-clone/.s3   # use another clone's server
+    # use another clone's server:
+    python -m sentinelle.s3local configure --state-dir ../other-clone/.s3
 
 Everything lives in the git-ignored ``.s3/`` folder of the clone: the object data
 (``data/``, survives a restart), the generated credentials (``credentials.json``,

@@ -213,7 +213,8 @@ def test_plots_diff_report_renders_offline_in_headless_chromium(ran: tuple[Path,
 def test_misspelled_key_refuses_the_plan_before_anything_is_queued(repo: Path) -> None:
     plan = repo.parent / "typo.yaml"
     plan.write_text(
-        "runs:\n  - {name: ok, params: {train.C: 2}}\n  - {name: typo, params: {train.clasifier: logreg}}\n"
+        "runs:\n  - {name: ok, params: {train.C: 2}}\n"
+        "  - {name: typo, params: {train.clasifier: logreg}}\n"
     )
     proc = sh("python", RUNNER, "run", plan, "--jobs", "2", cwd=repo, check=False, timeout=120)
     assert proc.returncode == 2
@@ -245,7 +246,8 @@ def test_a_failing_run_is_reported_with_its_error_and_log(repo: Path) -> None:
     plan = repo.parent / "broken.yaml"
     # Valid for the schema (a string), but not a dataset: the ingest stage fails.
     plan.write_text(
-        "params: {train.features: word, train.classifier: logreg}\nruns:\n  - {name: bad-source, params: {ingest.source: params.yaml}}\n"
+        "params: {train.features: word, train.classifier: logreg}\n"
+        "runs:\n  - {name: bad-source, params: {ingest.source: params.yaml}}\n"
     )
     proc = sh("python", RUNNER, "run", plan, "--timeout", "300", cwd=repo, check=False, timeout=900)
     assert proc.returncode == 1, proc.stderr
@@ -267,7 +269,8 @@ def test_a_failing_run_is_reported_with_its_error_and_log(repo: Path) -> None:
 def test_ctrl_c_removes_queued_runs_and_stops_the_workers(repo: Path) -> None:
     plan = repo.parent / "long.yaml"
     plan.write_text(
-        "params: {train.features: word, train.classifier: logreg}\ngrid: {name: c, params: {train.C: [1, 2, 3]}}\n"
+        "params: {train.features: word, train.classifier: logreg}\n"
+        "grid: {name: c, params: {train.C: [1, 2, 3]}}\n"
     )
     err = repo.parent / "stderr.log"
     with err.open("w") as stderr:
@@ -306,7 +309,8 @@ def test_ctrl_c_removes_queued_runs_and_stops_the_workers(repo: Path) -> None:
 
 
 def test_a_fresh_clone_without_its_outputs_is_refused_before_queuing(fresh: Path) -> None:
-    """Queued runs restore stages from the committed outputs: a clone must `dvc pull`/`dvc repro` first."""
+    """Queued runs restore stages from the committed outputs: a clone must `dvc pull`/`dvc repro`
+    first."""
     plan = fresh.parent / "one.yaml"
     plan.write_text("runs:\n  - {name: c2, params: {train.C: 2}}\n")
     proc = sh("python", RUNNER, "run", plan, cwd=fresh, check=False, timeout=300)

@@ -34,7 +34,8 @@ def test_failed_ingest_under_dvc_keeps_previous_outputs(repo: Path) -> None:
         ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.startswith("ingest: error:")
     ]
     assert errors == [
-        "ingest: error: bad.tsv: line 2: 1 row(s) with a label that maps to neither class, 1 distinct: "
+        "ingest: error: bad.tsv: line 2: 1 row(s) with a label that maps to neither class, "
+        "1 distinct: "
         "'spma' (line 2); accepted (case-insensitive): ingest.spam_labels ['spam', '1', 'true'], "
         "ingest.ham_labels ['ham', '0', 'false']; or set ingest.on_unknown_label: drop"
     ]

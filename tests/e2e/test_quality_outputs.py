@@ -1,4 +1,5 @@
-"""Evaluation outputs of the pipeline: declared plots exist, render, and are strict JSON (issue 4)."""
+"""Evaluation outputs of the pipeline: declared plots exist, render, and are strict JSON
+(issue 4)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ pytestmark = pytest.mark.e2e
 
 
 def declared_plot_files(repo: Path) -> list[str]:
-    """Every file that dvc.yaml declares as a plot: stage `plots:` outputs and top-level `plots:`."""
+    """Every file that dvc.yaml declares as a plot: stage `plots:` outputs and top-level
+    `plots:`."""
     dvc_yaml = yaml.safe_load((repo / "dvc.yaml").read_text())
     files = []
     for stage in dvc_yaml["stages"].values():

@@ -112,7 +112,8 @@ def test_versions_and_stages_are_fetched_from_the_remote_for_serving(
     assert proc.returncode == 2
     assert (
         proc.stderr.strip()
-        == f"sentinelle fetch: error: {repo}: artifact 'spam-classifier' has no stage dev registered (see `gto show spam-classifier`)"
+        == f"sentinelle fetch: error: {repo}: artifact 'spam-classifier' has no stage dev "
+        "registered (see `gto show spam-classifier`)"
     )
     bad = sh("gto", "assign", NAME, "--version", "v1.0.0", "--stage", "qa", cwd=repo, check=False)
     assert bad.returncode != 0 and "Allowed stages are: '['dev', 'staging', 'prod']'" in bad.stderr

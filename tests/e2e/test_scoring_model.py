@@ -1,4 +1,5 @@
-"""`sentinelle score` on the model `dvc repro` trains: raw messages in, the evaluate stage's verdicts out."""
+"""`sentinelle score` on the model `dvc repro` trains: raw messages in, the evaluate stage's
+verdicts out."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ pytestmark = pytest.mark.e2e
 def test_scoring_raw_messages_reproduces_the_evaluate_stage(
     reproduced: Path, tmp_path: Path
 ) -> None:
-    """Scoring the raw test split gives exactly evaluate's confusion matrix: same normaliser, same threshold."""
+    """Scoring the raw test split gives exactly evaluate's confusion matrix: same normaliser,
+    same threshold."""
     raw = pd.read_parquet(reproduced / "data/raw/test.parquet")
     raw.to_csv(tmp_path / "test.csv", index=False)
     sentinelle(

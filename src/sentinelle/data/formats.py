@@ -47,7 +47,8 @@ def _line_of(data: bytes, offset: int) -> int:
 
 
 def decode(data: bytes, where: str, encoding: str | None) -> Decoded:
-    """Decode text: the explicit ``encoding``; else UTF-8 (BOM aware), then a single-byte fallback."""
+    """Decode text: the explicit ``encoding``; else UTF-8 (BOM aware), then a single-byte
+    fallback."""
     if encoding is not None:
         try:
             codecs.lookup(encoding)
@@ -118,7 +119,8 @@ class Records:
 
 
 def label_key(value: object) -> str:
-    """How a label value is compared: ``True``/``1``/``1.0``/``" SPAM "`` → ``true``/``1``/``1``/``spam``."""
+    """How a label value is compared: ``True``/``1``/``1.0``/``" SPAM "`` →
+    ``true``/``1``/``1``/``spam``."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float) and value.is_integer():

@@ -71,7 +71,8 @@ def make_strict_json(path: Path) -> None:
 
 
 def plot_top_features(features: dict[str, list[tuple[str, float]]], title: str) -> bytes:
-    """Horizontal bar charts of the most influential features per class, as reproducible PNG bytes."""
+    """Horizontal bar charts of the most influential features per class, as reproducible
+    PNG bytes."""
     # matplotlib here, not at the top: evaluate draws in a forked child, and its scoring
     # process stays 26 MB smaller at its peak. The Figure API with the Agg canvas, not
     # pyplot (whose import costs ~0.5 s more).

@@ -72,7 +72,10 @@ def main(argv: list[str] | None = None) -> int:
             )
             p.add_argument(
                 "--sort",
-                help="comma-separated metrics to sort by, '-' prefix = lower is better (default: the plan's compare.sort_by, else recall,mcc)",
+                help=(
+                    "comma-separated metrics to sort by, '-' prefix = lower is better "
+                    "(default: the plan's compare.sort_by, else recall,mcc)"
+                ),
             )
         if name == "report":
             p.add_argument(
@@ -96,7 +99,10 @@ def main(argv: list[str] | None = None) -> int:
                 "--timeout",
                 type=float,
                 default=1800,
-                help="give up after this many seconds without a run starting or finishing (default 1800)",
+                help=(
+                    "give up after this many seconds without a run starting or finishing "
+                    "(default 1800)"
+                ),
             )
             p.add_argument("--poll", type=float, default=2.0, help=argparse.SUPPRESS)
             p.add_argument(

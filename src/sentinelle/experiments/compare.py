@@ -235,7 +235,8 @@ def make_report(
         log.info("docs image: %s", docs_image)
     if not result.ok:
         sys.stderr.write(
-            f"experiments: error: {page}: only {result.rendered} of {result.plots} plots rendered ({100 * result.ink:.1f} % ink)\n"
+            f"experiments: error: {page}: only {result.rendered} of {result.plots} "
+            f"plots rendered ({100 * result.ink:.1f} % ink)\n"
         )
         return 1
     return 0

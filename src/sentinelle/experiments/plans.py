@@ -106,7 +106,8 @@ def _mapping(value: Any, where: str) -> dict[str, Any]:
 def _check_name(name: Any, where: str) -> str:
     if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise UserError(
-            f"{where}: name {name!r} is invalid: must match {NAME_RE.pattern} (lower case, digits, . _ -)"
+            f"{where}: name {name!r} is invalid: must match {NAME_RE.pattern} "
+            "(lower case, digits, . _ -)"
         )
     return name
 
@@ -163,7 +164,8 @@ def load_plan(
         for key, values in axes.items():
             if not isinstance(values, list) or not values:
                 raise UserError(
-                    f"{where}: {key} = {values!r} is invalid: a grid axis must be a non-empty list of values"
+                    f"{where}: {key} = {values!r} is invalid: "
+                    "a grid axis must be a non-empty list of values"
                 )
         for combo in itertools.product(*axes.values()):
             name = "-".join([prefix, *(_slug(v) for v in combo)])
@@ -195,7 +197,8 @@ def select(plan: Plan, only: list[str]) -> Plan:
     ]
     if not runs:
         raise UserError(
-            f"{plan.path}: --only {' '.join(only)} matches no run; runs: {', '.join(r.name for r in plan.runs)}"
+            f"{plan.path}: --only {' '.join(only)} matches no run; "
+            f"runs: {', '.join(r.name for r in plan.runs)}"
         )
     return dataclasses.replace(plan, runs=runs)
 

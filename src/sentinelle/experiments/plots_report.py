@@ -86,7 +86,8 @@ def vega_scripts(cache: Path | None = None) -> list[Path]:
             npm = shutil.which("npm")
             if not npm:
                 raise UserError(
-                    f"{path} is missing and npm is not installed: put {package}@{ver}'s build/{package}.min.js there"
+                    f"{path} is missing and npm is not installed: "
+                    f"put {package}@{ver}'s build/{package}.min.js there"
                 )
             cache.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory() as tmp:
@@ -99,7 +100,8 @@ def vega_scripts(cache: Path | None = None) -> list[Path]:
                 )
                 if proc.returncode != 0:
                     raise UserError(
-                        f"`npm pack {package}@{ver}` failed: {(proc.stderr.strip().splitlines() or [''])[-1]}"
+                        f"`npm pack {package}@{ver}` failed: "
+                        f"{(proc.stderr.strip().splitlines() or [''])[-1]}"
                     )
                 [tgz] = Path(tmp).glob("*.tgz")
                 with tarfile.open(tgz) as tar:
@@ -151,7 +153,8 @@ def render(revs: list[str], out: Path, root: Path, title: str) -> Path:
         )
     if proc.returncode != 0:
         raise UserError(
-            f"`dvc plots diff {' '.join(revs)}` failed: {(proc.stderr.strip().splitlines() or [''])[-1]}"
+            f"`dvc plots diff {' '.join(revs)}` failed: "
+            f"{(proc.stderr.strip().splitlines() or [''])[-1]}"
         )
     return out / "index.html"
 

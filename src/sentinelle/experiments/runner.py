@@ -57,7 +57,8 @@ def start_workers(root: Path, jobs: int) -> None:
             .splitlines()
         )
         raise UserError(
-            f"`dvc queue start -j {jobs}` failed (exit {proc.returncode}): {tail[-1] if tail else ''}"
+            f"`dvc queue start -j {jobs}` failed (exit {proc.returncode}): "
+            f"{tail[-1] if tail else ''}"
         )
 
 
@@ -120,7 +121,8 @@ def check_outputs_cached(root: Path) -> None:
 
 
 def exp_show(root: Path, attempts: int = 3) -> list[dict[str, Any]]:
-    """``dvc exp show --json``, retried: it fails now and then while a run's temp folder goes away."""
+    """``dvc exp show --json``, retried: it fails now and then while a run's temp folder goes
+    away."""
     for attempt in range(attempts):
         proc = command("dvc", "exp", "show", "--json", root=root, check=attempt == attempts - 1)
         if proc.returncode == 0:
@@ -221,7 +223,8 @@ def queue_and_wait(
     )
     if busy:
         raise UserError(
-            f"the DVC queue is busy ({', '.join(busy[:5])} queued/running): wait, or `dvc queue kill`/`dvc queue remove --queued`"
+            f"the DVC queue is busy ({', '.join(busy[:5])} queued/running): "
+            "wait, or `dvc queue kill`/`dvc queue remove --queued`"
         )
     clash = [r.exp for r in plan.runs if r.exp in existing]
     if clash and not replace:
@@ -276,7 +279,10 @@ def queue_and_wait(
             running = sum(s == "running" for s in states.values())
             remaining = sum(s in ("queued", "running") for s in states.values())
             failed = len(names) - done - remaining
-            line = f"{plan.name}: {done} done, {failed} failed, {remaining} remaining ({running} running)"
+            line = (
+                f"{plan.name}: {done} done, {failed} failed, {remaining} remaining "
+                f"({running} running)"
+            )
             if line != shown:
                 log.info("%s", line)
                 shown = line
@@ -291,11 +297,13 @@ def queue_and_wait(
             elif time.monotonic() - short_since > STALL_GRACE:
                 if restarts >= 2 * len(names):
                     raise UserError(
-                        f"{plan.name}: queue workers keep stopping with {remaining} run(s) left (treeverse/dvc#10562)"
+                        f"{plan.name}: queue workers keep stopping with {remaining} run(s) left "
+                        "(treeverse/dvc#10562)"
                     )
                 restarts += 1
                 log.warning(
-                    "%d of %d worker(s) alive with %d run(s) queued (treeverse/dvc#10562); starting %d more",
+                    "%d of %d worker(s) alive with %d run(s) queued (treeverse/dvc#10562); "
+                    "starting %d more",
                     alive,
                     jobs,
                     waiting,

@@ -1,4 +1,5 @@
-"""A CSR count matrix's non-zeros, appended chunk by chunk to two ``.npy`` files in a temporary folder.
+"""A CSR count matrix's non-zeros, appended chunk by chunk to two ``.npy`` files in a
+temporary folder.
 
 Chunks are appended in order: by the process that counted them (``append``), or,
 counted by a worker, written by it beside the two files (``write_chunk``) and copied
@@ -86,7 +87,8 @@ class CountFile:
             raise ValueError(f"{self._written} values appended, {self.nnz} expected")
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(data, indices)``, mapped (copy-on-write: writable like any array, the files untouched)."""
+        """``(data, indices)``, mapped (copy-on-write: writable like any array, the files
+        untouched)."""
         return np.load(self.data_path, mmap_mode="c"), np.load(self.indices_path, mmap_mode="c")
 
     def csr(self, indptr: np.ndarray, n_columns: int) -> Any:

@@ -155,7 +155,8 @@ def count(
         return block
 
     def write_chunk(c: int) -> np.ndarray:
-        """Chunk ``c``'s counts beside the file (for this process to copy in); its rows' non-zeros."""
+        """Chunk ``c``'s counts beside the file (for this process to copy in); its rows'
+        non-zeros."""
         block = chunk_block(c)
         file.write_chunk(c, block.data, block.indices)
         return np.diff(block.indptr)

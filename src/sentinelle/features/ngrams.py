@@ -17,7 +17,8 @@ COUNT_CHUNK = 5_000  # documents counted at a time (bounds the temporary arrays)
 
 
 def countable(vectoriser: Any, docs: list[Any]) -> bool:
-    """Whether ``count_chunk`` gives exactly scikit-learn's counts for this vectoriser and these documents."""
+    """Whether ``count_chunk`` gives exactly scikit-learn's counts for this vectoriser and
+    these documents."""
     return (
         vectoriser.analyzer in ("char_wb", "word")
         and vectoriser.input == "content"

@@ -50,7 +50,8 @@ class CompactTfidfVectorizer(TfidfVectorizer):
         self.vocabulary_offsets_ = np.cumsum([0, *map(len, encoded)], dtype=np.int64)
 
     def set_idf(self, idf: np.ndarray) -> None:
-        """The rest of what ``fit`` does after counting: the idf weights of the vocabulary's terms."""
+        """The rest of what ``fit`` does after counting: the idf weights of the vocabulary's
+        terms."""
         self._tfidf = TfidfTransformer(
             norm=self.norm,
             use_idf=self.use_idf,

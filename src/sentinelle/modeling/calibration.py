@@ -64,7 +64,8 @@ def fit_sigmoid(decision: np.ndarray, positive: np.ndarray) -> tuple[float, floa
 
 
 def calibrated_svm(template: Any, svm: Any, a: float, b: float) -> Any:
-    """``template`` (an unfitted ``CalibratedClassifierCV``) as if fitted: ``svm`` with the sigmoid ``a``, ``b``."""
+    """``template`` (an unfitted ``CalibratedClassifierCV``) as if fitted: ``svm`` with the
+    sigmoid ``a``, ``b``."""
     calibrator = _SigmoidCalibration()
     calibrator.a_, calibrator.b_ = a, b
     template.calibrated_classifiers_ = [

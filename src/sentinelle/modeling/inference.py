@@ -13,7 +13,8 @@ SCORE_CHUNK = 5_000  # texts transformed at a time by spam_scores (bounds the TF
 
 
 def spam_scores(model: Pipeline, texts: Any) -> np.ndarray:
-    """Probability-like spam score in [0, 1] for each normalised text, ``SCORE_CHUNK`` texts at a time."""
+    """Probability-like spam score in [0, 1] for each normalised text, ``SCORE_CHUNK`` texts
+    at a time."""
     spam = list(model.classes_).index("spam")
     texts = texts if isinstance(texts, list) else list(texts)
     parts = [

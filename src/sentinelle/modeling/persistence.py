@@ -105,7 +105,8 @@ def load(path: Path = MODEL_PATH, expected_sha256: str | None = None) -> Pipelin
         actual = io.sha256_file(path)
         if actual != expected_sha256:
             raise UserError(
-                f"{path}: SHA-256 {actual[:12]}… does not match the recorded {expected_sha256[:12]}…; "
+                f"{path}: SHA-256 {actual[:12]}… does not match the recorded "
+                f"{expected_sha256[:12]}…; "
                 "refusing to load a model that is not the one trained"
             )
     found = types_in(path)
@@ -127,7 +128,8 @@ def types_in(path: Path) -> set[str]:
         magic = fh.read(2)
     if magic[:1] == b"\x80" and magic[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
         raise UserError(
-            f"{path}: not a readable skops model file: it is a pickle (pickle/joblib), which can run "
+            f"{path}: not a readable skops model file: it is a pickle (pickle/joblib), "
+            "which can run "
             "any code when loaded, so it is never loaded; save models with skops"
         )
     try:

@@ -102,7 +102,10 @@ def _clear_message(error: dict[str, Any]) -> str:
         at = f" at character {loc[1]}" if len(loc) > 1 else ""
         return f"malformed JSON{at}: {error.get('ctx', {}).get('error', 'cannot parse the body')}"
     if kind in ("model_attributes_type", "string_unicode") and loc == ("body",):
-        return 'the body must be a JSON object such as {"text": "..."}, sent as Content-Type: application/json'
+        return (
+            'the body must be a JSON object such as {"text": "..."}, '
+            "sent as Content-Type: application/json"
+        )
     return str(error.get("msg", "invalid value"))
 
 
@@ -121,7 +124,8 @@ async def _validation_error(request: Request, exc: Exception) -> AsciiJSONRespon
 
 
 async def _http_error(request: Request, exc: Exception) -> AsciiJSONResponse:
-    """FastAPI answers 400 for a body that is not UTF-8; it is malformed JSON like any other: 422."""
+    """FastAPI answers 400 for a body that is not UTF-8; it is malformed JSON like any other:
+    422."""
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 400 and request.method == "POST":
         detail = [

@@ -150,7 +150,8 @@ class _Reader:
         header = next(reader, None)
         if header is None:
             raise UserError(
-                f"{self.source}: empty input, expected a header row with a {self.text_column!r} column"
+                f"{self.source}: empty input, "
+                f"expected a header row with a {self.text_column!r} column"
             )
         if any(_undecodable(h) for h in header):
             raise UserError(f"{self.source}: line 1: the header row holds undecodable bytes")

@@ -1,4 +1,5 @@
-"""``Scorer``: a model loaded with the safe loader, its metadata, and the normaliser it was trained with.
+"""``Scorer``: a model loaded with the safe loader, its metadata, and the normaliser it was
+trained with.
 
 The normaliser is built from ``params.preprocess`` in the metadata, so training
 and inference share one normalisation code path. Used by ``sentinelle score``

@@ -64,7 +64,8 @@ class Solver:
         seed: int,
         jobs: int,
     ) -> tuple[list[np.ndarray], tuple[np.ndarray, float, int, np.ndarray] | None]:
-        """``linear.fit_folds`` (same arguments and result) in the solver process, on the file's counts."""
+        """``linear.fit_folds`` (same arguments and result) in the solver process, on the
+        file's counts."""
         assert self._process.stdin is not None and self._process.stdout is not None
         header = {
             "data": str(self._counts.data_path),

@@ -178,7 +178,8 @@ def deobfuscate(text: str) -> str:
 def canonical(text: str, placeholders: bool = True) -> str:
     """The canonical form of a message (see the module docstring)."""
     text = unicodedata.normalize("NFKC", text).translate(_INVISIBLE)
-    # Folded before case-folding too: some look-alikes (lunate sigma "ϲ") case-fold to non-look-alikes.
+    # Folded before case-folding too: some look-alikes (lunate sigma "ϲ") case-fold to
+    # non-look-alikes.
     text = _strip_accents(text.translate(_CONFUSABLES).casefold().translate(_CONFUSABLES))
     text = _SPACE_RE.sub(" ", text).strip()
     if not placeholders:

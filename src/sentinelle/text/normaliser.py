@@ -74,7 +74,8 @@ class _Unavailable:
 
 
 def import_nltk() -> None:
-    """``import nltk`` in 0.15 s instead of 0.75 s: without the NLTK_OPTIONAL modules not yet loaded.
+    """``import nltk`` in 0.15 s instead of 0.75 s: without the NLTK_OPTIONAL modules not yet
+    loaded.
 
     NLTK's ``__init__`` imports every subpackage, and with them SciPy and scikit-learn
     when they are installed. We use only its Porter stemmer, which needs

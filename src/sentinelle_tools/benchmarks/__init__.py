@@ -1,1 +1,2 @@
-"""Benchmarks: synthetic corpora, quality, speed and serving measurements (commands, not unit tests)."""
+"""Benchmarks: synthetic corpora, quality, speed and serving measurements (commands, not unit
+tests)."""

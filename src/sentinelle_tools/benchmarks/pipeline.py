@@ -77,7 +77,8 @@ if pid == 0:
 _, status, usage = os.wait4(pid, 0)
 wall = time.perf_counter() - start
 with open(os.environ["SENTINELLE_BENCH_LOG"], "a") as fh:
-    fh.write(json.dumps({{"argv": sys.argv[1:], "wall_s": wall, "maxrss_mb": usage.ru_maxrss / 1024}}) + "\\n")
+    fh.write(json.dumps({{"argv": sys.argv[1:], "wall_s": wall, \
+"maxrss_mb": usage.ru_maxrss / 1024}}) + "\\n")
 sys.exit(os.waitstatus_to_exitcode(status))
 '''
 
@@ -151,7 +152,8 @@ def measure(
         )
         if proc.returncode:
             raise RuntimeError(
-                f"dvc repro -f exited {proc.returncode} in {repo}:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}"
+                f"dvc repro -f exited {proc.returncode} in {repo}:\n"
+                f"{proc.stdout[-3000:]}{proc.stderr[-3000:]}"
             )
         cold.append(time.perf_counter() - start)
         runs = [json.loads(line) for line in logfile.read_text().splitlines()]
@@ -204,7 +206,8 @@ def import_seconds(repo: Path, stage: str) -> float:
 
 
 def checkout(rev: str, dest: Path) -> Path:
-    """A ``git worktree`` of ``rev`` at ``dest``, its SVM solver compiled (whichever layout it has)."""
+    """A ``git worktree`` of ``rev`` at ``dest``, its SVM solver compiled (whichever layout it
+    has)."""
     subprocess.run(
         ["git", "worktree", "add", "-q", "--detach", str(dest), rev], cwd=ROOT, check=True
     )
@@ -368,10 +371,11 @@ def markdown(results: dict[str, Any]) -> str:
         "ham FP",
     ]
     lines = [
-        f"Cold `dvc repro -f` (min / median over the runs; stage columns: median wall time with the "
-        f"stage's import time in brackets), no-op `dvc repro`, and the peak RSS of the biggest stage, "
-        f"on {results['cpus']} cores (1-minute load average {results.get('load_before', float('nan')):.1f} "
-        f"before the runs and {results.get('load_after', float('nan')):.1f} after them, their own load included).",
+        "Cold `dvc repro -f` (min / median over the runs; stage columns: median wall time "
+        "with the stage's import time in brackets), no-op `dvc repro`, and the peak RSS of the "
+        f"biggest stage, on {results['cpus']} cores (1-minute load average "
+        f"{results.get('load_before', float('nan')):.1f} before the runs and "
+        f"{results.get('load_after', float('nan')):.1f} after them, their own load included).",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
@@ -386,7 +390,8 @@ def markdown(results: dict[str, Any]) -> str:
             str(len(r["cold_s"])),
             f"{min(r['cold_s']):.2f} / {statistics.median(r['cold_s']):.2f}",
             *[
-                f"{statistics.median(r['stages'][s]['wall_s']):.2f} ({r['stages'][s]['import_s']:.2f})"
+                f"{statistics.median(r['stages'][s]['wall_s']):.2f} "
+                f"({r['stages'][s]['import_s']:.2f})"
                 for s in stage_names
             ],
             f"{min(r['noop_s']):.2f} / {statistics.median(r['noop_s']):.2f}",
@@ -407,19 +412,29 @@ def markdown(results: dict[str, Any]) -> str:
                 for (a, ta), (b, tb) in pairwise(pts)
             )
             lines.append(
-                f"\nCold time grows as messages^{k:.2f} for `{config}` (least squares on log-log of the min "
-                f"cold time, {', '.join(f'{s:,}' for s in sizes)} messages; between consecutive sizes: {steps})."
+                f"\nCold time grows as messages^{k:.2f} for `{config}` (least squares on log-log "
+                f"of the min cold time, {', '.join(f'{s:,}' for s in sizes)} messages; "
+                f"between consecutive sizes: {steps})."
             )
     lines += ["", "Against the targets (default configuration, min cold time):", ""]
     for r in runs:
         if r["config"] != "default" or r["size"] not in TARGETS:
             continue
         seconds, mb = TARGETS[r["size"]]
-        verdict = f"cold {min(r['cold_s']):.1f} s (target <= {seconds:g} s: {'met' if min(r['cold_s']) <= seconds else 'missed'})"
+        verdict = (
+            f"cold {min(r['cold_s']):.1f} s (target <= {seconds:g} s: "
+            f"{'met' if min(r['cold_s']) <= seconds else 'missed'})"
+        )
         if mb is not None:
-            verdict += f", peak {_peak(r):.0f} MB (target <= {mb:g} MB: {'met' if _peak(r) <= mb else 'missed'})"
+            verdict += (
+                f", peak {_peak(r):.0f} MB (target <= {mb:g} MB: "
+                f"{'met' if _peak(r) <= mb else 'missed'})"
+            )
         if r["size"] == 5574:
-            verdict += f", no-op {min(r['noop_s']):.2f} s (target <= {NOOP_TARGET} s: {'met' if min(r['noop_s']) <= NOOP_TARGET else 'missed'})"
+            verdict += (
+                f", no-op {min(r['noop_s']):.2f} s (target <= {NOOP_TARGET} s: "
+                f"{'met' if min(r['noop_s']) <= NOOP_TARGET else 'missed'})"
+            )
         lines.append(f"- {r['size']:,} messages: {verdict}")
     return "\n".join(lines) + "\n"
 

@@ -106,7 +106,8 @@ def batch_run(model: Path, src: Path, workers: int | None) -> dict[str, Any]:
         "load_s": t1 - t0,
         "score_s": t2 - t1,
         "msg_per_s": report.rows_scored / (t2 - t1),
-        # CPU time of this process and its (reaped) workers: what the machine's load does not change.
+        # CPU time of this process and its (reaped) workers: what the machine's load does not
+        # change.
         "msg_per_cpu_s": report.rows_scored / (cpu2 - cpu1),
         "peak_rss_process_mb": max(own, workers_peak) / 2**20,
         "peak_rss_tree_mb": peak[0] / 2**20,
@@ -314,14 +315,17 @@ def main(argv: list[str] | None = None) -> int:
             batch = bench_batch(args.model, texts, args.rows, args.repeat, args.workers, Path(tmp))
         out["batch"] = batch
         lines += [
-            "| batch scoring | rows | msg/s (max / median) | msg per CPU second (max / median) | model load s | peak RSS, largest process MB | peak RSS, process tree MB |",
+            "| batch scoring | rows | msg/s (max / median) | msg per CPU second (max / median) "
+            "| model load s | peak RSS, largest process MB | peak RSS, process tree MB |",
             "|---|---:|---:|---:|---:|---:|---:|",
         ]
         for rows, runs in batch.items():
             lines.append(
-                f"| `sentinelle score` TSV | {rows:,} | {_maxmed([r['msg_per_s'] for r in runs])} | "
+                f"| `sentinelle score` TSV | {rows:,} | "
+                f"{_maxmed([r['msg_per_s'] for r in runs])} | "
                 f"{_maxmed([r['msg_per_cpu_s'] for r in runs])} | "
-                f"{_summary([r['load_s'] for r in runs])} | {_summary([r['peak_rss_process_mb'] for r in runs])} | "
+                f"{_summary([r['load_s'] for r in runs])} | "
+                f"{_summary([r['peak_rss_process_mb'] for r in runs])} | "
                 f"{_summary([r['peak_rss_tree_mb'] for r in runs])} |"
             )
         lines.append("")
