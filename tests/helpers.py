@@ -94,5 +94,7 @@ def make_project(dest: Path) -> Path:
 def needs_shared(path: Path):
     """Skip a test, with the reason, when a ../shared dataset is absent."""
     return pytest.mark.skipif(
-        not path.is_file(), reason=f"{path} is absent (only beside the repo in the dev workplace)"
+        not path.is_file(),
+        reason=f"{path} is absent (the full collection, expected in ../shared/datasets/ "
+        "beside the repository)",
     )
