@@ -74,21 +74,27 @@ def python_problem(version: "tuple[int, ...]", implementation: str = "cpython") 
     elif tuple(version[:2]) < SUPPORTED[0]:
         why = "is too old"
     else:
-        why = f"is newer than Sentinelle is tested on (its pinned wheels may be missing; {ANY_PYTHON}=1 tries anyway)"
+        why = (
+            "is newer than Sentinelle is tested on "
+            f"(its pinned wheels may be missing; {ANY_PYTHON}=1 tries anyway)"
+        )
     latest = dotted(SUPPORTED[-1])
     return (
         f"{found} ({sys.executable}) {why}: Sentinelle supports CPython {supported_text()}. "
         f"Get one with `uv python install {latest}`, `pyenv install {latest}` or your OS package "
-        f"(e.g. `apt install python{latest}`), then run dev.py with it (`python{latest} dev.py ...`)"
+        f"(e.g. `apt install python{latest}`), "
+        f"then run dev.py with it (`python{latest} dev.py ...`)"
     )
 
 
 def check_python() -> "str | None":
-    """python_problem() of the running interpreter, allowing a newer one with SENTINELLE_ANY_PYTHON=1."""
+    """python_problem() of this interpreter; a newer one passes with SENTINELLE_ANY_PYTHON=1."""
     problem = python_problem(tuple(sys.version_info[:3]), sys.implementation.name)
     newer = sys.implementation.name == "cpython" and tuple(sys.version_info[:2]) > SUPPORTED[-1]
     if problem and newer and os.environ.get(ANY_PYTHON) == "1":
-        say(f"warning: Python {VERSION} is not among the tested {supported_text()} ({ANY_PYTHON}=1)")
+        say(
+            f"warning: Python {VERSION} is not among the tested {supported_text()} ({ANY_PYTHON}=1)"
+        )
         return None
     return problem
 
@@ -98,8 +104,11 @@ class SetupError(Exception):
 
 
 def shown(cmd: "tuple[str | Path, ...]") -> str:
-    """A command as the error line shows it: the venv's python relative, pip's quiet flags left out."""
-    words = [str(c.relative_to(ROOT)) if isinstance(c, Path) and c.is_relative_to(ROOT) else str(c) for c in cmd]
+    """A command as the error line shows it: the venv's python relative, pip's -q flags left out."""
+    words = [
+        str(c.relative_to(ROOT)) if isinstance(c, Path) and c.is_relative_to(ROOT) else str(c)
+        for c in cmd
+    ]
     return " ".join(w for w in words if w not in ("--disable-pip-version-check", "-q"))
 
 
@@ -109,7 +118,11 @@ def run(*cmd: "str | Path") -> None:
     except OSError as e:
         raise SetupError(f"`{shown(cmd)}` could not start: {e}") from None
     if rc != 0:
-        hint = f": no connection to the package index, or a pin with no wheel for Python {VERSION}" if "pip" in cmd else ""
+        hint = (
+            f": no connection to the package index, or a pin with no wheel for Python {VERSION}"
+            if "pip" in cmd
+            else ""
+        )
         raise SetupError(f"`{shown(cmd)}` failed (exit code {rc}; its output is above){hint}")
 
 
@@ -133,7 +146,9 @@ def venv_unusable() -> "str | None":
         return "there is none" if not VENV.exists() else "it is incomplete"
     if made_by != VERSION:
         return f"it was made by Python {made_by}"
-    if not any(VENV.glob("[lL]ib/*/site-packages/pip/__init__.py")) and not any(VENV.glob("Lib/site-packages/pip/__init__.py")):
+    if not any(VENV.glob("[lL]ib/*/site-packages/pip/__init__.py")) and not any(
+        VENV.glob("Lib/site-packages/pip/__init__.py")
+    ):
         return "it has no pip"
     return None
 
@@ -172,14 +187,15 @@ def install(dev: bool) -> None:
         try:
             venv.create(VENV, with_pip=True)
         except (subprocess.CalledProcessError, OSError) as e:
-            hint = f"on Debian/Ubuntu: `apt install python{sys.version_info[0]}.{sys.version_info[1]}-venv`"
+            hint = f"on Debian/Ubuntu: `apt install python{dotted(sys.version_info[:2])}-venv`"
             raise SetupError(f"creating {VENV.name} failed ({e}); {hint}") from None
     STAMP.unlink(missing_ok=True)
     wanted = "requirements-dev.txt" if dev else "requirements.txt"
     say(f"installing {wanted} (pinned by constraints.txt)")
-    run(PY, "-m", "pip", "install", "--disable-pip-version-check", "-q", "-r", wanted, "-c", "constraints.txt")
+    pip = (PY, "-m", "pip", "install", "--disable-pip-version-check", "-q")
+    run(*pip, "-r", wanted, "-c", "constraints.txt")
     say("installing the `sentinelle` command (pip install -e .)")
-    run(PY, "-m", "pip", "install", "--disable-pip-version-check", "-q", "--no-deps", "-e", ".")
+    run(*pip, "--no-deps", "-e", ".")
     say("compiling the SVM solver (numba; cached in src/sentinelle/__pycache__)")
     run(PY, "-m", "sentinelle.svm.linear")
     STAMP.write_text(f"{digest} {interpreter} {'dev' if dev else 'runtime'}\n")
@@ -213,11 +229,13 @@ def test(args: "list[str]") -> int:
 
 
 def s3(args: "list[str]") -> int:
-    """The local S3 server of this clone: `python -m sentinelle_tools.s3local ARGS` in the dev venv."""
+    """The local S3 server of this clone: `python -m sentinelle_tools.s3local ARGS`, dev venv."""
     setup(dev=True)
     e = env()
     e["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), e.get("PYTHONPATH")]))
-    return subprocess.run([str(PY), "-m", "sentinelle_tools.s3local", *args], cwd=ROOT, env=e).returncode
+    return subprocess.run(
+        [str(PY), "-m", "sentinelle_tools.s3local", *args], cwd=ROOT, env=e
+    ).returncode
 
 
 def _version_key(path: str) -> "list[int]":
@@ -240,12 +258,16 @@ def find_python(version: "tuple[int, int]") -> "str | None":
         except (OSError, subprocess.SubprocessError):
             pass
     for root in dict.fromkeys(r for r in roots if r):
-        found = glob.glob(os.path.join(glob.escape(root), "versions", f"{dotted(version)}.*", "bin", "python3"))
+        found = glob.glob(
+            os.path.join(glob.escape(root), "versions", f"{dotted(version)}.*", "bin", "python3")
+        )
         candidates += sorted(found, key=_version_key, reverse=True)
     probe = "import sys; print('%d.%d' % sys.version_info[:2], sys.implementation.name)"
     for candidate in dict.fromkeys(candidates):
         try:
-            out = subprocess.run([candidate, "-c", probe], capture_output=True, text=True, timeout=60)
+            out = subprocess.run(
+                [candidate, "-c", probe], capture_output=True, text=True, timeout=60
+            )
         except (OSError, subprocess.SubprocessError):
             continue
         if out.returncode == 0 and out.stdout.split() == [dotted(version), "cpython"]:
@@ -254,54 +276,87 @@ def find_python(version: "tuple[int, int]") -> "str | None":
 
 
 def reproduce(args: "list[str]") -> int:
-    """`dev.py pipeline` in a fresh clone of HEAD on other Pythons; exit 1 if any fails or differs."""
+    """`dev.py pipeline` in a fresh clone of HEAD on other Pythons; 1 if any fails or differs."""
     try:
-        versions = [tuple(int(p) for p in a.split(".")) for a in args] or [v for v in SUPPORTED if v != sys.version_info[:2]]
+        versions = [tuple(int(p) for p in a.split(".")) for a in args] or [
+            v for v in SUPPORTED if v != sys.version_info[:2]
+        ]
     except ValueError:
         error(f"reproduce takes Python versions such as 3.12, not {' '.join(args)}")
         return 2
     unsupported = [dotted(v) for v in versions if v not in SUPPORTED]
     if unsupported:
-        error(f"Python {', '.join(unsupported)}: not supported (Sentinelle supports {supported_text()})")
+        versions_text = ", ".join(unsupported)
+        error(f"Python {versions_text}: not supported (Sentinelle supports {supported_text()})")
         return 2
     git = ["git", "-C", str(ROOT)]
-    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-    if subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout:
+    head = subprocess.run(
+        [*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    if subprocess.run(
+        [*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
+    ).stdout:
         say(f"note: the clones check out HEAD ({head[:12]}); uncommitted changes are not in them")
-    clean = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
+    clean = {
+        k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")
+    }
     failed, passed = [], []
     for version in versions:
         name = f"python{dotted(version)}"
         python = find_python(version)
         if python is None:
-            say(f"skipped: {name} not found (looked on PATH and in pyenv's versions/{dotted(version)}.*)")
+            where = f"looked on PATH and in pyenv's versions/{dotted(version)}.*"
+            say(f"skipped: {name} not found ({where})")
             continue
-        full = subprocess.run([python, "-c", "import platform; print(platform.python_version())"],
-                              capture_output=True, text=True).stdout.strip()
+        full = subprocess.run(
+            [python, "-c", "import platform; print(platform.python_version())"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
         clone = Path(tempfile.mkdtemp(prefix=f"sentinelle-{name}-")) / "sentinelle"
         say(f"{name}: Python {full} ({python}); fresh clone of {head[:12]} in {clone}")
         start = time.monotonic()
-        rc = subprocess.run(["git", "clone", "-q", "--no-checkout", str(ROOT), str(clone)]).returncode
+        rc = subprocess.run(
+            ["git", "clone", "-q", "--no-checkout", str(ROOT), str(clone)]
+        ).returncode
         rc = rc or subprocess.run(["git", "-C", str(clone), "checkout", "-q", head]).returncode
         rc = rc or subprocess.run([python, "dev.py", "pipeline"], cwd=clone, env=clean).returncode
         seconds = time.monotonic() - start
         if rc != 0:
             failed.append(name)
-            error(f"{name}: the clone or `{name} dev.py pipeline` failed (exit code {rc}) after {seconds:.0f} s; the clone is kept: {clone}")
+            error(
+                f"{name}: the clone or `{name} dev.py pipeline` failed (exit code {rc}) "
+                f"after {seconds:.0f} s; the clone is kept: {clone}"
+            )
             continue
-        diff = subprocess.run(["git", "diff", "--stat", "--exit-code", "dvc.lock", "dvclive/"], cwd=clone).returncode
-        extra = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all", "--", "dvc.lock", "dvclive/"],
-                               cwd=clone, capture_output=True, text=True).stdout
+        diff = subprocess.run(
+            ["git", "diff", "--stat", "--exit-code", "dvc.lock", "dvclive/"], cwd=clone
+        ).returncode
+        extra = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=all", "--", "dvc.lock", "dvclive/"],
+            cwd=clone,
+            capture_output=True,
+            text=True,
+        ).stdout
         if diff != 0 or extra:
             failed.append(name)
             print(extra, end="")
-            error(f"{name}: the fresh clone's dvc.lock or dvclive/ differs from the committed one (kept: {clone})")
+            error(
+                f"{name}: the fresh clone's dvc.lock or dvclive/ differs from the committed one "
+                f"(kept: {clone})"
+            )
             continue
         passed.append(name)
-        say(f"ok: {name}: `dev.py pipeline` in {seconds:.0f} s, then `git diff --exit-code dvc.lock dvclive/`: identical")
+        say(
+            f"ok: {name}: `dev.py pipeline` in {seconds:.0f} s, "
+            "then `git diff --exit-code dvc.lock dvclive/`: identical"
+        )
         shutil.rmtree(clone.parent, ignore_errors=True)
-    say(f"reproduce: {len(passed)} identical, {len(failed)} failed" + (f" ({', '.join(failed)})" if failed else "")
-        + f", {len(versions) - len(passed) - len(failed)} skipped")
+    say(
+        f"reproduce: {len(passed)} identical, {len(failed)} failed"
+        + (f" ({', '.join(failed)})" if failed else "")
+        + f", {len(versions) - len(passed) - len(failed)} skipped"
+    )
     return 1 if failed else 0
 
 
@@ -320,7 +375,8 @@ def main() -> int:
             return 0
         return commands[sys.argv[1]](sys.argv[2:])
     except SetupError as e:
-        error(f"{e}. Nothing was marked installed; run `dev.py {sys.argv[1]}` again to retry the install")
+        again = f"run `dev.py {sys.argv[1]}` again to retry the install"
+        error(f"{e}. Nothing was marked installed; {again}")
         return 1
     except KeyboardInterrupt:
         error("interrupted")

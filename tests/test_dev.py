@@ -1,4 +1,4 @@
-"""dev.py: the interpreter check (one line, exit 2, before any .venv), failed installs, finding Pythons."""
+"""dev.py: the interpreter check (one line, exit 2, no .venv), failed installs, finding Pythons."""
 
 from __future__ import annotations
 
@@ -51,9 +51,14 @@ def _copy_dev(dest: Path) -> Path:
 def test_an_old_python_is_refused_in_one_line_before_any_venv(tmp_path: Path) -> None:
     old = dev.find_python((3, 10))
     if old is None:
-        pytest.skip("no Python 3.10 here (python3.10 on PATH or pyenv's versions/3.10.*): python_problem() is tested alone")
+        pytest.skip(
+            "no Python 3.10 here (python3.10 on PATH or pyenv's versions/3.10.*): "
+            "python_problem() is tested alone"
+        )
     work = _copy_dev(tmp_path / "copy")
-    proc = subprocess.run([old, "dev.py", "pipeline"], cwd=work, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [old, "dev.py", "pipeline"], cwd=work, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 2, proc.stderr
     assert proc.stdout == ""
     lines = proc.stderr.splitlines()
@@ -71,7 +76,12 @@ def test_a_failed_install_is_one_line_and_leaves_no_venv(tmp_path: Path) -> None
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
     env["PIP_NO_INDEX"] = "1"  # as with no network: nothing to install from
     proc = subprocess.run(
-        [sys.executable, "dev.py", "pipeline"], cwd=work, env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "dev.py", "pipeline"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
@@ -81,12 +91,18 @@ def test_a_failed_install_is_one_line_and_leaves_no_venv(tmp_path: Path) -> None
     assert not (work / ".venv").exists()  # the next run starts afresh
 
 
-def test_venv_version_reads_venv_and_virtualenv_configs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_venv_version_reads_venv_and_virtualenv_configs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(dev, "VENV", tmp_path)
     assert dev.venv_version() is None
-    (tmp_path / "pyvenv.cfg").write_text("home = /usr/bin\ninclude-system-site-packages = false\nversion = 3.12.1\n")
+    (tmp_path / "pyvenv.cfg").write_text(
+        "home = /usr/bin\ninclude-system-site-packages = false\nversion = 3.12.1\n"
+    )
     assert dev.venv_version() == "3.12.1"
-    (tmp_path / "pyvenv.cfg").write_text("home = /usr/bin\nimplementation = CPython\nversion_info = 3.13.0.final.0\n")
+    (tmp_path / "pyvenv.cfg").write_text(
+        "home = /usr/bin\nimplementation = CPython\nversion_info = 3.13.0.final.0\n"
+    )
     assert dev.venv_version() == "3.13.0"
 
 
