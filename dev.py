@@ -3,6 +3,7 @@
 
     python3 dev.py pipeline   # create .venv, install pinned requirements, run `dvc repro`
     python3 dev.py test       # create .venv, install pinned dev requirements, run pytest
+    python3 dev.py lint       # (dev venv) ruff check, ruff format --check, lint-imports
     python3 dev.py setup      # only create/update .venv
     python3 dev.py reproduce  # on each other supported Python found here (or: reproduce 3.12 3.13):
                               # a fresh clone of HEAD, `dev.py pipeline`, `git diff --exit-code
@@ -196,7 +197,7 @@ def install(dev: bool) -> None:
     run(*pip, "-r", wanted, "-c", "constraints.txt")
     say("installing the `sentinelle` command (pip install -e .)")
     run(*pip, "--no-deps", "-e", ".")
-    say("compiling the SVM solver (numba; cached in src/sentinelle/__pycache__)")
+    say("compiling the SVM solver (numba; cached in src/sentinelle/svm/__pycache__)")
     run(PY, "-m", "sentinelle.svm.linear")
     STAMP.write_text(f"{digest} {interpreter} {'dev' if dev else 'runtime'}\n")
 
@@ -226,6 +227,20 @@ def pipeline(args: "list[str]") -> int:
 def test(args: "list[str]") -> int:
     setup(dev=True)
     return subprocess.run([str(PY), "-m", "pytest", *args], cwd=ROOT, env=env()).returncode
+
+
+def lint(args: "list[str]") -> int:
+    """ruff's lint and format checks and the import layers of pyproject.toml (import-linter)."""
+    setup(dev=True)
+    e = env()
+    e["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), e.get("PYTHONPATH")]))
+    checks = (["ruff", "check", "."], ["ruff", "format", "--check", "."], ["lint-imports"])
+    failed = [
+        c for c in checks if subprocess.run([str(BIN / c[0]), *c[1:]], cwd=ROOT, env=e).returncode
+    ]
+    for c in failed:
+        say("error: `" + " ".join(c) + "` failed (its findings are above)")
+    return 1 if failed else 0
 
 
 def s3(args: "list[str]") -> int:
@@ -361,7 +376,7 @@ def reproduce(args: "list[str]") -> int:
 
 
 def main() -> int:
-    commands = {"pipeline": pipeline, "test": test, "s3": s3, "reproduce": reproduce}
+    commands = {"pipeline": pipeline, "test": test, "lint": lint, "s3": s3, "reproduce": reproduce}
     if len(sys.argv) < 2 or sys.argv[1] not in (*commands, "setup"):
         print(__doc__.strip())
         return 2
