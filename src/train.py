@@ -14,13 +14,12 @@ import dataclasses
 from importlib.metadata import version
 from pathlib import Path
 
-from dvclive import Live
-
 from sentinelle import io
 from sentinelle.evaluation.metrics import choose_threshold, threshold_metrics
 from sentinelle.modeling import persistence, training
 from sentinelle.modeling.calibration import probability_threshold
 from sentinelle.params import Params
+from sentinelle.processes import Forked
 from sentinelle.stage import log, run
 
 TRAIN = Path("data/processed/train.parquet")
@@ -43,8 +42,11 @@ def main(params: Params) -> None:
     threshold = probability_threshold(model, raw_threshold)
     cv = threshold_metrics(y, trained.oof >= raw_threshold)
 
-    sha256 = persistence.save(model)
+    # A forked child saves the model while DVCLive is imported and logs here (0.33 s at 5.5K).
+    saved = Forked(persistence.save, model)
     scores, n_features = trained.train_scores, trained.n_features
+    from dvclive import Live
+
     with Live(str(LIVE_DIR), dvcyaml=False, save_dvc_exp=False) as live:
         live.log_params({"train": dataclasses.asdict(p), "seed": params.base.seed})
         live.log_metric("n_train", len(train), plot=False)
@@ -60,6 +62,7 @@ def main(params: Params) -> None:
                 plot=False,
             )
 
+    sha256 = saved.result()
     metadata = {
         "model_version": f"sentinelle-{sha256[:12]}",
         "model_sha256": sha256,
