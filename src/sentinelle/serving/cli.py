@@ -17,8 +17,9 @@ from pathlib import Path
 
 from sentinelle import io
 from sentinelle.errors import UserError
-from sentinelle.serving.batch import DEFAULT_CHUNK_SIZE, FORMATS, score_file
+from sentinelle.serving.batch import DEFAULT_CHUNK_SIZE, score_file
 from sentinelle.serving.registry import fetch
+from sentinelle.serving.rows import FORMATS
 from sentinelle.serving.scorer import MAX_BATCH, MAX_CHARS, Scorer, metadata_path_for
 
 log = logging.getLogger("sentinelle")
