@@ -1,4 +1,4 @@
-"""sentinelle.linear: LinearSVC's problem solved from counts, without building the TF-IDF matrix."""
+"""sentinelle.svm.linear: LinearSVC's problem solved from counts, with no TF-IDF matrix built."""
 
 from __future__ import annotations
 

@@ -148,7 +148,7 @@ def test_training_shortcut_gives_the_pipeline_fit_and_its_features() -> None:
         np.testing.assert_array_equal(ours.idf_, theirs.idf_)
     X, Y = trained.model[0].transform(TEXTS), reference[0].transform(TEXTS)
     assert (X != Y).nnz == 0
-    # The same SVM problem, solved by sentinelle.linear instead of liblinear: the same
+    # The same SVM problem, solved by sentinelle.svm.linear instead of liblinear: the same
     # optimum up to the solvers' tolerance, and an objective no worse.
     ours = trained.model[-1].calibrated_classifiers_[0].estimator
     theirs = reference[-1].calibrated_classifiers_[0].estimator

@@ -101,7 +101,7 @@ def test_out_of_fold_scores_equal_a_pipeline_refitted_per_fold() -> None:
             features = pipe[0].fit(texts[tr])
             clf = raw_classifier(p, 7).fit(features.transform(texts[tr]), labels[tr])
             expected[te] = raw_scores(clf, features.transform(texts[te]))
-        # logreg: scikit-learn's own fit; the SVM: sentinelle.linear, the same optimum up to
+        # logreg: scikit-learn's own fit; the SVM: sentinelle.svm.linear, the same optimum up to
         # tolerance
         np.testing.assert_allclose(oof, expected, atol=1e-6 if p.classifier == "logreg" else 1e-4)
 

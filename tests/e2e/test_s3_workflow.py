@@ -76,7 +76,7 @@ def test_run_cache_of_a_teammates_uncommitted_run_restores_every_stage(
     repo: Path, s3_server, tmp_path: Path
 ) -> None:
     """A runs evaluate.top_errors=10 without committing, pushes the run cache and the objects
-    of its `cache: false` outputs (sentinelle.runcache); B sets the same value and
+    of its `cache: false` outputs (sentinelle_tools.runcache); B sets the same value and
     `dvc repro --pull` restores check_params and evaluate (whose outputs are all git-tracked
     metrics and plots) from the run cache, running nothing. (A stage kept cheap on purpose:
     train restores the same way.)"""

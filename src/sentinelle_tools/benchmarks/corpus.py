@@ -7,7 +7,7 @@ unique: a sample that repeats an earlier one is drawn again, and after a few
 tries gets a distinguishing token, so deduplication never collapses the corpus.
 Seeded and deterministic: the same base, N and seed give the same bytes.
 
-    python -m sentinelle.benchmarks.corpus -n 100000 -o /tmp/corpus-100k.tsv
+    python -m sentinelle_tools.benchmarks.corpus -n 100000 -o /tmp/corpus-100k.tsv
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Serving benchmark: batch-scoring throughput and memory, API latency and batch throughput.
 
-    python -m sentinelle.benchmarks.serving [--model models/model.skops]
+    python -m sentinelle_tools.benchmarks.serving [--model models/model.skops]
         [--data ../shared/datasets/sms_spam_collection.tsv] [--rows 250000 1000000]
         [--repeat 3] [--requests 2000] [--batches 200] [-o benchmark.json]
 
@@ -135,7 +135,7 @@ def bench_batch(
             cmd = [
                 sys.executable,
                 "-m",
-                "sentinelle.benchmarks.serving",
+                "sentinelle_tools.benchmarks.serving",
                 "_batch-run",
                 str(model),
                 str(src),
@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(batch_run(a.model, a.src, a.workers)))
         return 0
     parser = argparse.ArgumentParser(
-        prog="python -m sentinelle.benchmarks.serving", description=__doc__.split("\n\n")[0]
+        prog="python -m sentinelle_tools.benchmarks.serving", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--model", type=Path, default=Path("models/model.skops"))
     parser.add_argument(
