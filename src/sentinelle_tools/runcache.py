@@ -1,7 +1,7 @@
 """Push the objects of `cache: false` outputs that the run cache refers to.
 
     dvc push --run-cache
-    PYTHONPATH=src python -m sentinelle.runcache push      # in the activated venv
+    PYTHONPATH=src python -m sentinelle_tools.runcache push      # in the activated venv
 
 DVC 3.67 saves `cache: false` outputs (our git-tracked metrics and plots) into the
 local cache when it records a run, but `dvc push --run-cache` uploads only the run
@@ -37,7 +37,7 @@ def push_run_outputs(root: Path, remote: str | None = None, jobs: int | None = N
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m sentinelle.runcache", description=__doc__.split("\n\n")[0]
+        prog="python -m sentinelle_tools.runcache", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("command", choices=["push"])
     parser.add_argument("-r", "--remote", help="DVC remote (default: the default remote)")

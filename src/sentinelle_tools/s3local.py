@@ -1,10 +1,10 @@
 """A real S3-compatible server on 127.0.0.1 for this clone: SeaweedFS ``weed mini``.
 
-    python -m sentinelle.s3local start    # start (or reuse) it, configure the DVC remote
-    python -m sentinelle.s3local status   # is it running? where?
-    python -m sentinelle.s3local stop     # stop it; the data stays in .s3/data
+    python -m sentinelle_tools.s3local start    # start (or reuse) it, configure the DVC remote
+    python -m sentinelle_tools.s3local status   # is it running? where?
+    python -m sentinelle_tools.s3local stop     # stop it; the data stays in .s3/data
     # use another clone's server:
-    python -m sentinelle.s3local configure --state-dir ../other-clone/.s3
+    python -m sentinelle_tools.s3local configure --state-dir ../other-clone/.s3
 
 Everything lives in the git-ignored ``.s3/`` folder of the clone: the object data
 (``data/``, survives a restart), the generated credentials (``credentials.json``,
@@ -377,7 +377,7 @@ def _repo_root() -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m sentinelle.s3local",
+        prog="python -m sentinelle_tools.s3local",
         description="A local S3 server (SeaweedFS) for this clone.",
     )
     parser.add_argument("command", choices=["start", "stop", "status", "configure"])
