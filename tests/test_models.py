@@ -244,7 +244,8 @@ def test_the_solver_process_fits_the_same_model(monkeypatch, tmp_path) -> None:
 def test_a_failing_solver_process_fails_the_fit_and_an_idle_one_exits(capfd) -> None:
     with CountFile() as file, Solver(file) as process:
         file.start(2, np.uint16, np.int32)
-        file.append(np.array([1, 1], dtype=np.uint16), np.array([0, 1], dtype=np.int32))
+        file.write_chunk(0, np.array([1, 1]), np.array([0, 1]))
+        file.append_chunk(0)
         file.finish()
         split = (np.array([0]), np.array([1]))
         with pytest.raises(
@@ -267,27 +268,6 @@ def test_a_failing_solver_process_fails_the_fit_and_an_idle_one_exits(capfd) -> 
     with CountFile() as file, Solver(file) as idle:
         pass  # the stage failed before asking
     assert idle._process.returncode == 0
-
-
-def test_count_file_chunks_appended_in_order_make_one_csr_matrix() -> None:
-    with CountFile() as file:
-        folder = file.data_path.parent
-        file.start(4, np.uint16, np.int32)
-        file.append(np.array([1, 2], dtype=np.uint16), np.array([1, 2], dtype=np.int32))
-        file.append(np.array([7.0, 8.0]), np.array([0, 2]))  # cast to the file's types
-        with pytest.raises(ValueError, match="chunk of 1 values past the 4"):
-            file.append(np.ones(1, dtype=np.uint16), np.zeros(1, dtype=np.int32))
-        file.finish()
-        matrix = file.csr(np.array([0, 2, 4]), n_columns=3)
-        assert matrix.toarray().tolist() == [[0, 1, 2], [7, 0, 8]]
-        assert (matrix.data.dtype, matrix.indices.dtype) == (np.uint16, np.int32)
-        assert np.load(file.data_path).tolist() == [1, 2, 7, 8]  # ordinary .npy files
-    assert not folder.exists()  # gone once closed
-    with CountFile() as file:
-        file.start(3, np.uint16, np.int32)
-        file.append(np.ones(2, dtype=np.uint16), np.zeros(2, dtype=np.int32))
-        with pytest.raises(ValueError, match="2 values appended, 3 expected"):
-            file.finish()
 
 
 def test_count_file_chunks_written_by_workers_are_copied_in_in_order() -> None:

@@ -1,12 +1,12 @@
 """A CSR count matrix's non-zeros, appended chunk by chunk to two ``.npy`` files in a
 temporary folder.
 
-Chunks are appended in order: by the process that counted them (``append``), or,
-counted by a worker, written by it beside the two files (``write_chunk``) and copied
-in by the process that started the file (``append_chunk``, a file-to-file copy). So
-no process holds or maps the whole matrix; whoever needs it, the stage for the other
-classifiers or the SVM solver process (``sentinelle.svm.solver``), maps the files
-(``np.load(..., mmap_mode="c")``). The folder is removed when the file is closed.
+Each chunk is written beside the two files by whichever process counted it
+(``write_chunk``), and copied in, in order, by the process that started the file
+(``append_chunk``, a file-to-file copy). So no process holds or maps the whole matrix;
+whoever needs it, the stage for the other classifiers or the SVM solver process
+(``sentinelle.svm.solver``), maps the files (``np.load(..., mmap_mode="c")``). The folder
+is removed when the file is closed.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import scipy.sparse as sp
 
 
 class CountFile:
-    """``data.npy`` and ``indices.npy`` of ``nnz`` values each, written in order by ``append``."""
+    """``data.npy`` and ``indices.npy`` of ``nnz`` values each, filled chunk by chunk in order."""
 
     def __init__(self) -> None:
         self._folder = tempfile.TemporaryDirectory(prefix="sentinelle-counts-")
@@ -44,18 +44,11 @@ class CountFile:
             np.lib.format.write_array_header_2_0(fh, header)
             self._files.append((fh, np.dtype(dtype)))
 
-    def append(self, data: np.ndarray, indices: np.ndarray) -> None:
-        """The next chunk's values and column indices."""
-        if self._written + len(data) > self.nnz or len(data) != len(indices):
-            raise ValueError(
-                f"chunk of {len(data)} values past the {self.nnz} the file was started for"
-            )
-        for (fh, dtype), values in zip(self._files, (data, indices), strict=True):
-            fh.write(memoryview(np.ascontiguousarray(values, dtype=dtype)).cast("B"))
-        self._written += len(data)
-
     def write_chunk(self, chunk: int, data: np.ndarray, indices: np.ndarray) -> None:
-        """Chunk ``chunk``'s values and column indices, beside the file (from any process)."""
+        """Chunk ``chunk``'s values and column indices (cast to the file's types), beside the
+        file (from any process)."""
+        if len(data) != len(indices):
+            raise ValueError(f"chunk {chunk}: {len(data)} values but {len(indices)} indices")
         for (_, dtype), values, path in zip(
             self._files, (data, indices), self._chunk_paths(chunk), strict=True
         ):

@@ -39,9 +39,7 @@ class CompactTfidfVectorizer(TfidfVectorizer):
     def set_vocabulary(self, vocabulary: dict[str, int]) -> None:
         """The fitted vocabulary (term -> column 0..n-1), as a dict and as the two arrays."""
         terms = sorted(vocabulary, key=vocabulary.__getitem__)
-        if [vocabulary[t] for t in terms[:1]] not in ([], [0]) or len(terms) != max(
-            vocabulary.values(), default=-1
-        ) + 1:
+        if any(vocabulary[term] != i for i, term in enumerate(terms)):
             raise ValueError("vocabulary_ indices are not 0..n-1")
         encoded = [t.encode("utf-8") for t in terms]
         self.vocabulary_ = vocabulary
