@@ -11,6 +11,9 @@ test split. Writes to dvclive/evaluate:
 - plots/: ROC, precision-recall, DET, calibration, confusion matrix, the
   threshold curve, and an image of the most influential features per class;
 - errors.tsv: the worst false positives and false negatives with their scores.
+Also writes models/reference.json, the reference profile `sentinelle monitor`
+compares production traffic with (sentinelle.monitoring.reference): test-split
+scores, flagged share and label-free estimates, training-message descriptors.
 """
 
 from pathlib import Path
@@ -29,6 +32,7 @@ from sentinelle.evaluation.plots import (
 )
 from sentinelle.modeling.inference import spam_scores, top_features
 from sentinelle.modeling.persistence import load_with_metadata
+from sentinelle.monitoring import reference
 from sentinelle.params import Params
 from sentinelle.processes import Forked
 from sentinelle.stage import log, run
@@ -36,6 +40,7 @@ from sentinelle.text.normaliser import Normaliser
 from sentinelle.text.obfuscation import obfuscate_many
 
 TEST = Path("data/processed/test.parquet")
+TRAIN = Path("data/processed/train.parquet")
 LIVE_DIR = Path("dvclive/evaluate")
 PLOTS = LIVE_DIR / "plots"
 FEATURES_PNG = PLOTS / "images" / "top_features.png"
@@ -119,6 +124,15 @@ def main(params: Params) -> None:
     # roc_curve's first threshold is +inf, which DVCLive writes as `Infinity` (not JSON).
     for plot_file in sorted((PLOTS / "sklearn").glob("*.json")):
         make_strict_json(plot_file)
+    profile = reference.build(
+        model,
+        meta,
+        scores,
+        test["text"].tolist(),
+        y.astype(bool),
+        io.read_table(TRAIN, columns=["message"])["message"].tolist(),
+    )
+    io.write_json(reference.REFERENCE_PATH, profile)
     io.write_bytes(FEATURES_PNG, chart.result())
     io.write_text(
         ERRORS, error_table(test["label"], test["message"], scores, threshold, p.top_errors)
@@ -149,7 +163,13 @@ def main(params: Params) -> None:
         obf["fp"],
         obf["n_ham"],
     )
-    log.info("metrics: %s, plots: %s, errors: %s", LIVE_DIR / "metrics.json", PLOTS, ERRORS)
+    log.info(
+        "metrics: %s, plots: %s, errors: %s, reference profile: %s",
+        LIVE_DIR / "metrics.json",
+        PLOTS,
+        ERRORS,
+        reference.REFERENCE_PATH,
+    )
 
 
 if __name__ == "__main__":
