@@ -3,9 +3,11 @@
     sentinelle score INPUT [-o OUTPUT] [--model models/model.skops] [--on-error fail|skip]
     sentinelle serve [--model models/model.skops] [--host 127.0.0.1] [--port 8000]
     sentinelle fetch [--repo .] (--version vX.Y.Z | --stage prod) [-o served/]
+    sentinelle monitor INPUT [--reference models/reference.json] [-o monitoring/]
 
 Also runnable as ``python -m sentinelle``. Bad input (files, rows, options)
-is reported as one line ``sentinelle <command>: error: ...`` with exit code 2.
+is reported as one line ``sentinelle <command>: error: ...`` with exit code 2;
+``monitor`` exits 1 when it finds drift.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from pathlib import Path
 
 from sentinelle import io
 from sentinelle.errors import UserError
+from sentinelle.params import DEFAULT_PARAMS
+from sentinelle.params import load as load_params
 from sentinelle.serving.batch import DEFAULT_CHUNK_SIZE, score_file
 from sentinelle.serving.registry import fetch
 from sentinelle.serving.rows import FORMATS
@@ -85,6 +89,36 @@ def _fetch(args: argparse.Namespace) -> int:
     print(model)
     print(metadata)
     return 0
+
+
+def _monitor(args: argparse.Namespace) -> int:
+    from sentinelle.serving.monitor import monitor  # scipy, matplotlib: only `monitor` pays
+
+    params = load_params(args.params).monitor
+    scorer = Scorer.load(args.model, args.metadata)
+    summary, checks = monitor(
+        Path(args.input),
+        args.output,
+        scorer=scorer,
+        reference_path=args.reference,
+        params=params,
+        fmt=args.format,
+        text_column=args.text_column,
+        label_column=args.label_column,
+        encoding=args.encoding,
+    )
+    failed = [c for c in checks if not c.passed]
+    for check in failed:
+        sys.stderr.write(f"sentinelle monitor: drift: {check.line()}\n")
+    log.info(
+        "%d messages, %d of %d checks passed%s; report: %s",
+        summary["messages"],
+        len(checks) - len(failed),
+        len(checks),
+        "" if summary["rescored"] else " (scores read from the input)",
+        args.output / "report.html",
+    )
+    return 1 if failed else 0
 
 
 def parser() -> argparse.ArgumentParser:
@@ -180,6 +214,44 @@ def parser() -> argparse.ArgumentParser:
         "-o", "--output", type=Path, default=Path("served"), help="folder (default: %(default)s)"
     )
     fetch.set_defaults(run=_fetch)
+
+    mon = sub.add_parser(
+        "monitor",
+        help="check a batch of messages for drift against the reference profile",
+        description="Compare a batch (any format `score` reads; optionally already scored, "
+        "optionally labelled) with the model's reference profile. Exit code 0: no drift, "
+        "1: drift, 2: bad input.",
+    )
+    mon.add_argument("input", help="CSV, TSV, JSON Lines or plain text (one message a line)")
+    mon.add_argument(
+        "--reference",
+        type=Path,
+        default=Path("models/reference.json"),
+        help="reference profile written by the evaluate stage (default: %(default)s)",
+    )
+    mon.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=Path("monitoring"),
+        help="folder for monitor.json, report.html and dvclive/ (default: %(default)s)",
+    )
+    model_options(mon)
+    mon.add_argument(
+        "--params",
+        type=Path,
+        default=DEFAULT_PARAMS,
+        help="params file whose `monitor` section holds the limits (default: %(default)s)",
+    )
+    mon.add_argument("--format", choices=FORMATS, help="input format (default: from the suffix)")
+    mon.add_argument("--text-column", default="text", help="message column (default: %(default)s)")
+    mon.add_argument(
+        "--label-column",
+        default="label",
+        help="optional label column, spam/ham (default: %(default)s)",
+    )
+    mon.add_argument("--encoding", default="utf-8", help="input encoding (default: %(default)s)")
+    mon.set_defaults(run=_monitor)
     return top
 
 
