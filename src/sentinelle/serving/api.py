@@ -5,6 +5,10 @@
     POST /predict         {"text": "..."} -> spam_score, is_spam, threshold, model_version
     POST /predict/batch   {"texts": ["...", ...]} (at most ``max_batch``)
     GET  /model           model version, threshold and metadata
+    POST /feedback        {"text": ..., "label": "spam"|"ham", "id": ..., "source": ...}
+                          (with ``sentinelle serve --feedback FILE``): 201 stored, 200 if
+                          its id was already stored
+    GET  /feedback/stats  records stored, by label
     GET  /docs, /openapi.json
 
 The model is loaded once, in a thread started by the app's lifespan, with the
@@ -19,14 +23,15 @@ import json
 import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from sentinelle import feedback
 from sentinelle.errors import UserError
 from sentinelle.serving.scorer import MAX_BATCH, MAX_CHARS, Scorer
 
@@ -69,6 +74,18 @@ class Status(BaseModel):
     status: str
     detail: str | None = None
     model_version: str | None = None
+
+
+class FeedbackRecord(BaseModel):
+    id: str | None
+    label: Literal["spam", "ham"]
+    source: str | None
+    text: str
+
+
+class FeedbackStats(BaseModel):
+    total: int
+    by_label: dict[str, int]
 
 
 class _Limits(BaseModel):
@@ -147,8 +164,10 @@ def create_app(
     *,
     max_batch: int = MAX_BATCH,
     max_chars: int = MAX_CHARS,
+    feedback_path: Path | None = None,
 ) -> FastAPI:
-    """The app for one model file; limits are part of its OpenAPI schema."""
+    """The app for one model file; limits are part of its OpenAPI schema. With
+    ``feedback_path``, ``POST /feedback`` appends reported verdicts to that file."""
     state: dict[str, Any] = {"scorer": None, "error": None}
     limits = _Limits(max_batch=max_batch, max_chars=max_chars)
     Text = Annotated[
@@ -277,7 +296,49 @@ def create_app(
             predictions=predictions, threshold=s.threshold, model_version=s.version
         )
 
+    if feedback_path is not None:
+        _add_feedback_routes(app, feedback.Store(feedback_path), Text, invalid)
     return app
+
+
+def _add_feedback_routes(app: FastAPI, store: feedback.Store, text_type: Any, invalid: Any) -> None:
+    Short = Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=feedback.MAX_FIELD, pattern=r"\S"),
+    ]
+
+    class FeedbackRequest(BaseModel):
+        model_config = ConfigDict(
+            extra="forbid",
+            json_schema_extra={
+                "examples": [{"text": "Your parcel is waiting, pay 1.99 at ...", "label": "spam"}]
+            },
+        )
+        text: text_type
+        label: Literal["spam", "ham"] = Field(description="The right verdict")
+        id: Short | None = Field(None, description="Stored once: a repeated id is not stored")
+        source: Short | None = Field(None, description="Who reported it, e.g. a client name")
+
+    @app.post(
+        "/feedback",
+        status_code=201,
+        response_model=FeedbackRecord,
+        responses={200: {"model": FeedbackRecord, "description": "Already stored"}, **invalid},
+        tags=["feedback"],
+    )
+    def post_feedback(request: FeedbackRequest, response: Response) -> FeedbackRecord:
+        """Store a reported verdict durably (on disk before the answer)."""
+        rec, stored = store.add(
+            feedback.Record(request.text, request.label, request.id, request.source)
+        )
+        if not stored:
+            response.status_code = 200
+        return FeedbackRecord(id=rec.id, label=rec.label, source=rec.source, text=rec.text)
+
+    @app.get("/feedback/stats", response_model=FeedbackStats, tags=["feedback"])
+    def feedback_stats() -> FeedbackStats:
+        """How many reported verdicts are stored, by label."""
+        return FeedbackStats(**store.stats())
 
 
 class _NotReady(Exception):

@@ -4,6 +4,9 @@
     sentinelle serve [--model models/model.skops] [--host 127.0.0.1] [--port 8000]
     sentinelle fetch [--repo .] (--version vX.Y.Z | --stage prod) [-o served/]
     sentinelle monitor INPUT [--reference models/reference.json] [-o monitoring/]
+    sentinelle feedback add --file FILE --label spam|ham [--id ID] [--source S] TEXT
+    sentinelle feedback import --file FILE INPUT [--label-column label] [--id-column id]
+    sentinelle feedback stats --file FILE
 
 Also runnable as ``python -m sentinelle``. Bad input (files, rows, options)
 is reported as one line ``sentinelle <command>: error: ...`` with exit code 2;
@@ -13,11 +16,13 @@ is reported as one line ``sentinelle <command>: error: ...`` with exit code 2;
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import logging
 import sys
 from pathlib import Path
 
-from sentinelle import io
+from sentinelle import feedback, io
 from sentinelle.errors import UserError
 from sentinelle.params import DEFAULT_PARAMS
 from sentinelle.params import load as load_params
@@ -71,7 +76,13 @@ def _serve(args: argparse.Namespace) -> int:
                 f"{path}: not found (run `dvc repro`, `dvc pull` or `sentinelle fetch`)"
             )
     io.read_json(metadata)
-    app = create_app(args.model, args.metadata, max_batch=args.max_batch, max_chars=args.max_chars)
+    app = create_app(
+        args.model,
+        args.metadata,
+        max_batch=args.max_batch,
+        max_chars=args.max_chars,
+        feedback_path=args.feedback,
+    )
     uvicorn.run(
         app,
         host=args.host,
@@ -119,6 +130,38 @@ def _monitor(args: argparse.Namespace) -> int:
         args.output / "report.html",
     )
     return 1 if failed else 0
+
+
+def _feedback(args: argparse.Namespace) -> int:
+    store = feedback.Store(args.file)
+    if args.action == "stats":
+        print(json.dumps(store.stats(), sort_keys=True))
+        return 0
+    if args.action == "add":
+        records = [feedback.record(args.text, args.label, args.id, args.source, where="TEXT")]
+    else:
+        from sentinelle.serving.feedback import read_file
+
+        records = read_file(
+            Path(args.input),
+            fmt=args.format,
+            text_column=args.text_column,
+            label_column=args.label_column,
+            id_column=args.id_column,
+            source=args.source,
+            encoding=args.encoding,
+        )
+    results = store.add_many(records)
+    stored = sum(new for _, new in results)
+    if args.action == "add":
+        print(json.dumps(dataclasses.asdict(results[0][0]), ensure_ascii=False, sort_keys=True))
+    log.info(
+        "stored %d record(s) in %s%s",
+        stored,
+        args.file,
+        f"; {len(results) - stored} already stored (same id)" if stored < len(results) else "",
+    )
+    return 0
 
 
 def parser() -> argparse.ArgumentParser:
@@ -194,6 +237,12 @@ def parser() -> argparse.ArgumentParser:
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
     serve.add_argument("--no-access-log", action="store_true", help="do not log every request")
+    serve.add_argument(
+        "--feedback",
+        type=Path,
+        help="enable POST /feedback and GET /feedback/stats, storing reports in this JSON Lines "
+        "file",
+    )
     serve.set_defaults(run=_serve)
 
     fetch = sub.add_parser(
@@ -252,6 +301,31 @@ def parser() -> argparse.ArgumentParser:
     )
     mon.add_argument("--encoding", default="utf-8", help="input encoding (default: %(default)s)")
     mon.set_defaults(run=_monitor)
+
+    fb = sub.add_parser(
+        "feedback",
+        help="store reported verdicts (training data for the next model)",
+        description="Add, import and count reported verdicts in a feedback file (JSON Lines), "
+        "which `ingest.feedback` merges into the training data.",
+    )
+    actions = fb.add_subparsers(dest="action", required=True)
+    add = actions.add_parser("add", help="store one reported verdict")
+    imp = actions.add_parser("import", help="store every row of a labelled file")
+    stats = actions.add_parser("stats", help="count the stored records by label")
+    for p in (add, imp, stats):
+        p.add_argument("--file", type=Path, required=True, help="the feedback file (JSON Lines)")
+    add.add_argument("text", help="the message")
+    add.add_argument("--label", choices=feedback.LABELS, required=True, help="the right verdict")
+    add.add_argument("--id", help="an id: a record with an id already stored is not stored again")
+    for p in (add, imp):
+        p.add_argument("--source", help="who reported it")
+    imp.add_argument("input", help="CSV, TSV or JSON Lines with a text and a label column")
+    imp.add_argument("--format", choices=FORMATS, help="input format (default: from the suffix)")
+    imp.add_argument("--text-column", default="text", help="(default: %(default)s)")
+    imp.add_argument("--label-column", default="label", help="spam/ham (default: %(default)s)")
+    imp.add_argument("--id-column", default="id", help="optional ids (default: %(default)s)")
+    imp.add_argument("--encoding", default="utf-8", help="(default: %(default)s)")
+    fb.set_defaults(run=_feedback)
     return top
 
 
