@@ -102,6 +102,9 @@ class IngestParams:
     on_nul: Policy
     on_too_long: Policy
     on_conflict: Literal["fail", "drop", "majority"]
+    feedback: str | None
+    on_feedback_conflict: Literal["feedback", "drop", "majority"]
+    max_feedback_shift: Annotated[float, Range(gt=0, le=1)]
 
 
 @dataclass(frozen=True)
