@@ -5,6 +5,7 @@ are caught while ham false positives on the (unchanged) test split stay within t
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import httpx
@@ -69,6 +70,10 @@ def test_reported_spam_family_is_learnt_by_the_next_model(repo: Path, tmp_path: 
     caught_before = int((before.scores(held_out) >= before.threshold).sum())
     assert caught_before <= 3, caught_before  # the model misses the family
     metrics_before = json.loads((repo / "dvclive/evaluate/metrics.json").read_text())
+    champion = tmp_path / "champion"
+    champion.mkdir()
+    for name in ("model.skops", "model.json"):
+        shutil.copy(repo / "models" / name, champion / name)
 
     store = repo / "feedback/feedback.jsonl"
     log = tmp_path / "server.log"
@@ -102,6 +107,30 @@ def test_reported_spam_family_is_learnt_by_the_next_model(repo: Path, tmp_path: 
         f"threshold {before.threshold:.4f} -> {after.threshold:.4f}"
     )
     assert caught_after >= 27, caught_after
+
+    # Champion (before) and challenger (after) side by side on held-out family + test ham.
+    labelled = tmp_path / "labelled.jsonl"
+    test = __import__("pandas").read_parquet(repo / "data/processed/test.parquet")
+    rows = [{"text": t, "label": "spam"} for t in held_out]
+    rows += [{"text": t, "label": "ham"} for t in test.loc[test["label"] == "ham", "message"]]
+    labelled.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "comparison.json"
+    proc = sh(
+        "sentinelle",
+        "compare",
+        champion / "model.skops",
+        repo / "models/model.skops",
+        "--data",
+        labelled,
+        "-o",
+        out,
+        cwd=repo,
+    )
+    result = json.loads(out.read_text())
+    print(proc.stdout)
+    assert result["champion"]["recall"] == round(caught_before / 30, 6)
+    assert result["challenger"]["recall"] == round(caught_after / 30, 6)
+    assert result["disagreements_right"]["challenger"] >= caught_after - caught_before
     assert metrics_after["n_ham"] == metrics_before["n_ham"]  # the same test split
     assert metrics_after["fp"] <= metrics_before["fp"] + 1
     assert metrics_after["ham_fpr"] <= 0.005

@@ -7,6 +7,7 @@
     sentinelle feedback add --file FILE --label spam|ham [--id ID] [--source S] TEXT
     sentinelle feedback import --file FILE INPUT [--label-column label] [--id-column id]
     sentinelle feedback stats --file FILE
+    sentinelle compare CHAMPION CHALLENGER --data FILE [-o comparison.json]
 
 Also runnable as ``python -m sentinelle``. Bad input (files, rows, options)
 is reported as one line ``sentinelle <command>: error: ...`` with exit code 2;
@@ -161,6 +162,18 @@ def _feedback(args: argparse.Namespace) -> int:
         args.file,
         f"; {len(results) - stored} already stored (same id)" if stored < len(results) else "",
     )
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from sentinelle.serving.compare import compare, read_labelled, table
+
+    data = read_labelled(args.data, args.format, args.text_column, args.label_column, args.encoding)
+    champion, challenger = Scorer.load(args.champion), Scorer.load(args.challenger)
+    result = compare(champion, challenger, data)
+    sys.stdout.write(table(result, args.show))
+    if args.output:
+        io.write_json(args.output, result)
     return 0
 
 
@@ -326,6 +339,24 @@ def parser() -> argparse.ArgumentParser:
     imp.add_argument("--id-column", default="id", help="optional ids (default: %(default)s)")
     imp.add_argument("--encoding", default="utf-8", help="(default: %(default)s)")
     fb.set_defaults(run=_feedback)
+
+    cmp_ = sub.add_parser(
+        "compare",
+        help="champion vs challenger on one labelled set",
+        description="Score one labelled set with two models (each at its own threshold), print "
+        "the same metrics side by side and the messages where their verdicts differ. "
+        "`sentinelle gate` decides promotion.",
+    )
+    cmp_.add_argument("champion", type=Path, help="the model in production (model.skops)")
+    cmp_.add_argument("challenger", type=Path, help="the candidate (model.skops)")
+    cmp_.add_argument("--data", type=Path, required=True, help="CSV, TSV or JSON Lines with labels")
+    cmp_.add_argument("-o", "--output", type=Path, help="also write every figure as JSON")
+    cmp_.add_argument("--show", type=int, default=20, help="disagreements printed (default: 20)")
+    cmp_.add_argument("--format", choices=FORMATS, help="input format (default: from the suffix)")
+    cmp_.add_argument("--text-column", default="text", help="(default: %(default)s)")
+    cmp_.add_argument("--label-column", default="label", help="(default: %(default)s)")
+    cmp_.add_argument("--encoding", default="utf-8", help="(default: %(default)s)")
+    cmp_.set_defaults(run=_compare)
     return top
 
 

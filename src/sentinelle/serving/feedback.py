@@ -11,9 +11,7 @@ from pathlib import Path
 
 from sentinelle import feedback
 from sentinelle.errors import UserError
-from sentinelle.serving.rows import Reader, detect_format
-
-SPAM, HAM = frozenset({"spam", "1", "true"}), frozenset({"ham", "0", "false"})
+from sentinelle.serving.rows import Reader, detect_format, is_spam_label
 
 
 def read_file(
@@ -52,16 +50,14 @@ def read_file(
                     )
                 label = rec[header.index(label_column)]
                 rid = rec[header.index(id_column)] if id_column in header else None
-            key = str(label).strip().lower() if label is not None else None
-            if key not in SPAM | HAM:
+            spam = is_spam_label(label)
+            if spam is None:
                 raise UserError(
                     f"{where}: {label_column} {label!r} is not a label; "
                     "allowed: spam, ham (or 1/0, true/false)"
                 )
             rid = None if rid in (None, "") else str(rid)
-            out.append(
-                feedback.record(text, "spam" if key in SPAM else "ham", rid, source, where=where)
-            )
+            out.append(feedback.record(text, "spam" if spam else "ham", rid, source, where=where))
     if not out:
         raise UserError(f"{path}: no rows to import")
     return out

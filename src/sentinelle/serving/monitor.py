@@ -24,12 +24,10 @@ from sentinelle.errors import UserError
 from sentinelle.monitoring import drift, reference, report
 from sentinelle.monitoring.descriptors import FLAGS, describe, unseen_shares
 from sentinelle.params import MonitorParams
-from sentinelle.serving.rows import Reader, detect_format
+from sentinelle.serving.rows import Reader, column_value, detect_format, is_spam_label
 from sentinelle.serving.scorer import Scorer
 
 log = logging.getLogger("sentinelle")
-
-SPAM, HAM = frozenset({"spam", "1", "true"}), frozenset({"ham", "0", "false"})
 
 
 @dataclass
@@ -38,14 +36,6 @@ class Rows:
     scores: list[float] | None
     labels: list[bool] | None
     versions: set[str]
-
-
-def _field(record: Any, header: list[str] | None, column: str) -> Any:
-    if isinstance(record, dict):
-        return record.get(column)
-    if header and column in header and header.index(column) < len(record):
-        return record[header.index(column)]
-    return None
 
 
 def read_rows(
@@ -65,9 +55,9 @@ def read_rows(
             if problem is not None:
                 raise UserError(f"{name}: row {row} (line {line}): {problem}")
             out.texts.append(text)  # type: ignore[arg-type]
-            score = _field(record, reader.header, "spam_score")
-            label = _field(record, reader.header, label_column)
-            version = _field(record, reader.header, "model_version")
+            score = column_value(record, reader.header, "spam_score")
+            label = column_value(record, reader.header, label_column)
+            version = column_value(record, reader.header, "model_version")
             if version is not None:
                 out.versions.add(str(version))
             if out.scores is not None and score is not None:
@@ -84,13 +74,13 @@ def read_rows(
             elif score is None:
                 out.scores = None
             if out.labels is not None and label is not None:
-                key = str(label).strip().lower()
-                if key not in SPAM | HAM:
+                spam = is_spam_label(label)
+                if spam is None:
                     raise UserError(
                         f"{name}: row {row} (line {line}): {label_column} {label!r} is not a "
                         "label; allowed: spam, ham (or 1/0, true/false)"
                     )
-                out.labels.append(key in SPAM)
+                out.labels.append(spam)
             elif label is None:
                 out.labels = None
     if not out.texts:
