@@ -41,7 +41,17 @@ def main(params: Params) -> None:
     merged = None
     if p.feedback is not None:
         train, merged = feedback.merge(train, test, feedback.read(p), p)
-        log.info("feedback %s: %s", p.feedback, merged)
+        log.info(
+            "feedback %s: %d records, %d added to train, %d overridden, refused %s; "
+            "training spam share %.2f%% -> %.2f%%",
+            p.feedback,
+            merged["records"],
+            merged["added"],
+            merged["overridden"],
+            ", ".join(f"{k} {v}" for k, v in merged["refused"].items() if v) or "none",
+            100 * merged["train_spam_share"]["before"],
+            100 * merged["train_spam_share"]["after"],
+        )
 
     report = build_report(p.source, fetched, parsed, cleaned, train, test)
     if merged is not None:

@@ -120,12 +120,12 @@ def table(result: dict[str, Any], show: int) -> str:
     champ, chall = result["champion"], result["challenger"]
     lines = [
         f"{result['messages']} labelled messages ({result['spam']} spam)",
-        f"{'':<18} {'champion':>20} {'challenger':>20}",
-        f"{'model':<18} {champ['model_version']:>20} {chall['model_version']:>20}",
+        f"{'':<18} {'champion':>24} {'challenger':>24}",
+        f"{'model':<18} {champ['model_version']:>24} {chall['model_version']:>24}",
     ]
     for key in ("threshold", *SHOWN):
         x, y = champ[key], chall[key]
-        fmt = "{:>20d}" if isinstance(x, int) else "{:>20.4f}"
+        fmt = "{:>24d}" if isinstance(x, int) else "{:>24.4f}"
         lines.append(f"{key:<18} {fmt.format(x)} {fmt.format(y)}")
     right = result["disagreements_right"]
     lines.append(
