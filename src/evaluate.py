@@ -131,6 +131,7 @@ def main(params: Params) -> None:
         test["text"].tolist(),
         y.astype(bool),
         io.read_table(TRAIN, columns=["message"])["message"].tolist(),
+        seed,
     )
     io.write_json(reference.REFERENCE_PATH, profile)
     io.write_bytes(FEATURES_PNG, chart.result())
