@@ -63,7 +63,7 @@ def describe_layout(parsed: formats.Parsed) -> str:
     if parsed.header is not None:
         parts.append("header row" if parsed.header else "no header row")
     if parsed.columns:
-        parts.append(" ".join(f"{k} {v!r}" for k, v in parsed.columns.items()))
+        parts += [f"{k} column {v!r}" for k, v in parsed.columns.items()]
     parts.append(parsed.encoding or "binary")
     return ", ".join(parts)
 

@@ -338,7 +338,8 @@ CASES = [
         "ambiguous-names-are-quoted-for-the-shell",
         "export.csv",
         delimited([["Message Body", "SMS", "Label"]] + [[t, t, label] for label, t in P]).encode(),
-        error="choose with e.g. dvc exp run -S 'ingest.text_column=Message Body'",
+        error='choose with e.g. dvc exp run -S "ingest.text_column=Message Body" '
+        "-S ingest.label_column=Label",
     ),
     Case(
         "parquet-well-known-names",
@@ -507,15 +508,15 @@ def test_xlsx_is_bounded_once_unpacked(workdir: Path) -> None:
             "crm.csv",
             SEMICOLON_EXPORT,
             {},
-            "ingest: crm.csv: 40 rows read (csv, delimiter ';', header row, text 'message_body' "
-            "label 'is_spam', utf-8); dropped none; train 32, test 8",
+            "ingest: crm.csv: 40 rows read (csv, delimiter ';', header row, text column "
+            "'message_body', label column 'is_spam', utf-8); dropped none; train 32, test 8",
         ),
         (
             "noheader.csv",
             HEADERLESS,
             {"text_column": 2, "label_column": 1},
-            "ingest: noheader.csv: 40 rows read (csv, delimiter ',', no header row, text 2 "
-            "label 1, utf-8); dropped none; train 32, test 8",
+            "ingest: noheader.csv: 40 rows read (csv, delimiter ',', no header row, text column "
+            "2, label column 1, utf-8); dropped none; train 32, test 8",
         ),
     ],
 )

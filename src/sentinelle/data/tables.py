@@ -218,7 +218,22 @@ def has_header(first: list[Cell], p: IngestParams) -> bool:
 
 
 def _override(key: str, value: str | int) -> str:
-    return "-S " + shlex.quote(f"ingest.{key}={value}")
+    """``-S ingest.KEY=VALUE`` as a shell takes it and as ``dvc exp run`` parses it.
+
+    DVC reads ``-S`` with Hydra's override grammar: a name that would parse as a number,
+    a boolean or null, or holds characters such as ``,`` ``;`` ``'``, is single-quoted.
+    """
+    text = str(value)
+    if isinstance(value, str) and (
+        not re.fullmatch(r"[A-Za-z_][\w\-./ ]*", text)
+        or text.strip() != text
+        or text.casefold() in ("true", "false", "null", "nan", "inf")
+    ):
+        text = "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    arg = f"ingest.{key}={text}"
+    if re.fullmatch(r"[\w\-./=]+", arg):
+        return f"-S {arg}"
+    return f'-S "{arg}"' if not re.search(r'["$`\\!]', arg) else f"-S {shlex.quote(arg)}"
 
 
 def _missing(where: str, wanted: dict[str, str | int], header: list[str], delimiter: str) -> str:
