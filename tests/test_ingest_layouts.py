@@ -17,6 +17,7 @@ from xml.sax.saxutils import escape
 import openpyxl
 import pandas as pd
 import pytest
+import xlwt
 
 from ingest_support import Case, check_case, messages, previous_run, run_script
 
@@ -37,6 +38,18 @@ def xlsx(sheets: dict[str, list[list[Any]]]) -> bytes:
         sheet = book.create_sheet(name)
         for row in rows:
             sheet.append(row)
+    buf = io.BytesIO()
+    book.save(buf)
+    return buf.getvalue()
+
+
+def xls(sheets: dict[str, list[list[Any]]]) -> bytes:
+    book = xlwt.Workbook()
+    for name, rows in sheets.items():
+        sheet = book.add_sheet(name)
+        for i, row in enumerate(rows):
+            for j, value in enumerate(row):
+                sheet.write(i, j, value)
     buf = io.BytesIO()
     book.save(buf)
     return buf.getvalue()
@@ -410,6 +423,19 @@ CASES = [
         "book.ods",
         ods([["label", "text"], *labelled(1, 0)]),
         expect={"format": "ods", "sheet": "Sheet1", "rows": 40},
+        check=spam_count,
+    ),
+    Case(
+        "xls-found-by-content-whatever-its-name",
+        "export.csv",
+        xls({"About": [["x"]], "Messages": [["Category", "Message"], *labelled(1, 0)]}),
+        params={"sheet": "Messages"},
+        expect={
+            "format": "xls",
+            "sheet": "Messages",
+            "columns": {"text": "Message", "label": "Category"},
+        },
+        warning="export.csv (sheet 'Messages'): no column 'text' or 'label'",
         check=spam_count,
     ),
     Case(
