@@ -2,9 +2,10 @@
 
     GET  /healthz         the process is alive
     GET  /readyz          200 once the model is loaded, 503 before (or if loading failed)
-    POST /predict         {"text": "..."} -> spam_score, is_spam, threshold, model_version
+    POST /predict         {"text": "..."} -> spam_score, is_spam, threshold, operating_point,
+                          model_version; ?operating_point=NAME picks a named threshold
     POST /predict/batch   {"texts": ["...", ...]} (at most ``max_batch``)
-    GET  /model           model version, threshold and metadata
+    GET  /model           model version, thresholds (operating points) and metadata
     GET  /docs, /openapi.json
 
 The model is loaded once, in a thread started by the app's lifespan, with the
@@ -19,16 +20,17 @@ import json
 import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sentinelle.errors import UserError
-from sentinelle.serving.scorer import MAX_BATCH, MAX_CHARS, Scorer
+from sentinelle.modeling import operating_points
+from sentinelle.serving.scorer import MAX_BATCH, MAX_CHARS, Scorer, metadata_path_for
 
 log = logging.getLogger("sentinelle.api")
 
@@ -49,18 +51,29 @@ class Prediction(BaseModel):
 
 class PredictResponse(Prediction):
     threshold: float
+    operating_point: str
     model_version: str
 
 
 class BatchResponse(BaseModel):
     predictions: list[Prediction]
     threshold: float
+    operating_point: str
     model_version: str
+
+
+class OperatingPoint(BaseModel):
+    threshold: float
+    max_ham_fpr: float | None = Field(description="the ham FPR budget it was chosen for")
+    recall: float | None = Field(description="spam recall, cross-validated on train")
+    ham_fpr: float | None = Field(description="ham FPR, cross-validated on train")
 
 
 class ModelInfo(BaseModel):
     model_version: str
     threshold: float
+    default_operating_point: str
+    operating_points: dict[str, OperatingPoint]
     metadata: dict[str, Any]
     limits: dict[str, int]
 
@@ -219,6 +232,24 @@ def create_app(
             raise _NotReady(state["error"])
         return s
 
+    def resolve_point(s: Scorer, name: str | None) -> tuple[str, float]:
+        try:
+            return s.operating_point(name)
+        except UserError as exc:
+            error = {"type": "value_error", "loc": ("query", "operating_point"), "msg": str(exc)}
+            raise RequestValidationError([error]) from None
+
+    # The names are in the metadata, read here (the model itself loads in the background), so
+    # that the OpenAPI schema lists them: an unknown name is a 422 that names the allowed ones.
+    names = _point_names(metadata_path_for(model_path, metadata_path))
+    Point = Annotated[
+        Literal[names],  # type: ignore[valid-type]
+        Query(
+            description="a named operating point of the model (GET /model lists them); "
+            "default: the model's own threshold"
+        ),
+    ]
+
     @app.exception_handler(_NotReady)
     async def _not_ready(request: Request, exc: _NotReady) -> AsciiJSONResponse:
         return _status_response(exc.error)
@@ -240,9 +271,21 @@ def create_app(
     async def model() -> ModelInfo:
         """The loaded model's version, threshold, metadata and the request limits."""
         s = scorer()
+        stored = s.metadata.get("operating_points") or {}
+        points = {
+            name: OperatingPoint(
+                threshold=threshold,
+                max_ham_fpr=stored.get(name, {}).get("max_ham_fpr"),
+                recall=stored.get(name, {}).get("recall"),
+                ham_fpr=stored.get(name, {}).get("ham_fpr"),
+            )
+            for name, threshold in s.thresholds.items()
+        }
         return ModelInfo(
             model_version=s.version,
             threshold=s.threshold,
+            default_operating_point="default",
+            operating_points=points,
             metadata=s.metadata,
             limits=limits.model_dump(),
         )
@@ -253,12 +296,19 @@ def create_app(
         responses={**not_ready, **invalid},
         tags=["predict"],
     )
-    async def predict(request: PredictRequest) -> PredictResponse:
+    async def predict(
+        request: PredictRequest, operating_point: Point = operating_points.DEFAULT
+    ) -> PredictResponse:
         """Score one message."""
         s = scorer()
-        ((score, is_spam),) = s.predict([request.text])
+        point, threshold = resolve_point(s, operating_point)
+        ((score, is_spam),) = s.predict([request.text], threshold)
         return PredictResponse(
-            spam_score=score, is_spam=is_spam, threshold=s.threshold, model_version=s.version
+            spam_score=score,
+            is_spam=is_spam,
+            threshold=threshold,
+            operating_point=point,
+            model_version=s.version,
         )
 
     @app.post(
@@ -267,17 +317,33 @@ def create_app(
         responses={**not_ready, **invalid},
         tags=["predict"],
     )
-    async def predict_batch(request: BatchRequest) -> BatchResponse:
+    async def predict_batch(
+        request: BatchRequest, operating_point: Point = operating_points.DEFAULT
+    ) -> BatchResponse:
         """Score up to ``max_batch`` messages, in order."""
         s = scorer()
+        point, threshold = resolve_point(s, operating_point)
         predictions = [
-            Prediction(spam_score=score, is_spam=spam) for score, spam in s.predict(request.texts)
+            Prediction(spam_score=score, is_spam=spam)
+            for score, spam in s.predict(request.texts, threshold)
         ]
         return BatchResponse(
-            predictions=predictions, threshold=s.threshold, model_version=s.version
+            predictions=predictions,
+            threshold=threshold,
+            operating_point=point,
+            model_version=s.version,
         )
 
     return app
+
+
+def _point_names(metadata_path: Path) -> tuple[str, ...]:
+    """The operating points a model's metadata names; only ``default`` if it cannot be read
+    (then the model will not load either, and /readyz says why)."""
+    try:
+        return tuple(operating_points.thresholds(json.loads(metadata_path.read_text())))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return (operating_points.DEFAULT,)
 
 
 class _NotReady(Exception):
