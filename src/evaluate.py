@@ -7,7 +7,8 @@ test split. Writes to dvclive/evaluate:
   0.5 (`default_threshold/`): accuracy, precision, spam recall, F1, MCC, ham FPR
   with its counts, lam %; ROC AUC, 1-ROCA %, average precision, spam recall at
   ham FPR <= 0.1 %; seeded bootstrap 95 % intervals of MCC and recall; spam
-  recall and ham FPR on obfuscated messages (`obfuscated/`);
+  recall and ham FPR on obfuscated messages (`obfuscated/`); recall, ham FPR,
+  precision and MCC at each named operating point (`operating_points/<name>/`);
 - plots/: ROC, precision-recall, DET, calibration, confusion matrix, the
   threshold curve, and an image of the most influential features per class;
 - errors.tsv: the worst false positives and false negatives with their scores.
@@ -23,7 +24,11 @@ import numpy as np
 from dvclive import Live
 
 from sentinelle import io
-from sentinelle.evaluation.metrics import bootstrap_intervals, classification_metrics
+from sentinelle.evaluation.metrics import (
+    bootstrap_intervals,
+    classification_metrics,
+    threshold_metrics,
+)
 from sentinelle.evaluation.plots import (
     error_table,
     make_strict_json,
@@ -83,6 +88,11 @@ def main(params: Params) -> None:
     intervals = (
         bootstrap_intervals(y, scores >= threshold, p.bootstrap, seed) if p.bootstrap else {}
     )
+    # Each named operating point that train chose, on the test split.
+    points = {
+        name: threshold_metrics(y, scores >= point["threshold"])
+        for name, point in meta.get("operating_points", {}).items()
+    }
 
     # Robustness: the same messages obfuscated, scored at the same threshold.
     obf = classification_metrics(y, robust.result(), threshold)
@@ -103,6 +113,11 @@ def main(params: Params) -> None:
         live.log_metric("default_threshold/threshold", meta["default_threshold"], plot=False)
         for name, value in at_default.items():
             live.log_metric(f"default_threshold/{name}", _rounded(value), plot=False)
+        for name, at_point in points.items():
+            for key in ("recall", "ham_fpr", "precision", "mcc", "fp", "n_ham"):
+                live.log_metric(
+                    f"operating_points/{name}/{key}", _rounded(at_point[key]), plot=False
+                )
         live.log_metric("obfuscated/rate", p.obfuscation_rate, plot=False)
         for name, value in robustness.items():
             live.log_metric(f"obfuscated/{name}", _rounded(value), plot=False)
@@ -164,6 +179,15 @@ def main(params: Params) -> None:
         obf["fp"],
         obf["n_ham"],
     )
+    for name, at_point in points.items():
+        log.info(
+            "operating point %s: spam recall %.4f, ham flagged %d of %d, precision %.4f",
+            name,
+            at_point["recall"],
+            at_point["fp"],
+            at_point["n_ham"],
+            at_point["precision"],
+        )
     log.info(
         "metrics: %s, plots: %s, errors: %s, reference profile: %s",
         LIVE_DIR / "metrics.json",

@@ -119,6 +119,21 @@ def test_health_ready_and_model_info(client: httpx.Client, model_path: Path) -> 
         "max_batch": MAX_BATCH,
         "max_chars": MAX_CHARS,
     }
+    assert info["default_operating_point"] == "default"
+    assert info["operating_points"] == {
+        "strict": {
+            "threshold": tiny_model.STRICT,
+            "max_ham_fpr": 0.0001,
+            "recall": 0.5,
+            "ham_fpr": 0.0,
+        },
+        "default": {
+            "threshold": tiny_model.THRESHOLD,
+            "max_ham_fpr": 0.001,
+            "recall": 0.9,
+            "ham_fpr": 0.0,
+        },
+    }
 
 
 def test_predict_matches_the_library_at_the_stored_threshold(
@@ -132,6 +147,7 @@ def test_predict_matches_the_library_at_the_stored_threshold(
             "spam_score": pytest.approx(score),
             "is_spam": is_spam,
             "threshold": tiny_model.THRESHOLD,
+            "operating_point": "default",
             "model_version": scorer.version,
         }
     batch = client.post("/predict/batch", json={"texts": messages}).json()
@@ -139,6 +155,45 @@ def test_predict_matches_the_library_at_the_stored_threshold(
         (pytest.approx(s), b) for s, b in scorer.predict(messages)
     ]
     assert {p["is_spam"] for p in batch["predictions"]} == {True, False}
+
+
+def test_a_request_picks_an_operating_point(client: httpx.Client, model_path: Path) -> None:
+    scorer = Scorer.load(model_path)
+    spam = tiny_model.SPAM[:MAX_BATCH]
+    scores = scorer.scores(spam)
+    # Spam that the default threshold flags and the strict one lets through.
+    between = [
+        t
+        for t, s in zip(spam, scores, strict=True)
+        if tiny_model.THRESHOLD <= s < tiny_model.STRICT
+    ]
+    assert between, scores
+    strict = client.post("/predict?operating_point=strict", json={"text": between[0]}).json()
+    assert (strict["is_spam"], strict["threshold"], strict["operating_point"]) == (
+        False,
+        tiny_model.STRICT,
+        "strict",
+    )
+    default = client.post("/predict", json={"text": between[0]}).json()
+    assert (default["is_spam"], default["operating_point"]) == (True, "default")
+    batch = client.post("/predict/batch?operating_point=strict", json={"texts": spam}).json()
+    assert [p["is_spam"] for p in batch["predictions"]] == [
+        bool(s >= tiny_model.STRICT) for s in scores
+    ]
+    assert batch["operating_point"] == "strict"
+    for path in ("/predict", "/predict/batch"):
+        body = {"text": "hi"} if path == "/predict" else {"texts": ["hi"]}
+        bad = client.post(f"{path}?operating_point=lenient", json=body)
+        assert bad.status_code == 422
+        assert bad.json() == {
+            "detail": [
+                {
+                    "loc": ["query", "operating_point"],
+                    "msg": "Input should be 'default' or 'strict'",
+                    "type": "literal_error",
+                }
+            ]
+        }
 
 
 @pytest.mark.parametrize(

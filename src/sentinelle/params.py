@@ -67,6 +67,10 @@ Positive = Annotated[float, Range(gt=0)]
 Fraction = Annotated[float, Range(gt=0, lt=1)]
 Count = Annotated[int, Range(ge=1)]
 NgramRange = Annotated[tuple[int, int], Range(ge=1, le=10)]
+HamFpr = Annotated[float, Range(ge=0, lt=1)]
+# Named operating points besides `default` (= train.max_ham_fpr): name -> max ham FPR.
+PointName = Annotated[str, Pattern(r"(?!default\Z)[a-z][a-z0-9_]{0,31}", "a lower-case name")]
+OperatingPoints = dict[PointName, HamFpr]
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,11 @@ class BaseParams:
 
 
 Policy = Literal["fail", "drop"]
+# A column: its header name, or its 1-based position (as `cut -f` counts). `-S key=2` gives an
+# int; the same digits as a string are a name when the header has it, else a position.
+Column = str | Annotated[int, Range(ge=1)]
+# `auto`, or one character; a tab may be written "\t" (YAML), tab or \t (as `-S` passes it).
+Delimiter = Annotated[str, Pattern(r"auto|tab|\\t|[^\n\r\"]", "'auto' or a single character")]
 # Label values as YAML gives them: `[spam, 1, true]` holds a str, an int and a bool.
 LabelValues = tuple[str | int | bool, ...]
 
@@ -83,11 +92,14 @@ LabelValues = tuple[str | int | bool, ...]
 class IngestParams:
     source: str
     test_size: Annotated[float, Range(ge=0.05, le=0.5)]
-    format: Literal["auto", "uci", "kaggle", "csv", "tsv", "jsonl", "parquet"]
+    format: Literal["auto", "uci", "kaggle", "csv", "tsv", "jsonl", "parquet", "xlsx", "xls", "ods"]
     encoding: str | None
     member: str | None
-    text_column: str
-    label_column: str
+    delimiter: Delimiter
+    header: Literal["auto"] | bool
+    sheet: str | Annotated[int, Range(ge=1)] | None
+    text_column: Column
+    label_column: Column
     spam_labels: LabelValues
     ham_labels: LabelValues
     sha256: Annotated[str, Pattern(r"[0-9a-f]{64}", "64 lower-case hex digits")] | None
@@ -131,7 +143,8 @@ class TrainParams:
     n_estimators: Annotated[int, Range(ge=1, le=5000)]
     max_depth: Annotated[int, Range(ge=1)] | None
     n_jobs: Annotated[int, Range(ge=1, le=64)]
-    max_ham_fpr: Annotated[float, Range(ge=0, lt=1)]
+    max_ham_fpr: HamFpr
+    operating_points: OperatingPoints
     cv_folds: Annotated[int, Range(ge=2, le=20)]
 
 
@@ -180,6 +193,9 @@ def _describe(tp: Any) -> str:
     if origin is tuple:
         args = typing.get_args(tp)
         return f"a list of {len(args)} {_describe(args[0]).removeprefix('an ')}s [low, high]"
+    if origin is dict:
+        key, value = typing.get_args(tp)
+        return f"a mapping of ({_describe(key)}, not 'default') to ({_describe(value)})"
     if tp is type(None):
         return "null"
     return {bool: "true/false", int: "an integer", float: "a number", str: "a string"}[tp]
@@ -190,7 +206,13 @@ def _coerce(value: Any, tp: Any) -> Any:
     origin = typing.get_origin(tp)
     if origin is Annotated:
         inner, *meta = typing.get_args(tp)
-        out = _coerce(value, inner)
+        # A pattern alone decides which strings fit (a tab delimiter is whitespace).
+        if inner is str and any(isinstance(m, Pattern) for m in meta):
+            if not isinstance(value, str):
+                raise ValueError
+            out = value
+        else:
+            out = _coerce(value, inner)
         for m in meta:
             if isinstance(m, Range):
                 for x in out if isinstance(out, tuple) else (out,):
@@ -222,6 +244,11 @@ def _coerce(value: Any, tp: Any) -> Any:
         if list(out) != sorted(out):
             raise ValueError
         return out
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ValueError
+        key, item = typing.get_args(tp)
+        return {_coerce(k, key): _coerce(v, item) for k, v in value.items()}
     if tp is type(None):
         if value is None:
             return None

@@ -2,9 +2,10 @@
 
     GET  /healthz         the process is alive
     GET  /readyz          200 once the model is loaded, 503 before (or if loading failed)
-    POST /predict         {"text": "..."} -> spam_score, is_spam, threshold, model_version
+    POST /predict         {"text": "..."} -> spam_score, is_spam, threshold, operating_point,
+                          model_version; ?operating_point=NAME picks a named threshold
     POST /predict/batch   {"texts": ["...", ...]} (at most ``max_batch``)
-    GET  /model           model version, threshold and metadata
+    GET  /model           model version, thresholds (operating points) and metadata
     POST /feedback        {"text": ..., "label": "spam"|"ham", "id": ..., "source": ...}
                           (with ``sentinelle serve --feedback FILE``): 201 stored, 200 if
                           its id was already stored
@@ -25,7 +26,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -33,7 +34,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sentinelle import feedback
 from sentinelle.errors import UserError
-from sentinelle.serving.scorer import MAX_BATCH, MAX_CHARS, Scorer
+from sentinelle.modeling import operating_points
+from sentinelle.serving import feedback_api
+from sentinelle.serving.scorer import MAX_BATCH, MAX_CHARS, Scorer, metadata_path_for
 
 log = logging.getLogger("sentinelle.api")
 
@@ -54,18 +57,29 @@ class Prediction(BaseModel):
 
 class PredictResponse(Prediction):
     threshold: float
+    operating_point: str
     model_version: str
 
 
 class BatchResponse(BaseModel):
     predictions: list[Prediction]
     threshold: float
+    operating_point: str
     model_version: str
+
+
+class OperatingPoint(BaseModel):
+    threshold: float
+    max_ham_fpr: float | None = Field(description="the ham FPR budget it was chosen for")
+    recall: float | None = Field(description="spam recall, cross-validated on train")
+    ham_fpr: float | None = Field(description="ham FPR, cross-validated on train")
 
 
 class ModelInfo(BaseModel):
     model_version: str
     threshold: float
+    default_operating_point: str
+    operating_points: dict[str, OperatingPoint]
     metadata: dict[str, Any]
     limits: dict[str, int]
 
@@ -74,18 +88,6 @@ class Status(BaseModel):
     status: str
     detail: str | None = None
     model_version: str | None = None
-
-
-class FeedbackRecord(BaseModel):
-    id: str | None
-    label: Literal["spam", "ham"]
-    source: str | None
-    text: str
-
-
-class FeedbackStats(BaseModel):
-    total: int
-    by_label: dict[str, int]
 
 
 class _Limits(BaseModel):
@@ -238,6 +240,24 @@ def create_app(
             raise _NotReady(state["error"])
         return s
 
+    def resolve_point(s: Scorer, name: str | None) -> tuple[str, float]:
+        try:
+            return s.operating_point(name)
+        except UserError as exc:
+            error = {"type": "value_error", "loc": ("query", "operating_point"), "msg": str(exc)}
+            raise RequestValidationError([error]) from None
+
+    # The names are in the metadata, read here (the model itself loads in the background), so
+    # that the OpenAPI schema lists them: an unknown name is a 422 that names the allowed ones.
+    names = _point_names(metadata_path_for(model_path, metadata_path))
+    Point = Annotated[
+        Literal[names],  # type: ignore[valid-type]
+        Query(
+            description="a named operating point of the model (GET /model lists them); "
+            "default: the model's own threshold"
+        ),
+    ]
+
     @app.exception_handler(_NotReady)
     async def _not_ready(request: Request, exc: _NotReady) -> AsciiJSONResponse:
         return _status_response(exc.error)
@@ -259,9 +279,21 @@ def create_app(
     async def model() -> ModelInfo:
         """The loaded model's version, threshold, metadata and the request limits."""
         s = scorer()
+        stored = s.metadata.get("operating_points") or {}
+        points = {
+            name: OperatingPoint(
+                threshold=threshold,
+                max_ham_fpr=stored.get(name, {}).get("max_ham_fpr"),
+                recall=stored.get(name, {}).get("recall"),
+                ham_fpr=stored.get(name, {}).get("ham_fpr"),
+            )
+            for name, threshold in s.thresholds.items()
+        }
         return ModelInfo(
             model_version=s.version,
             threshold=s.threshold,
+            default_operating_point="default",
+            operating_points=points,
             metadata=s.metadata,
             limits=limits.model_dump(),
         )
@@ -272,12 +304,19 @@ def create_app(
         responses={**not_ready, **invalid},
         tags=["predict"],
     )
-    async def predict(request: PredictRequest) -> PredictResponse:
+    async def predict(
+        request: PredictRequest, operating_point: Point = operating_points.DEFAULT
+    ) -> PredictResponse:
         """Score one message."""
         s = scorer()
-        ((score, is_spam),) = s.predict([request.text])
+        point, threshold = resolve_point(s, operating_point)
+        ((score, is_spam),) = s.predict([request.text], threshold)
         return PredictResponse(
-            spam_score=score, is_spam=is_spam, threshold=s.threshold, model_version=s.version
+            spam_score=score,
+            is_spam=is_spam,
+            threshold=threshold,
+            operating_point=point,
+            model_version=s.version,
         )
 
     @app.post(
@@ -286,59 +325,35 @@ def create_app(
         responses={**not_ready, **invalid},
         tags=["predict"],
     )
-    async def predict_batch(request: BatchRequest) -> BatchResponse:
+    async def predict_batch(
+        request: BatchRequest, operating_point: Point = operating_points.DEFAULT
+    ) -> BatchResponse:
         """Score up to ``max_batch`` messages, in order."""
         s = scorer()
+        point, threshold = resolve_point(s, operating_point)
         predictions = [
-            Prediction(spam_score=score, is_spam=spam) for score, spam in s.predict(request.texts)
+            Prediction(spam_score=score, is_spam=spam)
+            for score, spam in s.predict(request.texts, threshold)
         ]
         return BatchResponse(
-            predictions=predictions, threshold=s.threshold, model_version=s.version
+            predictions=predictions,
+            threshold=threshold,
+            operating_point=point,
+            model_version=s.version,
         )
 
     if feedback_path is not None:
-        _add_feedback_routes(app, feedback.Store(feedback_path), Text, invalid)
+        feedback_api.add_routes(app, feedback.Store(feedback_path), Text, invalid)
     return app
 
 
-def _add_feedback_routes(app: FastAPI, store: feedback.Store, text_type: Any, invalid: Any) -> None:
-    Short = Annotated[
-        str,
-        StringConstraints(min_length=1, max_length=feedback.MAX_FIELD, pattern=r"\S"),
-    ]
-
-    class FeedbackRequest(BaseModel):
-        model_config = ConfigDict(
-            extra="forbid",
-            json_schema_extra={
-                "examples": [{"text": "Your parcel is waiting, pay 1.99 at ...", "label": "spam"}]
-            },
-        )
-        text: text_type
-        label: Literal["spam", "ham"] = Field(description="The right verdict")
-        id: Short | None = Field(None, description="Stored once: a repeated id is not stored")
-        source: Short | None = Field(None, description="Who reported it, e.g. a client name")
-
-    @app.post(
-        "/feedback",
-        status_code=201,
-        response_model=FeedbackRecord,
-        responses={200: {"model": FeedbackRecord, "description": "Already stored"}, **invalid},
-        tags=["feedback"],
-    )
-    def post_feedback(request: FeedbackRequest, response: Response) -> FeedbackRecord:
-        """Store a reported verdict durably (on disk before the answer)."""
-        rec, stored = store.add(
-            feedback.Record(request.text, request.label, request.id, request.source)
-        )
-        if not stored:
-            response.status_code = 200
-        return FeedbackRecord(id=rec.id, label=rec.label, source=rec.source, text=rec.text)
-
-    @app.get("/feedback/stats", response_model=FeedbackStats, tags=["feedback"])
-    def feedback_stats() -> FeedbackStats:
-        """How many reported verdicts are stored, by label."""
-        return FeedbackStats(**store.stats())
+def _point_names(metadata_path: Path) -> tuple[str, ...]:
+    """The operating points a model's metadata names; only ``default`` if it cannot be read
+    (then the model will not load either, and /readyz says why)."""
+    try:
+        return tuple(operating_points.thresholds(json.loads(metadata_path.read_text())))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return (operating_points.DEFAULT,)
 
 
 class _NotReady(Exception):

@@ -49,13 +49,15 @@ def _score(args: argparse.Namespace) -> int:
         workers=args.workers,
         chunk_size=args.chunk_size,
         progress=False if args.no_progress else None,
+        operating_point=args.operating_point,
     )
     log.info(
-        "scored %d of %d rows (%d spam at threshold %g, model %s)%s%s",
+        "scored %d of %d rows (%d spam at threshold %g, operating point %s, model %s)%s%s",
         report.rows_scored,
         report.rows_read,
         report.spam,
         report.threshold,
+        report.operating_point,
         report.model_version,
         f", skipped {report.bad_rows} bad rows" if report.bad_rows else "",
         f" -> {args.output}" if args.output and str(args.output) != "-" else "",
@@ -228,6 +230,12 @@ def parser() -> argparse.ArgumentParser:
     )
     score.add_argument(
         "--no-progress", action="store_true", help="no progress bar even on a terminal"
+    )
+    score.add_argument(
+        "--operating-point",
+        metavar="NAME",
+        help="decide is_spam at this named operating point of the model (models/model.json: "
+        "operating_points; e.g. strict, lenient; default: the model's own threshold)",
     )
     score.set_defaults(run=_score)
 
