@@ -336,3 +336,29 @@ def test_fuzzed_requests_never_get_a_server_error(case, server: str) -> None:
     """Every operation, with data generated from the app's own OpenAPI schema (valid and
     invalid)."""
     case.call_and_validate(base_url=server)
+
+
+def test_the_model_card_has_top_ngrams_and_the_evaluation_of_this_model(tmp_path: Path) -> None:
+    model = tiny_model.make(tmp_path)
+    version = json.loads(model.with_suffix(".json").read_text())["model_version"]
+    card = {"model_version": version, "split": "test", "headline": {"recall": 0.9}}
+    (tmp_path / "evaluation.json").write_text(json.dumps(card))
+    proc, url = serve(model, tmp_path / "log")
+    try:
+        wait_for(f"{url}/readyz", proc, tmp_path / "log", 200)
+        info = httpx.get(f"{url}/model").json()
+        assert info["evaluation"] == card
+        spam, ham = info["top_ngrams"]["spam"], info["top_ngrams"]["ham"]
+        assert len(spam) == len(ham) == 20
+        assert all(w > 0 for _, w in spam) and all(w < 0 for _, w in ham)
+        assert [w for _, w in spam] == sorted((w for _, w in spam), reverse=True)
+    finally:
+        stop(proc)
+    # An evaluation.json of another model is not shown as this one's.
+    (tmp_path / "evaluation.json").write_text(json.dumps({**card, "model_version": "other"}))
+    proc, url = serve(model, tmp_path / "log2")
+    try:
+        wait_for(f"{url}/readyz", proc, tmp_path / "log2", 200)
+        assert httpx.get(f"{url}/model").json()["evaluation"] is None
+    finally:
+        stop(proc)

@@ -33,10 +33,18 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sentinelle.errors import UserError
 from sentinelle.modeling import operating_points
+from sentinelle.modeling.inference import top_features
 from sentinelle.serving.observability import Metrics, Observed
-from sentinelle.serving.scorer import MAX_BATCH, MAX_CHARS, Scorer, metadata_path_for
+from sentinelle.serving.scorer import (
+    MAX_BATCH,
+    MAX_CHARS,
+    Scorer,
+    evaluation_for,
+    metadata_path_for,
+)
 
 log = logging.getLogger("sentinelle.api")
+TOP_NGRAMS = 20  # per class, in the model card
 
 
 class AsciiJSONResponse(JSONResponse):
@@ -78,6 +86,13 @@ class ModelInfo(BaseModel):
     threshold: float
     default_operating_point: str
     operating_points: dict[str, OperatingPoint]
+    top_ngrams: dict[str, list[tuple[str, float]]] = Field(
+        description="the n-grams that weigh most toward spam and toward ham (weight each)"
+    )
+    evaluation: dict[str, Any] | None = Field(
+        description="the test headline of this model (evaluation.json beside the model file; "
+        "null when it is absent)"
+    )
     metadata: dict[str, Any]
     limits: dict[str, int]
 
@@ -170,7 +185,7 @@ def create_app(
 ) -> FastAPI:
     """The app for one model file; limits are part of its OpenAPI schema. ``json_log``: one
     JSON access-log line per request (logger ``sentinelle.access``)."""
-    state: dict[str, Any] = {"scorer": None, "error": None}
+    state: dict[str, Any] = {"scorer": None, "error": None, "card": {}}
     metrics = Metrics()
     limits = _Limits(max_batch=max_batch, max_chars=max_chars)
     Text = Annotated[
@@ -212,6 +227,10 @@ def create_app(
             log.exception("cannot load the model")
             return
         version = state["scorer"].version
+        state["card"] = {
+            "top_ngrams": top_features(state["scorer"].model, TOP_NGRAMS),
+            "evaluation": evaluation_for(model_path, version),
+        }
         metrics.model_loaded(version, time.perf_counter() - started, model_path.stat().st_mtime)
         log.info("model %s loaded from %s", version, model_path)
 
@@ -310,6 +329,8 @@ def create_app(
             threshold=s.threshold,
             default_operating_point="default",
             operating_points=points,
+            top_ngrams=state["card"]["top_ngrams"],
+            evaluation=state["card"]["evaluation"],
             metadata=s.metadata,
             limits=limits.model_dump(),
         )
