@@ -12,6 +12,8 @@ test split. Writes to dvclive/evaluate:
 - plots/: ROC, precision-recall, DET, calibration, confusion matrix, the
   threshold curve, and an image of the most influential features per class;
 - errors.tsv: the worst false positives and false negatives with their scores.
+Also writes models/evaluation.json, the test headline that travels with the model
+(served by the API's GET /model).
 Also writes models/reference.json, the reference profile `sentinelle monitor`
 compares production traffic with (sentinelle.monitoring.reference): test-split
 scores, flagged share and label-free estimates, training-message descriptors.
@@ -50,7 +52,9 @@ LIVE_DIR = Path("dvclive/evaluate")
 PLOTS = LIVE_DIR / "plots"
 FEATURES_PNG = PLOTS / "images" / "top_features.png"
 ERRORS = LIVE_DIR / "errors.tsv"
+EVALUATION = Path("models/evaluation.json")
 TOP_FEATURES = 20
+HEADLINE = ("recall", "ham_fpr", "precision", "f1", "mcc", "roc_auc", "tp", "fp", "tn", "fn")
 
 
 def _rounded(value: float | int) -> float | int:
@@ -149,6 +153,7 @@ def main(params: Params) -> None:
         seed,
     )
     io.write_json(reference.REFERENCE_PATH, profile)
+    io.write_json(EVALUATION, evaluation_card(meta, at_threshold, points, y, scores))
     io.write_bytes(FEATURES_PNG, chart.result())
     io.write_text(
         ERRORS, error_table(test["label"], test["message"], scores, threshold, p.top_errors)
@@ -195,6 +200,32 @@ def main(params: Params) -> None:
         ERRORS,
         reference.REFERENCE_PATH,
     )
+
+
+def evaluation_card(
+    meta: dict[str, Any],
+    at_threshold: dict[str, Any],
+    points: dict[str, dict[str, Any]],
+    y: np.ndarray,
+    scores: np.ndarray,
+) -> dict[str, Any]:
+    """The test results that travel with the model (models/evaluation.json, the API's model
+    card): the headline at its threshold, each operating point, and the ROC curve."""
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, _ = roc_curve(y, scores, drop_intermediate=True)
+    return {
+        "model_version": meta["model_version"],
+        "split": "test",
+        "messages": len(y),
+        "threshold": _rounded(float(meta["threshold"])),
+        "headline": {name: _rounded(at_threshold[name]) for name in HEADLINE},
+        "operating_points": {
+            name: {k: _rounded(m[k]) for k in ("recall", "ham_fpr", "precision", "fp", "n_ham")}
+            for name, m in points.items()
+        },
+        "roc": {"fpr": [_rounded(float(x)) for x in fpr], "tpr": [_rounded(float(x)) for x in tpr]},
+    }
 
 
 if __name__ == "__main__":

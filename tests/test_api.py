@@ -29,7 +29,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve(model: Path, log: Path, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
+def serve(
+    model: Path, log: Path, *extra: str, access_log: bool = False
+) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     e = env()
     e["PYTHONPATH"] = str(ROOT / "src")
@@ -47,7 +49,7 @@ def serve(model: Path, log: Path, *extra: str) -> tuple[subprocess.Popen[bytes],
             str(MAX_BATCH),
             "--max-chars",
             str(MAX_CHARS),
-            "--no-access-log",
+            *([] if access_log else ["--no-access-log"]),
             *extra,
         ],
         stdout=log.open("wb"),
@@ -109,7 +111,12 @@ def client(server: str) -> Iterator[httpx.Client]:
 
 def test_health_ready_and_model_info(client: httpx.Client, model_path: Path) -> None:
     meta = json.loads(model_path.with_suffix(".json").read_text())
-    assert client.get("/healthz").json() == {"status": "ok", "detail": None, "model_version": None}
+    version = meta["model_version"]
+    assert client.get("/healthz").json() == {
+        "status": "ok",
+        "detail": None,
+        "model_version": version,
+    }
     assert client.get("/readyz").json()["model_version"] == meta["model_version"]
     info = client.get("/model").json()
     assert (
@@ -246,7 +253,15 @@ def test_invalid_requests_get_a_422_that_says_what_is_wrong(
     ("content", "msg"),
     [
         (b'{"text": "unterminated', "malformed JSON at character 9: Unterminated string"),
-        (b'{"text": "caf\xe9"}', "malformed JSON: the body is not valid UTF-8"),
+        (
+            b'{"text": "caf\xe9"}',
+            "malformed JSON: the body is not valid UTF-8 (byte 0xe9 at offset 13)",
+        ),
+        (
+            b'{"text": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+            "malformed JSON: the body is nested too deeply (JSON arrays or objects over ~1000 "
+            "levels)",
+        ),
         (b"", "Field required"),
     ],
 )
@@ -321,3 +336,29 @@ def test_fuzzed_requests_never_get_a_server_error(case, server: str) -> None:
     """Every operation, with data generated from the app's own OpenAPI schema (valid and
     invalid)."""
     case.call_and_validate(base_url=server)
+
+
+def test_the_model_card_has_top_ngrams_and_the_evaluation_of_this_model(tmp_path: Path) -> None:
+    model = tiny_model.make(tmp_path)
+    version = json.loads(model.with_suffix(".json").read_text())["model_version"]
+    card = {"model_version": version, "split": "test", "headline": {"recall": 0.9}}
+    (tmp_path / "evaluation.json").write_text(json.dumps(card))
+    proc, url = serve(model, tmp_path / "log")
+    try:
+        wait_for(f"{url}/readyz", proc, tmp_path / "log", 200)
+        info = httpx.get(f"{url}/model").json()
+        assert info["evaluation"] == card
+        spam, ham = info["top_ngrams"]["spam"], info["top_ngrams"]["ham"]
+        assert len(spam) == len(ham) == 20
+        assert all(w > 0 for _, w in spam) and all(w < 0 for _, w in ham)
+        assert [w for _, w in spam] == sorted((w for _, w in spam), reverse=True)
+    finally:
+        stop(proc)
+    # An evaluation.json of another model is not shown as this one's.
+    (tmp_path / "evaluation.json").write_text(json.dumps({**card, "model_version": "other"}))
+    proc, url = serve(model, tmp_path / "log2")
+    try:
+        wait_for(f"{url}/readyz", proc, tmp_path / "log2", 200)
+        assert httpx.get(f"{url}/model").json()["evaluation"] is None
+    finally:
+        stop(proc)

@@ -43,6 +43,12 @@ def test_repro_writes_every_output_with_sane_metrics(reproduced: Path) -> None:
     assert test["strict"]["fp"] <= test["default"]["fp"] <= test["lenient"]["fp"]
     assert test["strict"]["recall"] <= test["default"]["recall"] <= test["lenient"]["recall"]
     assert test["default"]["recall"] == metrics["recall"]
+    # The test headline travels with the model it describes (the API's model card).
+    card = json.loads((reproduced / "models/evaluation.json").read_text())
+    meta = json.loads((reproduced / "models/model.json").read_text())
+    assert card["model_version"] == meta["model_version"]
+    assert card["headline"]["recall"] == metrics["recall"] and card["messages"] == 907
+    assert card["operating_points"]["strict"]["fp"] == test["strict"]["fp"]
     report = json.loads((reproduced / "data/report.json").read_text())
     assert report["rows_read"] == 4862
     assert report["splits"]["train"]["rows"] + report["splits"]["test"]["rows"] == report["rows"]

@@ -79,19 +79,28 @@ def _serve(args: argparse.Namespace) -> int:
                 f"{path}: not found (run `dvc repro`, `dvc pull` or `sentinelle fetch`)"
             )
     io.read_json(metadata)
+    json_log = args.log_format == "json" and not args.no_access_log
     app = create_app(
         args.model,
         args.metadata,
         max_batch=args.max_batch,
         max_chars=args.max_chars,
+        json_log=json_log,
         feedback_path=args.feedback,
     )
+    if json_log:  # one JSON line per request on stdout, instead of uvicorn's access log
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        access = logging.getLogger("sentinelle.access")
+        access.addHandler(handler)
+        access.setLevel(logging.INFO)
+        access.propagate = False
     uvicorn.run(
         app,
         host=args.host,
         port=args.port,
         log_level=args.log_level,
-        access_log=not args.no_access_log,
+        access_log=not args.no_access_log and not json_log,
     )
     return 0
 
@@ -258,6 +267,13 @@ def parser() -> argparse.ArgumentParser:
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
     serve.add_argument("--no-access-log", action="store_true", help="do not log every request")
+    serve.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default="text",
+        help="access log: uvicorn's text lines, or one JSON object per request on stdout "
+        "(route, method, status, latency_ms, request_id, model_version; never the text)",
+    )
     serve.add_argument(
         "--feedback",
         type=Path,

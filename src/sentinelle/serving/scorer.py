@@ -8,6 +8,7 @@ and inference share one normalisation code path. Used by ``sentinelle score``
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,17 @@ class Scorer:
     def operating_point(self, name: str | None) -> tuple[str, float]:
         """The (name, threshold) of a named operating point; ``None`` is ``default``."""
         return operating_points.resolve(self.thresholds, name)
+
+
+def evaluation_for(model_path: Path, version: str) -> dict[str, Any] | None:
+    """The test headline ``evaluate`` wrote beside the model (``evaluation.json``), if it is
+    there and describes this very model version."""
+    path = Path(model_path).with_name("evaluation.json")
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return card if isinstance(card, dict) and card.get("model_version") == version else None
 
 
 def metadata_path_for(model_path: Path, metadata_path: Path | None = None) -> Path:
