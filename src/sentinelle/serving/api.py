@@ -4,7 +4,9 @@
     GET  /readyz          200 once the model is loaded, 503 before (or if loading failed)
     POST /predict         {"text": "..."} -> spam_score, is_spam, threshold, model_version
     POST /predict/batch   {"texts": ["...", ...]} (at most ``max_batch``)
+                          both with ``?explain=K``: the K n-grams that pushed each way
     GET  /model           model version, threshold and metadata
+    GET  /                the web page (``serving.page``), its files under /page/
     GET  /docs, /openapi.json
 
 The model is loaded once, in a thread started by the app's lifespan, with the
@@ -21,13 +23,15 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sentinelle.errors import UserError
+from sentinelle.modeling.explanations import MAX_EXPLAIN, ExplanationUnavailable
+from sentinelle.serving import page
 from sentinelle.serving.scorer import MAX_BATCH, MAX_CHARS, Scorer
 
 log = logging.getLogger("sentinelle.api")
@@ -42,9 +46,27 @@ class AsciiJSONResponse(JSONResponse):
         ).encode("ascii")
 
 
+class Contribution(BaseModel):
+    ngram: str = Field(description="The feature as the model names it (char n-grams: padded)")
+    kind: str = Field(description="word or char (char_wb n-gram, inside one token)")
+    contribution: float = Field(description="TF-IDF value x the linear model's weight")
+    spans: list[list[int]] = Field(
+        description="[start, end) code-point offsets of its places in the raw message"
+    )
+
+
+class Explanation(BaseModel):
+    spam: list[Contribution] = Field(description="Most spam-ward first")
+    ham: list[Contribution] = Field(description="Most ham-ward first")
+    intercept: float
+    decision: float = Field(description="intercept + every contribution (listed or in rest)")
+    rest: float = Field(description="Sum of the contributions not listed")
+
+
 class Prediction(BaseModel):
     spam_score: float = Field(ge=0, le=1, description="Probability-like spam score")
     is_spam: bool = Field(description="spam_score >= the model's threshold")
+    explanation: Explanation | None = Field(None, description="Only with ?explain=K")
 
 
 class PredictResponse(Prediction):
@@ -211,6 +233,12 @@ def create_app(
         _BodyLimit, max_bytes=max_batch * (max_chars * 12 + 16) + 4096
     )  # \ud83d\ude00: 12 bytes, 1 char
     not_ready = {503: {"model": Status, "description": "The model is not loaded (yet)"}}
+    Explain = Annotated[
+        int | None,
+        Query(
+            ge=1, le=MAX_EXPLAIN, description=f"List the 1 to {MAX_EXPLAIN} top n-grams each way"
+        ),
+    ]
     invalid = {422: {"description": "Invalid request: the detail names each bad field and why"}}
 
     def scorer() -> Any:
@@ -218,6 +246,11 @@ def create_app(
         if s is None:
             raise _NotReady(state["error"])
         return s
+
+    @app.exception_handler(ExplanationUnavailable)
+    async def _unexplainable(request: Request, exc: ExplanationUnavailable) -> AsciiJSONResponse:
+        detail = [{"loc": ["query", "explain"], "msg": str(exc), "type": "explain_unavailable"}]
+        return AsciiJSONResponse({"detail": detail}, status_code=422)
 
     @app.exception_handler(_NotReady)
     async def _not_ready(request: Request, exc: _NotReady) -> AsciiJSONResponse:
@@ -251,11 +284,21 @@ def create_app(
         "/predict",
         response_model=PredictResponse,
         responses={**not_ready, **invalid},
+        response_model_exclude_none=True,
         tags=["predict"],
     )
-    async def predict(request: PredictRequest) -> PredictResponse:
-        """Score one message."""
+    async def predict(request: PredictRequest, explain: Explain = None) -> PredictResponse:
+        """Score one message (with ``?explain=K``: and say why)."""
         s = scorer()
+        if explain is not None:
+            ((score, is_spam, explanation),) = s.predict_explained([request.text], explain)
+            return PredictResponse(
+                spam_score=score,
+                is_spam=is_spam,
+                threshold=s.threshold,
+                model_version=s.version,
+                explanation=explanation,
+            )
         ((score, is_spam),) = s.predict([request.text])
         return PredictResponse(
             spam_score=score, is_spam=is_spam, threshold=s.threshold, model_version=s.version
@@ -265,18 +308,27 @@ def create_app(
         "/predict/batch",
         response_model=BatchResponse,
         responses={**not_ready, **invalid},
+        response_model_exclude_none=True,
         tags=["predict"],
     )
-    async def predict_batch(request: BatchRequest) -> BatchResponse:
-        """Score up to ``max_batch`` messages, in order."""
+    async def predict_batch(request: BatchRequest, explain: Explain = None) -> BatchResponse:
+        """Score up to ``max_batch`` messages, in order (with ``?explain=K``: and say why)."""
         s = scorer()
-        predictions = [
-            Prediction(spam_score=score, is_spam=spam) for score, spam in s.predict(request.texts)
-        ]
+        if explain is not None:
+            predictions = [
+                Prediction(spam_score=score, is_spam=spam, explanation=why)
+                for score, spam, why in s.predict_explained(request.texts, explain)
+            ]
+        else:
+            predictions = [
+                Prediction(spam_score=score, is_spam=spam)
+                for score, spam in s.predict(request.texts)
+            ]
         return BatchResponse(
             predictions=predictions, threshold=s.threshold, model_version=s.version
         )
 
+    page.install(app, model_path, scorer)
     return app
 
 

@@ -1,6 +1,7 @@
 """The `sentinelle` command: score files, serve the HTTP API, fetch a registered model.
 
     sentinelle score INPUT [-o OUTPUT] [--model models/model.skops] [--on-error fail|skip]
+                     [--explain K]
     sentinelle serve [--model models/model.skops] [--host 127.0.0.1] [--port 8000]
     sentinelle fetch [--repo .] (--version vX.Y.Z | --stage prod) [-o served/]
 
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from sentinelle import io
 from sentinelle.errors import UserError
+from sentinelle.modeling.explanations import MAX_EXPLAIN
 from sentinelle.serving.batch import DEFAULT_CHUNK_SIZE, score_file
 from sentinelle.serving.registry import fetch
 from sentinelle.serving.rows import FORMATS
@@ -39,6 +41,7 @@ def _score(args: argparse.Namespace) -> int:
         workers=args.workers,
         chunk_size=args.chunk_size,
         progress=False if args.no_progress else None,
+        explain=args.explain,
     )
     log.info(
         "scored %d of %d rows (%d spam at threshold %g, model %s)%s%s",
@@ -138,6 +141,13 @@ def parser() -> argparse.ArgumentParser:
     )
     score.add_argument(
         "--no-progress", action="store_true", help="no progress bar even on a terminal"
+    )
+    score.add_argument(
+        "--explain",
+        type=int,
+        metavar="K",
+        help=f"add an explanation column: the K (1 to {MAX_EXPLAIN}) n-grams that pushed "
+        "each row most towards spam and towards ham",
     )
     score.set_defaults(run=_score)
 

@@ -94,6 +94,16 @@ class Scorer:
         """``(spam_score, is_spam)`` of each raw message, at the stored threshold."""
         return [(float(s), bool(s >= self.threshold)) for s in self.scores(texts)]
 
+    def predict_explained(
+        self, texts: Sequence[str], k: int
+    ) -> list[tuple[float, bool, dict[str, Any]]]:
+        """``(spam_score, is_spam, explanation)`` of each raw message (see ``explain``)."""
+        scores, explanations = self.explain(texts, k)
+        return [
+            (float(s), bool(s >= self.threshold), e)
+            for s, e in zip(scores, explanations, strict=True)
+        ]
+
 
 def metadata_path_for(model_path: Path, metadata_path: Path | None = None) -> Path:
     """The metadata sidecar of a model file: ``model.skops`` -> ``model.json``."""
