@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ import httpx
 import pytest
 
 import tiny_model
+from sentinelle.serving.page import evaluation, project_folder
 from sentinelle.serving.scorer import Scorer
 from test_api import serve, stop, wait_for
 from test_scoring import cli
@@ -155,3 +157,25 @@ def test_score_explain_errors_are_one_line_with_exit_code_2(
     assert line.startswith(
         "sentinelle score: error: explanations are not available for random_forest ("
     )
+
+
+def test_the_evaluation_says_whether_it_is_of_the_served_model(tmp_path: Path) -> None:
+    model = tiny_model.make(tmp_path / "models")
+    assert evaluation(tmp_path, model) == {
+        "source": "dvclive/evaluate",
+        "of_served_model": None,
+        "metrics": None,
+        "roc": None,
+        "confusion": None,
+        "images": [],
+        "data_report": None,
+    }
+    md5 = hashlib.md5(model.read_bytes()).hexdigest()
+    for recorded, expected in ((md5, True), ("0" * 32, False)):
+        deps = [
+            {"path": "data/x", "md5": "1" * 32},
+            {"path": "models/model.skops", "md5": recorded},
+        ]
+        (tmp_path / "dvc.lock").write_text(json.dumps({"stages": {"evaluate": {"deps": deps}}}))
+        assert evaluation(tmp_path, model)["of_served_model"] is expected
+    assert project_folder(model) == tmp_path.resolve()

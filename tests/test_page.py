@@ -6,6 +6,7 @@ them). Set SENTINELLE_PAGE_SCREENSHOT=docs/page.png to refresh the README's scre
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -48,6 +49,9 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copytree(ROOT / "dvclive" / "evaluate", root / "dvclive" / "evaluate")
     (root / "data").mkdir()
     (root / "data" / "report.json").write_text(json.dumps(REPORT))
+    md5 = hashlib.md5((root / "models" / "model.skops").read_bytes()).hexdigest()
+    lock = {"stages": {"evaluate": {"deps": [{"path": "models/model.skops", "md5": md5}]}}}
+    (root / "dvc.lock").write_text(json.dumps(lock))  # JSON is YAML
     return root
 
 
@@ -194,5 +198,8 @@ def test_the_model_card_shows_the_plots(browser: Any, server: str, project: Path
     assert f"Recall (spam caught) {100 * metrics['recall']:.2f} %" in metrics_text
     data = browser.find_element(By.ID, "data-table").text
     assert "Rows read 120" in data and "train: spam / ham 10 / 70" in data
+    # The evaluation is of the served model (dvc.lock says so): no warning.
+    assert httpx.get(f"{server}/model/evaluation").json()["of_served_model"] is True
+    assert not browser.find_element(By.ID, "other-model").is_displayed()
     # The nav link of the view shown is marked as the current page.
     assert browser.find_element(By.ID, "nav-model").get_attribute("aria-current") == "page"

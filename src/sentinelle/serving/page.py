@@ -9,11 +9,15 @@ The evaluation is what the ``evaluate`` stage committed in the project folder of
 model (the folder above ``models/model.skops``): ``dvclive/evaluate/metrics.json``, its
 ROC and confusion-matrix plot data and images, and the ingest stage's
 ``data/report.json``. Each piece is ``null`` (images: ``[]``) when its file is absent,
-e.g. for a model fetched into another folder. Files are read once, on first request.
+e.g. for a model fetched into another folder. ``of_served_model`` tells whether that
+evaluation is of the served model file: its MD5 against the one ``dvc.lock`` records for
+the ``evaluate`` stage's ``models/model.skops`` (``null`` without that record). Files are
+read once, on first request.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections import Counter
@@ -21,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import yaml
 from fastapi import FastAPI
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -43,9 +48,20 @@ def project_folder(model_path: Path) -> Path:
     return Path(model_path).resolve().parent.parent
 
 
-def evaluation(project: Path) -> dict[str, Any]:
+def evaluated_model_md5(project: Path) -> str | None:
+    """The MD5 of ``models/model.skops`` as the ``evaluate`` stage last read it (dvc.lock)."""
+    try:
+        lock = yaml.safe_load((project / "dvc.lock").read_text(encoding="utf-8"))
+        deps = lock["stages"]["evaluate"]["deps"]
+        return next(str(d["md5"]) for d in deps if d.get("path") == "models/model.skops")
+    except (OSError, yaml.YAMLError, KeyError, TypeError, StopIteration):
+        return None
+
+
+def evaluation(project: Path, model_path: Path | None = None) -> dict[str, Any]:
     """The headline metrics, ROC points, confusion counts, image names and data report of
-    the evaluation committed in ``project`` (see the module docstring)."""
+    the evaluation committed in ``project``, and whether it is of ``model_path`` (see the
+    module docstring)."""
     folder = project / EVALUATE
     metrics = _read(folder / "metrics.json")
     roc = _read(folder / "plots" / "sklearn" / "roc.json")
@@ -56,8 +72,14 @@ def evaluation(project: Path) -> dict[str, Any]:
     if isinstance(confusion, list):
         pairs = Counter((str(r.get("actual")), str(r.get("predicted"))) for r in confusion)
         counts = [{"actual": a, "predicted": p, "count": n} for (a, p), n in sorted(pairs.items())]
+    evaluated = evaluated_model_md5(project)
+    of_served = None
+    if evaluated is not None and model_path is not None:
+        with open(model_path, "rb") as fh:
+            of_served = hashlib.file_digest(fh, "md5").hexdigest() == evaluated
     return {
         "source": EVALUATE.as_posix(),
+        "of_served_model": of_served,
         "metrics": metrics if isinstance(metrics, dict) else None,
         "roc": [{"fpr": p["fpr"], "tpr": p["tpr"]} for p in roc["roc"]]
         if isinstance(roc, dict) and isinstance(roc.get("roc"), list)
@@ -101,14 +123,14 @@ def install(app: FastAPI, model_path: Path, ready: Callable[[], Any]) -> None:
         """The served model's evaluation as committed in its project folder (null: absent)."""
         ready()
         if "evaluation" not in cache:
-            cache["evaluation"] = evaluation(project)
+            cache["evaluation"] = evaluation(project, model_path)
         return cache["evaluation"]
 
     @app.get("/model/evaluation/images/{name}", tags=["model"], response_class=Response)
     async def model_image(name: str) -> FileResponse:
         """One image listed in ``/model/evaluation``'s ``images``."""
         ready()
-        images = cache.get("evaluation") or evaluation(project)
+        images = cache.get("evaluation") or evaluation(project, model_path)
         if name not in images["images"]:
             raise HTTPException(404, f"no image {name!r}; the images are {images['images']}")
         path = project / EVALUATE / "plots" / "images" / name

@@ -253,6 +253,7 @@ async function showModel() {
   try { evaluation = await api("/model/evaluation"); } catch (error) { evaluation = null; }
   const metrics = (evaluation && evaluation.metrics) || m.evaluation || m.metrics || null;
   $("metrics-missing").hidden = Boolean(metrics);
+  $("other-model").hidden = !(evaluation && evaluation.of_served_model === false);
   rows($("metrics-table"), metrics ? METRICS.filter(([k]) => typeof metrics[k] === "number")
     .map(([k, label, pct]) => [label, pct ? `${fmt(100 * metrics[k], 2)} %` : String(metrics[k])]) : []);
   drawRoc(evaluation && evaluation.roc);
