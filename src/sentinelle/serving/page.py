@@ -118,7 +118,9 @@ def install(app: FastAPI, model_path: Path, ready: Callable[[], Any]) -> None:
 
     app.mount("/page", StaticFiles(packages=[("sentinelle.serving", "page")]), name="page")
 
-    @app.get("/model/evaluation", tags=["model"])
+    not_ready = {503: {"description": "The model is not loaded (yet)"}}
+
+    @app.get("/model/evaluation", tags=["model"], responses=not_ready)
     async def model_evaluation() -> dict[str, Any]:
         """The served model's evaluation as committed in its project folder (null: absent)."""
         ready()
@@ -126,7 +128,16 @@ def install(app: FastAPI, model_path: Path, ready: Callable[[], Any]) -> None:
             cache["evaluation"] = evaluation(project, model_path)
         return cache["evaluation"]
 
-    @app.get("/model/evaluation/images/{name}", tags=["model"], response_class=Response)
+    @app.get(
+        "/model/evaluation/images/{name}",
+        tags=["model"],
+        response_class=Response,
+        responses={
+            200: {"content": {"image/png": {}}, "description": "The PNG image"},
+            404: {"description": "No such image: the detail lists those there are"},
+            **not_ready,
+        },
+    )
     async def model_image(name: str) -> FileResponse:
         """One image listed in ``/model/evaluation``'s ``images``."""
         ready()
