@@ -22,7 +22,7 @@ Spans are ``[start, end)`` indices of Python ``str`` (code points) into the raw 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 
 from sentinelle.text.normaliser import TOKEN_PATTERN, Normaliser
@@ -40,6 +40,8 @@ class TokenSpans:
     raw: str
     tokens: list[str]
     spans: list[Span | None]
+    # Each distinct token's positions (the spans of one n-gram are looked up, not searched).
+    where: dict[str, list[int]] = field(default_factory=dict)
 
 
 def token_spans(normaliser: Normaliser, raw: str) -> TokenSpans:
@@ -65,7 +67,10 @@ def token_spans(normaliser: Normaliser, raw: str) -> TokenSpans:
         elif tag == "replace":
             joined = (min(s for s, _ in piece_spans[i1:i2]), max(e for _, e in piece_spans[i1:i2]))
             spans[j1:j2] = [joined] * (j2 - j1)
-    return TokenSpans(raw, tokens, spans)
+    where: dict[str, list[int]] = {}
+    for i, token in enumerate(tokens):
+        where.setdefault(token, []).append(i)
+    return TokenSpans(raw, tokens, spans, where)
 
 
 def ngram_spans(where: TokenSpans, ngram: str, kind: str) -> list[list[int]]:
@@ -76,21 +81,21 @@ def ngram_spans(where: TokenSpans, ngram: str, kind: str) -> list[list[int]]:
     if kind == "word":
         words = ngram.split(" ")
         n = len(words)
-        for i in range(len(tokens) - n + 1):
-            first, last = spans[i], spans[i + n - 1]
+        for i in where.where.get(words[0], ()):
+            first, last = spans[i], spans[min(i + n, len(spans)) - 1]
             if tokens[i : i + n] == words and first is not None and last is not None:
                 found.add((first[0], last[1]))
     else:
-        for token, span in zip(tokens, spans, strict=True):
-            if span is None:
-                continue
+        for token, positions in where.where.items():
             padded = f" {token} "
             at = padded.find(ngram)
             while at >= 0:
                 # The n-gram's characters of the token itself (the padding is not text).
                 lo, hi = max(at - 1, 0), min(at + len(ngram) - 1, len(token))
-                if lo < hi:
-                    found.add(_char_span(where.raw, span, token, lo, hi))
+                for i in positions if lo < hi else ():
+                    span = spans[i]
+                    if span is not None:
+                        found.add(_char_span(where.raw, span, token, lo, hi))
                 at = padded.find(ngram, at + 1)
     return [list(s) for s in sorted(found)]
 
