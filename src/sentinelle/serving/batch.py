@@ -53,6 +53,7 @@ class Report:
     bad: list[BadRow] = field(default_factory=list)  # the first MAX_BAD_ROWS_KEPT
     model_version: str = ""
     threshold: float = 0.0
+    operating_point: str = "default"
 
 
 # ---------------------------------------------------------------------- parallelism
@@ -155,6 +156,7 @@ def score_file(
     workers: int | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     progress: bool | None = None,
+    operating_point: str | None = None,
     explain: int | None = None,
 ) -> Report:
     """Score every row of ``source`` (a path, or ``"-"`` for stdin) into ``dest`` (None: stdout).
@@ -162,7 +164,8 @@ def score_file(
     The input format comes from ``fmt`` or the suffix (stdin: plain text); the
     output format from ``output_format``, the ``dest`` suffix, or the input format
     (plain text in gives JSON Lines out). ``progress=None`` shows a bar only when
-    stderr is a terminal. ``explain=K`` adds each row's K top n-grams each way
+    stderr is a terminal. ``is_spam`` is decided at the named ``operating_point`` (``None``:
+    the model's own threshold). ``explain=K`` adds each row's K top n-grams each way
     (``Scorer.explain``). Returns a ``Report``; raises ``UserError`` on the first
     bad row when ``on_error="fail"`` (a file ``dest`` is then left untouched).
     """
@@ -186,7 +189,8 @@ def score_file(
             if hasattr(os, "sched_getaffinity")
             else os.cpu_count() or 1
         )
-    report = Report(model_version=scorer.version, threshold=scorer.threshold)
+    point, threshold = scorer.operating_point(operating_point)
+    report = Report(model_version=scorer.version, threshold=threshold, operating_point=point)
     name = "<stdin>" if str(source) == "-" else str(source)
 
     with _open_input(source) as raw, _open_output(dest) as out, _progress(raw, progress) as bar:
@@ -222,9 +226,9 @@ def score_file(
         position = 0
         all_chunks = iter(()) if first is None else _chain(first, batches)
         for chunk, (scores, explanations) in _scored(scorer, all_chunks, workers, explain):
-            writer.write(chunk, scores, scorer.threshold, explanations)
+            writer.write(chunk, scores, threshold, explanations)
             report.rows_scored += len(chunk.texts)
-            report.spam += int((scores >= scorer.threshold).sum())
+            report.spam += int((scores >= threshold).sum())
             if not seekable:
                 bar.update(len(chunk.texts))
                 continue
