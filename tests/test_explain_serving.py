@@ -73,7 +73,14 @@ def test_predict_explains_with_the_libraries_numbers(
     check_identity(body["explanation"])
     # Without ?explain the answer is as before: no explanation key at all.
     plain = client.post("/predict", json={"text": SPAM}).json()
-    assert set(plain) == {"spam_score", "is_spam", "threshold", "model_version"}
+    assert "explanation" not in plain
+    assert plain == {k: v for k, v in body.items() if k != "explanation"}
+    # At another operating point: the same explanation, the verdict at its threshold.
+    strict = client.post(
+        "/predict", params={"explain": 3, "operating_point": "strict"}, json={"text": SPAM}
+    ).json()
+    assert strict["threshold"] == tiny_model.STRICT and strict["is_spam"] is (score >= 0.8)
+    assert strict["operating_point"] == "strict" and strict["explanation"] == expected
 
 
 def test_batch_explains_each_message_in_order(client: httpx.Client, model_path: Path) -> None:

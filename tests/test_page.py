@@ -124,6 +124,7 @@ def pieces(driver: Any) -> list[tuple[str, str]]:
 def test_a_message_gets_its_verdict_and_highlighted_ngrams(browser: Any, server: str) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
 
     model = httpx.get(f"{server}/model").json()
     expected = httpx.post(f"{server}/predict?explain=8", json={"text": SPAM}).json()
@@ -153,9 +154,25 @@ def test_a_message_gets_its_verdict_and_highlighted_ngrams(browser: Any, server:
     first = browser.find_element(By.CSS_SELECTOR, "#spam-table tbody tr td code")
     assert first.text == "free"
 
-    # Operating points and feedback appear only when the server offers them.
-    has_points = bool(model.get("operating_points"))
-    assert browser.find_element(By.ID, "op-field").is_displayed() == has_points
+    # The operating points /model lists, the default one chosen; a stricter one flips it.
+    select = Select(browser.find_element(By.ID, "operating-point"))
+    assert [o.get_attribute("value") for o in select.options] == list(model["operating_points"])
+    assert select.first_selected_option.get_attribute("value") == "default"
+    assert "operating point “default”" in score
+    strict = httpx.post(
+        f"{server}/predict?explain=8&operating_point=strict", json={"text": SPAM}
+    ).json()
+    assert strict["threshold"] == tiny_model.STRICT and not strict["is_spam"]
+    select.select_by_value("strict")
+    browser.find_element(By.ID, "submit").click()
+    wait(browser, lambda d: "strict" in d.find_element(By.ID, "score-text").text)
+    assert verdict.text == "not spam (ham)"
+    assert (
+        "below the threshold 0.800 of the operating point “strict”"
+        in browser.find_element(By.ID, "score-text").text
+    )
+    select.select_by_value("default")
+    # Feedback appears only when the server collects it.
     feedback = httpx.get(f"{server}/feedback/stats").status_code == 200
     assert browser.find_element(By.ID, "feedback").is_displayed() == feedback
 

@@ -105,6 +105,15 @@ class Scorer:
         """The (name, threshold) of a named operating point; ``None`` is ``default``."""
         return operating_points.resolve(self.thresholds, name)
 
+    def predict_explained(
+        self, texts: Sequence[str], k: int, threshold: float | None = None
+    ) -> list[tuple[float, bool, dict[str, Any]]]:
+        """``(spam_score, is_spam, explanation)`` of each raw message (see ``explain``), at
+        ``threshold`` (default: the model's own)."""
+        at = self.threshold if threshold is None else threshold
+        scores, explanations = self.explain(texts, k)
+        return [(float(s), bool(s >= at), e) for s, e in zip(scores, explanations, strict=True)]
+
 
 def evaluation_for(model_path: Path, version: str) -> dict[str, Any] | None:
     """The test headline ``evaluate`` wrote beside the model (``evaluation.json``), if it is
@@ -115,15 +124,6 @@ def evaluation_for(model_path: Path, version: str) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return card if isinstance(card, dict) and card.get("model_version") == version else None
-
-    def predict_explained(
-        self, texts: Sequence[str], k: int, threshold: float | None = None
-    ) -> list[tuple[float, bool, dict[str, Any]]]:
-        """``(spam_score, is_spam, explanation)`` of each raw message (see ``explain``), at
-        ``threshold`` (default: the model's own)."""
-        at = self.threshold if threshold is None else threshold
-        scores, explanations = self.explain(texts, k)
-        return [(float(s), bool(s >= at), e) for s, e in zip(scores, explanations, strict=True)]
 
 
 def metadata_path_for(model_path: Path, metadata_path: Path | None = None) -> Path:

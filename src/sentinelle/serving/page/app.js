@@ -251,13 +251,23 @@ async function showModel() {
   if (m.default_operating_point) add("Default operating point", m.default_operating_point);
   let evaluation = null;
   try { evaluation = await api("/model/evaluation"); } catch (error) { evaluation = null; }
-  const metrics = (evaluation && evaluation.metrics) || m.evaluation || m.metrics || null;
+  // The card that travels with the model (GET /model: evaluation, checked to be of this very
+  // model) first; the project's dvclive/ evaluation (GET /model/evaluation) otherwise.
+  const card = m.evaluation || null;
+  const metrics = (card && card.headline) || (evaluation && evaluation.metrics) || null;
   $("metrics-missing").hidden = Boolean(metrics);
   $("other-model").hidden = !(evaluation && evaluation.of_served_model === false);
   rows($("metrics-table"), metrics ? METRICS.filter(([k]) => typeof metrics[k] === "number")
     .map(([k, label, pct]) => [label, pct ? `${fmt(100 * metrics[k], 2)} %` : String(metrics[k])]) : []);
-  drawRoc(evaluation && evaluation.roc);
-  drawConfusion(evaluation && evaluation.confusion);
+  const roc = card && card.roc && Array.isArray(card.roc.fpr)
+    ? card.roc.fpr.map((fpr, i) => ({ fpr, tpr: card.roc.tpr[i] }))
+    : evaluation && evaluation.roc;
+  drawRoc(roc);
+  const cells = { tn: ["ham", "ham"], fp: ["ham", "spam"], fn: ["spam", "ham"], tp: ["spam", "spam"] };
+  const counted = metrics && Object.keys(cells).every((k) => typeof metrics[k] === "number")
+    ? Object.entries(cells).map(([k, [actual, predicted]]) => ({ actual, predicted, count: metrics[k] }))
+    : evaluation && evaluation.confusion;
+  drawConfusion(counted);
   const images = $("images");
   images.replaceChildren();
   for (const name of (evaluation && evaluation.images) || []) {
