@@ -35,9 +35,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sentinelle.errors import UserError
 from sentinelle.modeling import operating_points
-from sentinelle.modeling.explanations import MAX_EXPLAIN, ExplanationUnavailable
 from sentinelle.modeling.inference import top_features
-from sentinelle.serving import page
+from sentinelle.serving import explained, page
+from sentinelle.serving.explained import Explain, Explanation
 from sentinelle.serving.observability import Metrics, Observed
 from sentinelle.serving.scorer import (
     MAX_BATCH,
@@ -58,23 +58,6 @@ class AsciiJSONResponse(JSONResponse):
         return json.dumps(
             content, ensure_ascii=True, allow_nan=False, separators=(",", ":")
         ).encode("ascii")
-
-
-class Contribution(BaseModel):
-    ngram: str = Field(description="The feature as the model names it (char n-grams: padded)")
-    kind: str = Field(description="word or char (char_wb n-gram, inside one token)")
-    contribution: float = Field(description="TF-IDF value x the linear model's weight")
-    spans: list[list[int]] = Field(
-        description="[start, end) code-point offsets of its places in the raw message"
-    )
-
-
-class Explanation(BaseModel):
-    spam: list[Contribution] = Field(description="Most spam-ward first")
-    ham: list[Contribution] = Field(description="Most ham-ward first")
-    intercept: float
-    decision: float = Field(description="intercept + every contribution (listed or in rest)")
-    rest: float = Field(description="Sum of the contributions not listed")
 
 
 class Prediction(BaseModel):
@@ -283,12 +266,6 @@ def create_app(
         json_log=json_log,
     )
     not_ready = {503: {"model": Status, "description": "The model is not loaded (yet)"}}
-    Explain = Annotated[
-        int | None,
-        Query(
-            ge=1, le=MAX_EXPLAIN, description=f"List the 1 to {MAX_EXPLAIN} top n-grams each way"
-        ),
-    ]
     invalid = {422: {"description": "Invalid request: the detail names each bad field and why"}}
 
     def scorer() -> Any:
@@ -296,11 +273,6 @@ def create_app(
         if s is None:
             raise _NotReady(state["error"])
         return s
-
-    @app.exception_handler(ExplanationUnavailable)
-    async def _unexplainable(request: Request, exc: ExplanationUnavailable) -> AsciiJSONResponse:
-        detail = [{"loc": ["query", "explain"], "msg": str(exc), "type": "explain_unavailable"}]
-        return AsciiJSONResponse({"detail": detail}, status_code=422)
 
     def resolve_point(s: Scorer, name: str | None) -> tuple[str, float]:
         try:
@@ -435,6 +407,7 @@ def create_app(
             model_version=s.version,
         )
 
+    explained.install(app, AsciiJSONResponse)
     page.install(app, model_path, scorer)
     return app
 
