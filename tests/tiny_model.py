@@ -32,12 +32,14 @@ THRESHOLD = 0.35  # not 0.5: consumers must read the stored threshold
 STRICT = 0.8  # the `strict` operating point's threshold, as train would store it
 
 
-def make(dest: Path, *, threshold: float = THRESHOLD, stem: bool = False) -> Path:
-    """Train a logistic regression on the texts above; write model.skops + model.json in
-    ``dest``."""
+def make(
+    dest: Path, *, threshold: float = THRESHOLD, stem: bool = False, classifier: str = "logreg"
+) -> Path:
+    """Train a logistic regression (or ``classifier``) on the texts above; write model.skops +
+    model.json in ``dest``."""
     params = load(ROOT / "params.yaml")
     preprocess = dataclasses.replace(params.preprocess, stem=stem)
-    p = dataclasses.replace(params.train, classifier="logreg", features="union")
+    p = dataclasses.replace(params.train, classifier=classifier, features="union", n_jobs=1)
     normalise = Normaliser(**dataclasses.asdict(preprocess))
     model = build_pipeline(p, seed=1).fit(
         normalise.many(SPAM + HAM), ["spam"] * len(SPAM) + ["ham"] * len(HAM)

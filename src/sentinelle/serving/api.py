@@ -6,11 +6,13 @@
     POST /predict         {"text": "..."} -> spam_score, is_spam, threshold, operating_point,
                           model_version; ?operating_point=NAME picks a named threshold
     POST /predict/batch   {"texts": ["...", ...]} (at most ``max_batch``)
+                          both with ``?explain=K``: the K n-grams that pushed each way
     GET  /model           model version, thresholds (operating points) and metadata
     POST /feedback        {"text": ..., "label": "spam"|"ham", "id": ..., "source": ...}
                           (with ``sentinelle serve --feedback FILE``): 201 stored, 200 if
                           its id was already stored
     GET  /feedback/stats  records stored, by label
+    GET  /                the web page (``serving.page``), its files under /page/
     GET  /docs, /openapi.json
 
 The model is loaded once, in a thread started by the app's lifespan, with the
@@ -39,7 +41,8 @@ from sentinelle import feedback
 from sentinelle.errors import UserError
 from sentinelle.modeling import operating_points
 from sentinelle.modeling.inference import top_features
-from sentinelle.serving import feedback_api
+from sentinelle.serving import explained, feedback_api, page
+from sentinelle.serving.explained import Explain, Explanation
 from sentinelle.serving.observability import Metrics, Observed
 from sentinelle.serving.scorer import (
     MAX_BATCH,
@@ -65,6 +68,7 @@ class AsciiJSONResponse(JSONResponse):
 class Prediction(BaseModel):
     spam_score: float = Field(ge=0, le=1, description="Probability-like spam score")
     is_spam: bool = Field(description="spam_score >= the model's threshold")
+    explanation: Explanation | None = Field(None, description="Only with ?explain=K")
 
 
 class PredictResponse(Prediction):
@@ -347,15 +351,24 @@ def create_app(
         "/predict",
         response_model=PredictResponse,
         responses={**not_ready, **invalid},
+        response_model_exclude_none=True,
         tags=["predict"],
     )
     async def predict(
-        request: PredictRequest, operating_point: Point = operating_points.DEFAULT
+        request: PredictRequest,
+        operating_point: Point = operating_points.DEFAULT,
+        explain: Explain = None,
     ) -> PredictResponse:
-        """Score one message."""
+        """Score one message (with ``?explain=K``: and say why)."""
         s = scorer()
         point, threshold = resolve_point(s, operating_point)
-        ((score, is_spam),) = s.predict([request.text], threshold)
+        explanation = None
+        if explain is None:
+            ((score, is_spam),) = s.predict([request.text], threshold)
+        else:
+            ((score, is_spam, explanation),) = s.predict_explained(
+                [request.text], explain, threshold
+            )
         metrics.observe_scores(s.version, point, (score,), int(is_spam))
         return PredictResponse(
             spam_score=score,
@@ -363,25 +376,37 @@ def create_app(
             threshold=threshold,
             operating_point=point,
             model_version=s.version,
+            explanation=explanation,
         )
 
     @app.post(
         "/predict/batch",
         response_model=BatchResponse,
         responses={**not_ready, **invalid},
+        response_model_exclude_none=True,
         tags=["predict"],
     )
     async def predict_batch(
-        request: BatchRequest, operating_point: Point = operating_points.DEFAULT
+        request: BatchRequest,
+        operating_point: Point = operating_points.DEFAULT,
+        explain: Explain = None,
     ) -> BatchResponse:
-        """Score up to ``max_batch`` messages, in order."""
+        """Score up to ``max_batch`` messages, in order (with ``?explain=K``: and say why)."""
         s = scorer()
         point, threshold = resolve_point(s, operating_point)
-        predicted = s.predict(request.texts, threshold)
+        if explain is None:
+            predicted = s.predict(request.texts, threshold)
+            predictions = [Prediction(spam_score=score, is_spam=spam) for score, spam in predicted]
+        else:
+            explained = s.predict_explained(request.texts, explain, threshold)
+            predicted = [(score, spam) for score, spam, _ in explained]
+            predictions = [
+                Prediction(spam_score=score, is_spam=spam, explanation=why)
+                for score, spam, why in explained
+            ]
         metrics.observe_scores(
             s.version, point, [score for score, _ in predicted], sum(spam for _, spam in predicted)
         )
-        predictions = [Prediction(spam_score=score, is_spam=spam) for score, spam in predicted]
         return BatchResponse(
             predictions=predictions,
             threshold=threshold,
@@ -391,6 +416,8 @@ def create_app(
 
     if feedback_path is not None:
         feedback_api.add_routes(app, feedback.Store(feedback_path), Text, invalid)
+    explained.install(app, AsciiJSONResponse)
+    page.install(app, model_path, scorer)
     return app
 
 

@@ -3,7 +3,8 @@
 ``score_file`` streams a CSV / TSV / JSON Lines / plain-text file (or stdin) in
 chunks, scores them on every core (forked workers that share the loaded model),
 and writes the input rows plus ``spam_score``, ``is_spam`` (at the model's stored
-threshold) and ``model_version``. Memory stays bounded whatever the input size:
+threshold) and ``model_version`` (with ``explain=K``: and an ``explanation``, see
+``serving.rows``). Memory stays bounded whatever the input size:
 only a few chunks are ever in flight. Bad rows (undecodable bytes, no text) are
 reported with their row and line numbers and either stop the run
 (``on_error="fail"``) or are left out (``on_error="skip"``).
@@ -30,6 +31,7 @@ from tqdm import tqdm
 
 from sentinelle import io
 from sentinelle.errors import UserError
+from sentinelle.modeling.explanations import MAX_EXPLAIN
 from sentinelle.serving.rows import BadRow, Chunk, OnError, Reader, Writer, detect_format
 from sentinelle.serving.scorer import Scorer
 
@@ -66,24 +68,33 @@ def _init_worker(scorer: Scorer) -> None:
     threadpool_limits(1)
 
 
-def _score_in_worker(texts: list[str]) -> np.ndarray:
+Scored = tuple[np.ndarray, list[dict[str, Any]] | None]
+
+
+def _score(scorer: Scorer, texts: list[str], explain: int | None) -> Scored:
+    if explain is None:
+        return scorer.scores(texts), None
+    return scorer.explain(texts, explain)
+
+
+def _score_in_worker(texts: list[str], explain: int | None) -> Scored:
     assert _worker_scorer is not None
-    return _worker_scorer.scores(texts)
+    return _score(_worker_scorer, texts, explain)
 
 
 def _scored(
-    scorer: Scorer, chunks: Iterator[Chunk], workers: int
-) -> Iterator[tuple[Chunk, np.ndarray]]:
+    scorer: Scorer, chunks: Iterator[Chunk], workers: int, explain: int | None = None
+) -> Iterator[tuple[Chunk, Scored]]:
     """Score chunks in order, on ``workers`` forked processes, with few chunks in flight."""
     if workers <= 1 or "fork" not in mp.get_all_start_methods():
         for chunk in chunks:
-            yield chunk, scorer.scores(chunk.texts)
+            yield chunk, _score(scorer, chunk.texts, explain)
         return
     pending: deque[tuple[Chunk, Any]] = deque()
     # Forked, the workers inherit the scorer (initargs are not pickled): the model loads once.
     with mp.get_context("fork").Pool(workers, initializer=_init_worker, initargs=(scorer,)) as pool:
         for chunk in chunks:
-            pending.append((chunk, pool.apply_async(_score_in_worker, (chunk.texts,))))
+            pending.append((chunk, pool.apply_async(_score_in_worker, (chunk.texts, explain))))
             if len(pending) >= 2 * workers:
                 done, result = pending.popleft()
                 yield done, result.get()
@@ -146,6 +157,7 @@ def score_file(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     progress: bool | None = None,
     operating_point: str | None = None,
+    explain: int | None = None,
 ) -> Report:
     """Score every row of ``source`` (a path, or ``"-"`` for stdin) into ``dest`` (None: stdout).
 
@@ -153,7 +165,8 @@ def score_file(
     output format from ``output_format``, the ``dest`` suffix, or the input format
     (plain text in gives JSON Lines out). ``progress=None`` shows a bar only when
     stderr is a terminal. ``is_spam`` is decided at the named ``operating_point`` (``None``:
-    the model's own threshold). Returns a ``Report``; raises ``UserError`` on the first
+    the model's own threshold). ``explain=K`` adds each row's K top n-grams each way
+    (``Scorer.explain``). Returns a ``Report``; raises ``UserError`` on the first
     bad row when ``on_error="fail"`` (a file ``dest`` is then left untouched).
     """
     if on_error not in ("fail", "skip"):
@@ -166,6 +179,10 @@ def score_file(
         raise UserError(
             "JSON Lines input (one object per line, any keys) can only be written as jsonl"
         )
+    if explain is not None:
+        if not 1 <= explain <= MAX_EXPLAIN:
+            raise UserError(f"--explain {explain} is out of range; use 1 to {MAX_EXPLAIN}")
+        scorer.explainer  # noqa: B018  built once here (or refused), before the workers fork
     if not workers:  # one per core this process may use
         workers = (
             len(os.sched_getaffinity(0))
@@ -205,11 +222,11 @@ def score_file(
 
         batches = chunks()
         first = next(batches, None)  # reads the header (csv/tsv) before the writer needs it
-        writer = Writer(out, out_fmt, reader.header, scorer.version)
+        writer = Writer(out, out_fmt, reader.header, scorer.version, explain is not None)
         position = 0
         all_chunks = iter(()) if first is None else _chain(first, batches)
-        for chunk, scores in _scored(scorer, all_chunks, workers):
-            writer.write(chunk, scores, threshold)
+        for chunk, (scores, explanations) in _scored(scorer, all_chunks, workers, explain):
+            writer.write(chunk, scores, threshold, explanations)
             report.rows_scored += len(chunk.texts)
             report.spam += int((scores >= threshold).sum())
             if not seekable:

@@ -1,6 +1,7 @@
 """The `sentinelle` command: score files, serve the HTTP API, fetch a registered model.
 
     sentinelle score INPUT [-o OUTPUT] [--model models/model.skops] [--on-error fail|skip]
+                     [--explain K]
     sentinelle serve [--model models/model.skops] [--host 127.0.0.1] [--port 8000]
     sentinelle fetch [--repo .] (--version vX.Y.Z | --stage prod) [-o served/]
     sentinelle monitor INPUT [--reference models/reference.json] [-o monitoring/]
@@ -25,6 +26,7 @@ from pathlib import Path
 
 from sentinelle import feedback, io
 from sentinelle.errors import UserError
+from sentinelle.modeling.explanations import MAX_EXPLAIN
 from sentinelle.params import DEFAULT_PARAMS
 from sentinelle.params import load as load_params
 from sentinelle.serving.batch import DEFAULT_CHUNK_SIZE, score_file
@@ -50,6 +52,7 @@ def _score(args: argparse.Namespace) -> int:
         chunk_size=args.chunk_size,
         progress=False if args.no_progress else None,
         operating_point=args.operating_point,
+        explain=args.explain,
     )
     log.info(
         "scored %d of %d rows (%d spam at threshold %g, operating point %s, model %s)%s%s",
@@ -245,6 +248,13 @@ def parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="decide is_spam at this named operating point of the model (models/model.json: "
         "operating_points; e.g. strict, lenient; default: the model's own threshold)",
+    )
+    score.add_argument(
+        "--explain",
+        type=int,
+        metavar="K",
+        help=f"add an explanation column: the K (1 to {MAX_EXPLAIN}) n-grams that pushed "
+        "each row most towards spam and towards ham",
     )
     score.set_defaults(run=_score)
 

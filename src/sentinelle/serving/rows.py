@@ -2,7 +2,8 @@
 
 ``Reader`` yields chunks of good rows and reports bad ones (undecodable bytes, no
 text) with their row and line numbers; ``Writer`` writes the input rows back with the
-score columns added.
+score columns added (and, when explaining, an ``explanation``: a JSON object in JSON
+Lines, the same object as compact JSON text in a CSV/TSV column).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ FORMATS = ("csv", "tsv", "jsonl", "txt")
 Format = Literal["csv", "tsv", "jsonl", "txt"]
 OnError = Literal["fail", "skip"]
 OUTPUT_COLUMNS = ("spam_score", "is_spam", "model_version")
+EXPLANATION_COLUMN = "explanation"
 SUFFIXES: dict[str, Format] = {
     ".csv": "csv",
     ".tsv": "tsv",
@@ -247,8 +249,16 @@ class Reader:
 class Writer:
     """Writes scored rows in one format to a binary stream."""
 
-    def __init__(self, fh: IO[bytes], fmt: Format, header: list[str] | None, version: str) -> None:
+    def __init__(
+        self,
+        fh: IO[bytes],
+        fmt: Format,
+        header: list[str] | None,
+        version: str,
+        explain: bool = False,
+    ) -> None:
         self.fmt, self.version = fmt, version
+        columns = (*OUTPUT_COLUMNS, EXPLANATION_COLUMN) if explain else OUTPUT_COLUMNS
         self.text = _io.TextIOWrapper(fh, encoding="utf-8", newline="", write_through=False)
         self.header = header or ["text"]
         self.positions: list[int] = []
@@ -258,29 +268,39 @@ class Writer:
             )
             # A re-scored file keeps one set of output columns: overwrite them in place.
             out_header = list(self.header)
-            for column in OUTPUT_COLUMNS:
+            for column in columns:
                 if column not in out_header:
                     out_header.append(column)
-            self.positions = [out_header.index(c) for c in OUTPUT_COLUMNS]
+            self.positions = [out_header.index(c) for c in columns]
             self.width = len(out_header)
             self.csv.writerow(out_header)
 
-    def write(self, chunk: Chunk, scores: np.ndarray, threshold: float) -> None:
+    def write(
+        self,
+        chunk: Chunk,
+        scores: np.ndarray,
+        threshold: float,
+        explanations: list[dict[str, Any]] | None = None,
+    ) -> None:
         if self.fmt in ("csv", "tsv"):
-            i_score, i_spam, i_version = self.positions
+            i_score, i_spam, i_version = self.positions[:3]
             out = []
-            for fields, s in zip(chunk.rows, scores.tolist(), strict=True):
+            for n, (fields, s) in enumerate(zip(chunk.rows, scores.tolist(), strict=True)):
                 row = list(fields) + [""] * (self.width - len(fields))
                 row[i_score], row[i_spam], row[i_version] = (
                     f"{s:.6f}",
                     "true" if s >= threshold else "false",
                     self.version,
                 )
+                if explanations is not None:
+                    row[self.positions[3]] = json.dumps(
+                        explanations[n], ensure_ascii=False, separators=(",", ":")
+                    )
                 out.append(row)
             self.csv.writerows(out)
         else:
             lines = []
-            for record, s in zip(chunk.rows, scores.tolist(), strict=True):
+            for n, (record, s) in enumerate(zip(chunk.rows, scores.tolist(), strict=True)):
                 obj = (
                     dict(record)
                     if isinstance(record, dict)
@@ -289,6 +309,8 @@ class Writer:
                 obj.update(
                     spam_score=round(s, 6), is_spam=s >= threshold, model_version=self.version
                 )
+                if explanations is not None:
+                    obj[EXPLANATION_COLUMN] = explanations[n]
                 lines.append(json.dumps(obj, ensure_ascii=False))
             lines.append("")
             self.text.write("\n".join(lines))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,10 @@ import sklearn
 
 from sentinelle.modeling import operating_points
 from sentinelle.modeling.calibration import calibrated_linear_scores
+from sentinelle.modeling.explanations import Explainer
 from sentinelle.modeling.inference import spam_scores
 from sentinelle.modeling.persistence import MODEL_PATH, load_with_metadata
+from sentinelle.modeling.spans import token_spans
 from sentinelle.text.normaliser import Normaliser
 
 # The API's default limits: the longest message and the largest batch of one request.
@@ -64,10 +67,31 @@ class Scorer:
         with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
             if self.features is None:
                 return spam_scores(self.model, normalised)
+            return self._scores_of(self.features(normalised))
+
+    def _scores_of(self, features: Any) -> np.ndarray:
+        if self.classifier is not None:
+            return self.classifier(features)
+        return self.model[-1].predict_proba(features)[:, self.spam_index]
+
+    @cached_property
+    def explainer(self) -> Explainer:
+        """Built on first use (the feature names of a large vocabulary take a while);
+        raises ``ExplanationUnavailable`` for a model that cannot be explained."""
+        return Explainer(
+            self.model, self.metadata.get("params", {}).get("train", {}).get("classifier")
+        )
+
+    def explain(self, texts: Sequence[str], k: int) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        """Spam scores and the ``k`` top n-grams each way of each raw message
+        (``Explainer.explain``), from one feature matrix."""
+        explainer = self.explainer
+        normalised = [self.normaliser(t) for t in texts]
+        with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
             features = self.features(normalised)
-            if self.classifier is not None:
-                return self.classifier(features)
-            return self.model[-1].predict_proba(features)[:, self.spam_index]
+            scores = self._scores_of(features)
+        spans = [token_spans(self.normaliser, t) for t in texts]
+        return scores, explainer.explain(features, k, spans)
 
     def predict(
         self, texts: Sequence[str], threshold: float | None = None
@@ -80,6 +104,15 @@ class Scorer:
     def operating_point(self, name: str | None) -> tuple[str, float]:
         """The (name, threshold) of a named operating point; ``None`` is ``default``."""
         return operating_points.resolve(self.thresholds, name)
+
+    def predict_explained(
+        self, texts: Sequence[str], k: int, threshold: float | None = None
+    ) -> list[tuple[float, bool, dict[str, Any]]]:
+        """``(spam_score, is_spam, explanation)`` of each raw message (see ``explain``), at
+        ``threshold`` (default: the model's own)."""
+        at = self.threshold if threshold is None else threshold
+        scores, explanations = self.explain(texts, k)
+        return [(float(s), bool(s >= at), e) for s, e in zip(scores, explanations, strict=True)]
 
 
 def evaluation_for(model_path: Path, version: str) -> dict[str, Any] | None:

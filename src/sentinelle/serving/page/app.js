@@ -1,0 +1,355 @@
+// Sentinelle's page: plain JavaScript, no dependencies, talks to this server's API only.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const state = { model: null, feedback: false, last: null };
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, value);
+  for (const child of children) node.append(child);
+  return node;
+}
+
+function svg(tag, attrs = {}) {
+  const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, value);
+  return node;
+}
+
+// The API's error detail as one line: a string, or the msg of each 422 entry.
+function problem(body, status) {
+  const detail = body && body.detail;
+  if (typeof detail === "string") return detail;
+  if (Array.isArray(detail)) return detail.map((d) => d.msg || JSON.stringify(d)).join("; ");
+  return `the server answered ${status}`;
+}
+
+async function api(path, options = {}) {
+  const response = await fetch(path, {
+    ...options,
+    headers: { "Content-Type": "application/json", Accept: "application/json" },
+  });
+  let body = null;
+  try { body = await response.json(); } catch (e) { body = null; }
+  if (!response.ok) {
+    const error = new Error(problem(body, response.status));
+    error.status = response.status;
+    throw error;
+  }
+  return body;
+}
+
+const fmt = (x, digits = 3) => (typeof x === "number" ? x.toFixed(digits) : String(x));
+const signed = (x) => (x >= 0 ? "+" : "−") + Math.abs(x).toFixed(4);
+const shown = (ngram, kind) => (kind === "char" ? ngram.replaceAll(" ", "␣") : ngram);
+
+// ------------------------------------------------------------------ views
+
+function route() {
+  const view = location.hash === "#model" ? "model" : "check";
+  $("view-check").hidden = view !== "check";
+  $("view-model").hidden = view !== "model";
+  for (const name of ["check", "model"]) {
+    const link = $(`nav-${name}`);
+    if (name === view) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+  if (view === "model" && state.model) showModel();
+}
+
+// ------------------------------------------------------------------ start-up
+
+async function loadModel() {
+  for (;;) {
+    try {
+      state.model = await api("/model");
+      break;
+    } catch (error) {
+      if (error.status !== 503) {
+        $("status").textContent = `The model is not available: ${error.message}`;
+        return;
+      }
+      $("status").textContent = "Loading the model…";
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  }
+  const m = state.model;
+  $("status").textContent = `Model ${m.model_version} ready, threshold ${fmt(m.threshold)}.`;
+  const points = m.operating_points || {};
+  const names = Object.keys(points);
+  if (names.length) {
+    const select = $("operating-point");
+    for (const name of names) {
+      const p = points[name];
+      const text = `${name}: threshold ${fmt(p.threshold)}` +
+        (typeof p.ham_fpr === "number" ? `, ham FPR ${fmt(100 * p.ham_fpr, 2)} %` : "") +
+        (typeof p.recall === "number" ? `, recall ${fmt(100 * p.recall, 1)} %` : "");
+      select.append(el("option", { value: name }, text));
+    }
+    select.value = m.default_operating_point || names[0];
+    $("op-field").hidden = false;
+  }
+  try {
+    await api("/feedback/stats");
+    state.feedback = true;
+  } catch (error) {
+    state.feedback = false;
+  }
+  if (location.hash === "#model") showModel();
+}
+
+// ------------------------------------------------------------------ checking a message
+
+async function check(event) {
+  event.preventDefault();
+  const text = $("message").value;
+  const k = $("explain-k").value || "8";
+  const params = new URLSearchParams({ explain: k });
+  if (!$("op-field").hidden && $("operating-point").value) {
+    params.set("operating_point", $("operating-point").value);
+  }
+  $("check-error").hidden = true;
+  $("submit").disabled = true;
+  try {
+    const body = await api(`/predict?${params}`, {
+      method: "POST",
+      body: JSON.stringify({ text }),
+    });
+    state.last = { text, body };
+    showResult(text, body);
+  } catch (error) {
+    $("result").hidden = true;
+    $("check-error").textContent = error.message;
+    $("check-error").hidden = false;
+  } finally {
+    $("submit").disabled = false;
+  }
+}
+
+function showResult(text, body) {
+  const spam = body.is_spam;
+  const point = body.operating_point || ($("op-field").hidden ? "" : $("operating-point").value);
+  $("verdict").textContent = spam ? "spam" : "not spam (ham)";
+  $("verdict").className = `verdict ${spam ? "is-spam" : "is-ham"}`;
+  $("score-text").textContent =
+    `Spam score ${fmt(body.spam_score)} is ${spam ? "at or above" : "below"} the threshold ` +
+    `${fmt(body.threshold)}` + (point ? ` of the operating point “${point}”.` : ".");
+  $("gauge-fill").style.setProperty("width", `${(100 * body.spam_score).toFixed(1)}%`);
+  $("gauge-fill").className = `gauge-fill ${spam ? "is-spam" : "is-ham"}`;
+  $("gauge-threshold").style.setProperty("left", `${(100 * body.threshold).toFixed(1)}%`);
+  const why = body.explanation;
+  highlight(text, why);
+  fillTable($("spam-table"), why.spam);
+  fillTable($("ham-table"), why.ham);
+  $("decision-text").textContent =
+    `Decision ${signed(why.decision)} = intercept ${signed(why.intercept)} + the n-grams listed ` +
+    `${signed(why.decision - why.intercept - why.rest)} + all the others ${signed(why.rest)}.`;
+  $("feedback").hidden = !state.feedback;
+  $("feedback-status").textContent = "";
+  $("wrong").disabled = false;
+  $("result").hidden = false;
+}
+
+function fillTable(table, items) {
+  const body = table.tBodies[0];
+  body.replaceChildren();
+  if (!items.length) body.append(el("tr", {}, el("td", { colspan: "3" }, "none")));
+  for (const item of items) {
+    body.append(el("tr", {},
+      el("td", {}, el("code", {}, shown(item.ngram, item.kind))),
+      el("td", {}, item.kind),
+      el("td", { class: "num" }, signed(item.contribution))));
+  }
+}
+
+// Each character's share: the sum of the contributions of the listed n-grams over it
+// (spans are code-point offsets, hence Array.from). Runs of one sign become <mark>s.
+function highlight(text, why) {
+  const chars = Array.from(text);
+  const net = new Float64Array(chars.length);
+  const names = chars.map(() => new Set());
+  for (const item of [...why.spam, ...why.ham]) {
+    for (const [start, end] of item.spans) {
+      for (let i = start; i < end && i < chars.length; i++) {
+        net[i] += item.contribution;
+        names[i].add(`${shown(item.ngram, item.kind)} ${signed(item.contribution)}`);
+      }
+    }
+  }
+  const strongest = Math.max(1e-12, ...net.map(Math.abs));
+  const out = $("highlighted");
+  out.replaceChildren();
+  let i = 0;
+  while (i < chars.length) {
+    const sign = Math.sign(net[i]);
+    let j = i;
+    let peak = 0;
+    const labels = new Set();
+    while (j < chars.length && Math.sign(net[j]) === sign) {
+      peak = Math.max(peak, Math.abs(net[j]));
+      names[j].forEach((n) => labels.add(n));
+      j++;
+    }
+    const piece = chars.slice(i, j).join("");
+    if (sign === 0) {
+      out.append(piece);
+    } else {
+      const level = peak / strongest > 0.66 ? 3 : peak / strongest > 0.33 ? 2 : 1;
+      const kind = sign > 0 ? "spam" : "ham";
+      const mark = el("mark", {
+        class: `${kind} l${level}`,
+        title: `towards ${kind}: ${[...labels].join(", ")}`,
+        "data-ngrams": [...labels].join("\n"),
+      }, piece);
+      out.append(mark);
+    }
+    i = j;
+  }
+}
+
+async function wrong() {
+  const { text, body } = state.last;
+  const label = body.is_spam ? "ham" : "spam";
+  $("wrong").disabled = true;
+  try {
+    await api("/feedback", { method: "POST", body: JSON.stringify({ text, label }) });
+    $("feedback-status").textContent = `Thank you: recorded as ${label}.`;
+  } catch (error) {
+    $("feedback-status").textContent = `Not recorded: ${error.message}`;
+    $("wrong").disabled = false;
+  }
+}
+
+// ------------------------------------------------------------------ the model card
+
+const METRICS = [
+  ["recall", "Recall (spam caught)", true], ["precision", "Precision", true],
+  ["ham_fpr", "Ham flagged as spam (FPR)", true], ["f1", "F1", false], ["mcc", "MCC", false],
+  ["roc_auc", "ROC AUC", false], ["accuracy", "Accuracy", true],
+  ["n_spam", "Test spam", false], ["n_ham", "Test ham", false],
+];
+
+function rows(table, pairs) {
+  const body = table.tBodies[0];
+  body.replaceChildren();
+  for (const [name, value] of pairs) {
+    body.append(el("tr", {}, el("th", { scope: "row" }, name), el("td", { class: "num" }, value)));
+  }
+}
+
+async function showModel() {
+  const m = state.model;
+  const train = (m.metadata && m.metadata.params && m.metadata.params.train) || {};
+  const facts = $("model-facts");
+  facts.replaceChildren();
+  const add = (k, v) => { if (v !== undefined && v !== null) facts.append(el("dt", {}, k), el("dd", {}, String(v))); };
+  add("Version", m.model_version);
+  add("Threshold", fmt(m.threshold, 6));
+  add("Classifier", train.classifier);
+  add("Features", train.features);
+  if (m.default_operating_point) add("Default operating point", m.default_operating_point);
+  let evaluation = null;
+  try { evaluation = await api("/model/evaluation"); } catch (error) { evaluation = null; }
+  // The card that travels with the model (GET /model: evaluation, checked to be of this very
+  // model) first; the project's dvclive/ evaluation (GET /model/evaluation) otherwise.
+  const card = m.evaluation || null;
+  const metrics = (card && card.headline) || (evaluation && evaluation.metrics) || null;
+  $("metrics-missing").hidden = Boolean(metrics);
+  $("other-model").hidden = !(evaluation && evaluation.of_served_model === false);
+  rows($("metrics-table"), metrics ? METRICS.filter(([k]) => typeof metrics[k] === "number")
+    .map(([k, label, pct]) => [label, pct ? `${fmt(100 * metrics[k], 2)} %` : String(metrics[k])]) : []);
+  const roc = card && card.roc && Array.isArray(card.roc.fpr)
+    ? card.roc.fpr.map((fpr, i) => ({ fpr, tpr: card.roc.tpr[i] }))
+    : evaluation && evaluation.roc;
+  drawRoc(roc);
+  const cells = { tn: ["ham", "ham"], fp: ["ham", "spam"], fn: ["spam", "ham"], tp: ["spam", "spam"] };
+  const counted = metrics && Object.keys(cells).every((k) => typeof metrics[k] === "number")
+    ? Object.entries(cells).map(([k, [actual, predicted]]) => ({ actual, predicted, count: metrics[k] }))
+    : evaluation && evaluation.confusion;
+  drawConfusion(counted);
+  const images = $("images");
+  images.replaceChildren();
+  for (const name of (evaluation && evaluation.images) || []) {
+    const caption = name.replace(/\.png$/, "").replaceAll("_", " ");
+    images.append(el("figure", {},
+      el("img", { src: `/model/evaluation/images/${encodeURIComponent(name)}`, alt: `Plot: ${caption}` }),
+      el("figcaption", {}, caption)));
+  }
+  showTopNgrams(m.top_ngrams || m.top_features);
+  const report = evaluation && evaluation.data_report;
+  const data = [];
+  if (report) {
+    if (report.rows_read !== undefined) data.push(["Rows read", String(report.rows_read)]);
+    if (report.rows !== undefined) data.push(["Rows kept", String(report.rows)]);
+    if (report.duplicates !== undefined) data.push(["Duplicates dropped", String(report.duplicates)]);
+    for (const [split, c] of Object.entries(report.splits || {})) {
+      data.push([`${split}: spam / ham`, `${c.spam} / ${c.ham}`]);
+    }
+  }
+  rows($("data-table"), data.length ? data : [["Data report", "not found next to this model"]]);
+}
+
+function drawRoc(points) {
+  $("roc-figure").hidden = !points;
+  if (!points) return;
+  const chart = $("roc");
+  chart.querySelectorAll(":not(desc)").forEach((n) => n.remove());
+  const x = (v) => 30 + 200 * v, y = (v) => 210 - 200 * v;
+  chart.append(svg("rect", { x: 30, y: 10, width: 200, height: 200, class: "frame" }));
+  chart.append(svg("line", { x1: x(0), y1: y(0), x2: x(1), y2: y(1), class: "chance" }));
+  chart.append(svg("polyline", {
+    points: points.map((p) => `${x(p.fpr).toFixed(2)},${y(p.tpr).toFixed(2)}`).join(" "),
+    class: "curve",
+  }));
+  const label = (text, attrs) => { const t = svg("text", attrs); t.textContent = text; chart.append(t); };
+  label("false positive rate", { x: 130, y: 235, "text-anchor": "middle" });
+  label("true positive rate", { x: 12, y: 110, "text-anchor": "middle", transform: "rotate(-90 12 110)" });
+  $("roc-desc").textContent = `ROC curve through ${points.length} points`;
+}
+
+function drawConfusion(counts) {
+  $("confusion-figure").hidden = !counts;
+  if (!counts) return;
+  const table = $("confusion");
+  table.replaceChildren();
+  const labels = ["ham", "spam"];
+  const count = (a, p) => (counts.find((c) => c.actual === a && c.predicted === p) || { count: 0 }).count;
+  table.append(el("tr", {}, el("td", {}), ...labels.map((p) => el("th", { scope: "col" }, `predicted ${p}`))));
+  for (const a of labels) {
+    table.append(el("tr", {}, el("th", { scope: "row" }, `actual ${a}`),
+      ...labels.map((p) => el("td", { class: `num ${a === p ? "right" : "wrong"}` }, String(count(a, p))))));
+  }
+}
+
+function showTopNgrams(top) {
+  const box = $("top-ngrams");
+  if (!top || typeof top !== "object") return;
+  box.replaceChildren();
+  for (const [label, items] of Object.entries(top)) {
+    if (!Array.isArray(items) || !items.length) continue;
+    const list = el("ol");
+    for (const item of items) {
+      const [name, value] = Array.isArray(item) ? item
+        : [Object.values(item).find((v) => typeof v === "string"),
+           Object.values(item).find((v) => typeof v === "number")];
+      list.append(el("li", {}, el("code", {}, String(name)),
+        typeof value === "number" ? ` ${signed(value)}` : ""));
+    }
+    box.append(el("div", { class: "top" }, el("h4", {}, `Towards ${label}`), list));
+  }
+}
+
+// ------------------------------------------------------------------ wiring
+
+window.addEventListener("hashchange", route);
+document.addEventListener("DOMContentLoaded", () => {
+  $("check-form").addEventListener("submit", check);
+  $("wrong").addEventListener("click", wrong);
+  // Ctrl/Cmd+Enter in the message box checks it too.
+  $("message").addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) $("check-form").requestSubmit();
+  });
+  route();
+  loadModel();
+});

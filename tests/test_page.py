@@ -1,0 +1,222 @@
+"""The web page at /: a real `sentinelle serve` process and a real headless Chromium.
+
+Skipped when Debian's ``chromium`` and ``chromium-driver`` are absent (``.ci/run`` installs
+them). Set SENTINELLE_PAGE_SCREENSHOT=docs/page.png to refresh the README's screenshot.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+import tiny_model
+from helpers import ROOT
+from test_api import serve, stop, wait_for
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM and CHROMEDRIVER),
+    reason="needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)",
+)
+SPAM = "WIN a FREE prize! Call now"
+REPORT = {
+    "rows_read": 120,
+    "rows": 100,
+    "duplicates": 20,
+    "splits": {
+        "train": {"rows": 80, "spam": 10, "ham": 70},
+        "test": {"rows": 20, "spam": 3, "ham": 17},
+    },
+}
+WAIT = 60  # seconds the browser may take to show something (a loaded CI machine)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project folder as the pipeline leaves it: the model, the committed evaluation, the
+    data report."""
+    root = tmp_path_factory.mktemp("project")
+    tiny_model.make(root / "models")
+    shutil.copytree(ROOT / "dvclive" / "evaluate", root / "dvclive" / "evaluate")
+    (root / "data").mkdir()
+    (root / "data" / "report.json").write_text(json.dumps(REPORT))
+    md5 = hashlib.md5((root / "models" / "model.skops").read_bytes()).hexdigest()
+    lock = {"stages": {"evaluate": {"deps": [{"path": "models/model.skops", "md5": md5}]}}}
+    (root / "dvc.lock").write_text(json.dumps(lock))  # JSON is YAML
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(project: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    proc, url = serve(project / "models" / "model.skops", log)
+    try:
+        wait_for(f"{url}/readyz", proc, log, 200)
+        yield url
+    finally:
+        stop(proc)
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1000,1100",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def wait(driver: Any, condition: Any) -> Any:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, WAIT).until(condition)
+
+
+def shown(driver: Any, css: str) -> Any:
+    from selenium.webdriver.common.by import By
+
+    return wait(
+        driver,
+        lambda d: next(
+            (e for e in d.find_elements(By.CSS_SELECTOR, css) if e.is_displayed()), None
+        ),
+    )
+
+
+def pieces(driver: Any) -> list[tuple[str, str]]:
+    """The highlighted message as (class of its <mark>, or "" for plain text, text) pieces."""
+    return [
+        tuple(p)
+        for p in driver.execute_script(
+            "return Array.from(document.getElementById('highlighted').childNodes)"
+            ".map(n => [n.nodeType === 1 ? n.className : '', n.textContent]);"
+        )
+    ]
+
+
+def test_a_message_gets_its_verdict_and_highlighted_ngrams(browser: Any, server: str) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
+
+    model = httpx.get(f"{server}/model").json()
+    expected = httpx.post(f"{server}/predict?explain=8", json={"text": SPAM}).json()
+    top = expected["explanation"]["spam"][0]
+    assert expected["is_spam"] and (top["ngram"], top["spans"]) == ("free", [[6, 10]])
+
+    browser.get(server + "/")
+    wait(browser, lambda d: "ready" in d.find_element(By.ID, "status").text)
+    box = browser.find_element(By.ID, "message")
+    box.send_keys(SPAM)
+    browser.find_element(By.ID, "submit").click()
+    verdict = shown(browser, "#verdict")
+    assert verdict.text == "spam"
+    score = browser.find_element(By.ID, "score-text").text
+    assert f"{expected['spam_score']:.3f}" in score and "at or above the threshold 0.350" in score
+
+    # The message is all there, and the top spam-ward n-gram's characters are in a spam mark.
+    parts = pieces(browser)
+    assert "".join(text for _, text in parts) == SPAM
+    covered = set()
+    at = 0
+    for cls, text in parts:
+        if cls.startswith("spam"):
+            covered |= set(range(at, at + len(text)))
+        at += len(text)
+    assert set(range(6, 10)) <= covered  # "FREE"
+    first = browser.find_element(By.CSS_SELECTOR, "#spam-table tbody tr td code")
+    assert first.text == "free"
+
+    # The operating points /model lists, the default one chosen; a stricter one flips it.
+    select = Select(browser.find_element(By.ID, "operating-point"))
+    assert [o.get_attribute("value") for o in select.options] == list(model["operating_points"])
+    assert select.first_selected_option.get_attribute("value") == "default"
+    assert "operating point “default”" in score
+    strict = httpx.post(
+        f"{server}/predict?explain=8&operating_point=strict", json={"text": SPAM}
+    ).json()
+    assert strict["threshold"] == tiny_model.STRICT and not strict["is_spam"]
+    select.select_by_value("strict")
+    browser.find_element(By.ID, "submit").click()
+    wait(browser, lambda d: "strict" in d.find_element(By.ID, "score-text").text)
+    assert verdict.text == "not spam (ham)"
+    assert (
+        "below the threshold 0.800 of the operating point “strict”"
+        in browser.find_element(By.ID, "score-text").text
+    )
+    select.select_by_value("default")
+    # Feedback appears only when the server collects it.
+    feedback = httpx.get(f"{server}/feedback/stats").status_code == 200
+    assert browser.find_element(By.ID, "feedback").is_displayed() == feedback
+
+    # By keyboard: Ctrl+Enter checks the new text; a ham message gets ham-ward marks.
+    ham = "see you at lunch tomorrow"
+    answer = httpx.post(f"{server}/predict?explain=8", json={"text": ham}).json()
+    box.clear()
+    box.send_keys(ham, Keys.CONTROL, Keys.ENTER)
+    wait(browser, lambda d: "".join(t for _, t in pieces(d)) == ham)
+    assert verdict.text == ("spam" if answer["is_spam"] else "not spam (ham)")
+    assert any(cls.startswith("ham") for cls, _ in pieces(browser))
+
+    if os.environ.get("SENTINELLE_PAGE_SCREENSHOT"):
+        box.clear()
+        box.send_keys(SPAM)
+        browser.find_element(By.ID, "submit").click()
+        wait(browser, lambda d: "".join(t for _, t in pieces(d)) == SPAM)
+        browser.set_window_size(1000, 1000)
+        browser.save_screenshot(os.environ["SENTINELLE_PAGE_SCREENSHOT"])
+
+
+def test_the_model_card_shows_the_plots(browser: Any, server: str, project: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    evaluate = project / "dvclive" / "evaluate"
+    roc = json.loads((evaluate / "plots" / "sklearn" / "roc.json").read_text())["roc"]
+    metrics = json.loads((evaluate / "metrics.json").read_text())
+
+    browser.get(server + "/#model")
+    curve = shown(browser, "#roc polyline")
+    assert len(curve.get_attribute("points").split()) == len(roc)
+    cells = [c.text for c in shown(browser, "#confusion").find_elements(By.CSS_SELECTOR, "td.num")]
+    assert cells == [str(metrics[k]) for k in ("tn", "fp", "fn", "tp")]
+    image = shown(browser, "#images img")
+    wait(browser, lambda d: d.execute_script("return arguments[0].naturalWidth", image) > 0)
+    assert image.get_attribute("alt") == "Plot: top features"
+    facts = browser.find_element(By.ID, "model-facts").text
+    assert "logreg" in facts and httpx.get(f"{server}/model").json()["model_version"] in facts
+    metrics_text = browser.find_element(By.ID, "metrics-table").text
+    assert f"Recall (spam caught) {100 * metrics['recall']:.2f} %" in metrics_text
+    data = browser.find_element(By.ID, "data-table").text
+    assert "Rows read 120" in data and "train: spam / ham 10 / 70" in data
+    # The evaluation is of the served model (dvc.lock says so): no warning.
+    assert httpx.get(f"{server}/model/evaluation").json()["of_served_model"] is True
+    assert not browser.find_element(By.ID, "other-model").is_displayed()
+    # The nav link of the view shown is marked as the current page.
+    assert browser.find_element(By.ID, "nav-model").get_attribute("aria-current") == "page"
