@@ -220,3 +220,30 @@ def test_the_model_card_shows_the_plots(browser: Any, server: str, project: Path
     assert not browser.find_element(By.ID, "other-model").is_displayed()
     # The nav link of the view shown is marked as the current page.
     assert browser.find_element(By.ID, "nav-model").get_attribute("aria-current") == "page"
+
+
+def test_this_is_wrong_reports_the_verdict_to_feedback(
+    browser: Any, project: Path, tmp_path: Path
+) -> None:
+    """With `serve --feedback FILE`, the button stores the opposite label of the verdict."""
+    from selenium.webdriver.common.by import By
+
+    store = tmp_path / "feedback.jsonl"
+    log = tmp_path / "server.log"
+    proc, url = serve(project / "models" / "model.skops", log, "--feedback", str(store))
+    try:
+        wait_for(f"{url}/readyz", proc, log, 200)
+        browser.get(url + "/")
+        wait(browser, lambda d: "ready" in d.find_element(By.ID, "status").text)
+        browser.find_element(By.ID, "message").send_keys(SPAM)
+        browser.find_element(By.ID, "submit").click()
+        assert shown(browser, "#verdict").text == "spam"
+        shown(browser, "#wrong").click()
+        wait(browser, lambda d: "recorded" in d.find_element(By.ID, "feedback-status").text)
+        status = browser.find_element(By.ID, "feedback-status").text
+        assert status == "Thank you: recorded as ham."
+        records = [json.loads(line) for line in store.read_text().splitlines()]
+        assert [(r["text"], r["label"]) for r in records] == [(SPAM, "ham")]
+        assert httpx.get(f"{url}/feedback/stats").json()["by_label"] == {"ham": 1, "spam": 0}
+    finally:
+        stop(proc)
