@@ -139,6 +139,21 @@ class EvaluateParams:
     obfuscation_rate: Annotated[float, Range(ge=0, le=1)]
 
 
+Share = Annotated[float, Range(ge=0, le=1)]
+
+
+@dataclass(frozen=True)
+class GateParams:
+    """The rules ``sentinelle gate`` checks before a model may ship (no stage reads them)."""
+
+    min_recall: Share
+    max_ham_fpr: Share
+    max_recall_drop: Share
+    max_mcc_drop: Annotated[float, Range(ge=0, le=2)]
+    max_model_mb: Positive
+    min_throughput: Positive | None
+
+
 @dataclass(frozen=True)
 class Params:
     base: BaseParams
@@ -146,6 +161,7 @@ class Params:
     preprocess: PreprocessParams
     train: TrainParams
     evaluate: EvaluateParams
+    gate: GateParams
 
 
 def _describe(tp: Any) -> str:
