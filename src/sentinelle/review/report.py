@@ -8,6 +8,7 @@ absolute paths.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from pathlib import Path
@@ -54,6 +55,14 @@ def _num(value: Any) -> str:
     return f"{value:.4f}" if math.isfinite(value) else str(value)
 
 
+_ABSENT = object()
+
+
+def _param(value: Any) -> str:
+    """A param as JSON spells it; – when the revision has no such key."""
+    return "–" if value is _ABSENT else f"`{json.dumps(value)}`"
+
+
 def change(key: str, old: Any, new: Any) -> str:
     """``+0.0123 ▲ better``; empty when either side is missing, ``=`` when equal."""
     if not isinstance(old, int | float) or not isinstance(new, int | float):
@@ -98,12 +107,14 @@ def params_table(base: Results, new: Results) -> list[str]:
     keys = [
         k
         for k in dict.fromkeys([*base.params, *new.params])
-        if base.params.get(k) != new.params.get(k)
+        if base.params.get(k, _ABSENT) != new.params.get(k, _ABSENT)
     ]
     if not keys:
         return ["No params changed."]
     lines = [f"| param | {base.rev.label} | {new.rev.label} |", "|---|---|---|"]
-    lines += [f"| `{k}` | {_num(base.params.get(k))} | {_num(new.params.get(k))} |" for k in keys]
+    for k in keys:
+        old, new_value = base.params.get(k, _ABSENT), new.params.get(k, _ABSENT)
+        lines.append(f"| `{k}` | {_param(old)} | {_param(new_value)} |")
     return lines
 
 
@@ -126,12 +137,16 @@ def plots_section(base: Results, new: Results, folder: Path, link: str) -> list[
             if rows is None:
                 cells.append(f"missing: `{PLOT_FILES[name][0]}`")
                 continue
+            ref = None
+            if side == "target" and base.plots.get(name) is not None:
+                ref = (base.rev.name, base.plots[name])
             png = render.draw(
                 folder / f"{name}-{side}.png",
                 name,
                 rows,
                 res.rev.label,
                 res.evaluate.get("threshold"),
+                ref,
             )
             cells.append(f"![{render.TITLES[name]}, {res.rev.label}]({link}/{png.name})")
         lines.append(f"| {render.TITLES[name]} | {cells[0]} | {cells[1]} |")
