@@ -84,7 +84,7 @@ def test_missing_metrics_are_bad_input_not_a_pass() -> None:
     del metrics[EVALUATE]["ham_fpr"]
     with pytest.raises(UserError, match=r"dvclive/evaluate/metrics.json has no 'ham_fpr'"):
         gate.evaluate(RULES, dataclasses.replace(COMMITTED, metrics=metrics))
-    with pytest.raises(UserError, match="dvc.lock has no models/model.skops"):
+    with pytest.raises(UserError, match=r"dvc\.lock has no models/model\.skops"):
         gate.evaluate(RULES, dataclasses.replace(COMMITTED, model_bytes=None))
 
 
