@@ -4,6 +4,7 @@ linter (zizmor), every `run:` step's commands, hadolint, and the image's pins.""
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import shlex
 from pathlib import Path
@@ -148,3 +149,20 @@ def test_the_image_pins_what_the_pipeline_pins() -> None:
     assert {"fastapi", "uvicorn", "scikit-learn", "skops"} <= set(serve)
     for name, version in serve.items():
         assert runtime.get(name) == version == constraints.get(name), name
+
+
+def test_the_oidc_trust_policy_admits_only_this_repos_prs_and_release_tags() -> None:
+    doc = json.loads((ROOT / "iam/github-oidc-trust.json").read_text())
+    [st] = doc["Statement"]
+    assert st["Action"] == "sts:AssumeRoleWithWebIdentity" and st["Effect"] == "Allow"
+    assert st["Principal"]["Federated"].endswith(
+        ":oidc-provider/token.actions.githubusercontent.com"
+    )
+    cond = st["Condition"]
+    assert cond["StringEquals"] == {"token.actions.githubusercontent.com:aud": "sts.amazonaws.com"}
+    assert cond["StringLike"]["token.actions.githubusercontent.com:sub"] == [
+        "repo:OWNER/REPO:pull_request",
+        "repo:OWNER/REPO:ref:refs/tags/spam-classifier@*",
+    ]
+    release = yaml.safe_load((ROOT / ".github/workflows/release.yml").read_text())
+    assert release[True]["push"]["tags"] == ["spam-classifier@v*"]  # YAML 1.1 reads `on` as True
