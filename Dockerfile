@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # The Sentinelle service: `sentinelle serve` on 0.0.0.0:8000, as a non-root user.
 #   python3 dev.py image                     # builds it with docker, podman or buildah
 #   docker build -t sentinelle .             # the model from models/ (dvc pull or dvc repro)
