@@ -1,7 +1,8 @@
 """Stage `ingest`: read the raw labelled messages, check them, deduplicate, split train/test.
 
 Reads `ingest.source` (a path, an http(s) URL or s3://bucket/key; .gz and .zip
-unpacked) in any supported format (UCI, Kaggle spam.csv, CSV/TSV/JSONL/Parquet),
+unpacked) in any supported format (UCI, Kaggle spam.csv, CSV with any delimiter, TSV,
+JSONL, Parquet, XLSX/XLS/ODS; with or without a header row),
 applies the validation policies (`ingest.on_*`), drops exact duplicate texts and
 resolves conflicting ones *before* splitting, then makes a stratified split
 seeded by `base.seed` that keeps near-duplicates on one side.
@@ -18,7 +19,7 @@ import pandas as pd
 from dvclive import Live
 
 from sentinelle import io
-from sentinelle.data import cleaning, formats, sources
+from sentinelle.data import cleaning, formats, sources, tables
 from sentinelle.data.split import check_sizes, split
 from sentinelle.params import Params
 from sentinelle.stage import log, run
@@ -34,8 +35,8 @@ def main(params: Params) -> None:
     fetched = sources.fetch(p)
     parsed = formats.parse(fetched, p)
     records = parsed.records
-    cleaned = cleaning.clean(records, fetched.where, p)
-    check_sizes(cleaned.frame, fetched.where, p.test_size, p.min_rows)
+    cleaned = cleaning.clean(records, parsed.where, p)
+    check_sizes(cleaned.frame, parsed.where, p.test_size, p.min_rows)
     train, test = split(cleaned.frame, p.test_size, params.base.seed)
 
     report = build_report(p.source, fetched, parsed, cleaned, train, test)
@@ -44,15 +45,27 @@ def main(params: Params) -> None:
     io.write_json(REPORT, report)
     log_metrics(report)
     log.info(
-        "%s: %d rows read (%s, %s); dropped %s; train %d, test %d",
-        fetched.where,
+        "%s: %d rows read (%s); dropped %s; train %d, test %d",
+        parsed.where,
         len(records.rows),
-        parsed.format,
-        parsed.encoding or "binary",
+        describe_layout(parsed),
         ", ".join(f"{k} {v}" for k, v in report["dropped"].items() if v) or "none",
         len(train),
         len(test),
     )
+
+
+def describe_layout(parsed: formats.Parsed) -> str:
+    """How the file was read, in words: format, delimiter, header, columns, encoding."""
+    parts = [parsed.format]
+    if parsed.delimiter is not None:
+        parts.append(f"delimiter {tables.describe_delimiter(parsed.delimiter)}")
+    if parsed.header is not None:
+        parts.append("header row" if parsed.header else "no header row")
+    if parsed.columns:
+        parts += [f"{k} column {v!r}" for k, v in parsed.columns.items()]
+    parts.append(parsed.encoding or "binary")
+    return ", ".join(parts)
 
 
 def build_report(
@@ -74,6 +87,10 @@ def build_report(
         "member": fetched.member,
         "format": parsed.format,
         "encoding": parsed.encoding,
+        "delimiter": parsed.delimiter,
+        "header": parsed.header,
+        "sheet": parsed.sheet,
+        "columns": parsed.columns,
         "rows_read": len(parsed.records.rows),
         "dropped": cleaned.dropped,
         "duplicates": cleaned.exact_duplicates,

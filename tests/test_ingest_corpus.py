@@ -13,16 +13,21 @@ import io
 import json
 import random
 import zipfile
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 
-from ingest_support import messages, output_hashes, run_in_process, run_script, uci
-from sentinelle.errors import UserError
+from ingest_support import (
+    Case,
+    check_case,
+    messages,
+    output_hashes,
+    previous_run,
+    run_script,
+    uci,
+)
 
 P = messages(30, 10)  # 40 distinct rows: 30 ham, 10 spam
 
@@ -69,17 +74,6 @@ def kaggle_latin1() -> bytes:
 DUPS = [*P, P[0], P[1], P[2], P[31], P[31], ("spam", P[3][1]), ("ham", P[32][1]), ("ham", P[32][1])]
 
 
-@dataclass
-class Case:
-    id: str
-    name: str  # file name in the corpus
-    content: bytes | None  # None: do not create the file
-    params: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None  # expected message fragment (the whole line must hold it)
-    expect: dict[str, Any] = field(default_factory=dict)  # report key path -> value
-    check: Callable[[Path], None] | None = None  # extra check on the written outputs
-
-
 def texts(workdir: Path) -> list[str]:
     return [
         t
@@ -93,16 +87,17 @@ CASES = [
         "wrong-delimiter",
         "semicolons.csv",
         ("label;text\n" + "".join(f"{lab};{t}\n" for lab, t in P)).encode(),
+        params={"delimiter": ","},
         error="semicolons.csv: column(s) not found: ingest.text_column = 'text', "
-        "ingest.label_column = 'label'; "
-        "columns found: 'label;text' (the header looks ';'-separated",
+        "ingest.label_column = 'label'; columns found: 'label;text' "
+        "(the header looks ';'-separated: set ingest.delimiter: auto)",
     ),
     Case(
         "missing-column",
         "export.csv",
-        csv_bytes(["label", "message"], [list(r) for r in P]),
+        csv_bytes(["label", "note"], [list(r) for r in P]),
         error="export.csv: column(s) not found: ingest.text_column = 'text'; "
-        "columns found: 'label', 'message'",
+        "columns found: 'label', 'note'",
     ),
     Case(
         "unknown-labels",
@@ -376,9 +371,9 @@ CASES = [
     Case(
         "parquet-missing-column",
         "export.parquet",
-        parquet_bytes(pd.DataFrame({"msg": ["a"], "y": [1]})),
+        parquet_bytes(pd.DataFrame({"note": ["a"], "score": [1]})),
         error="export.parquet: column(s) not found: ingest.text_column = 'text', "
-        "ingest.label_column = 'label'; columns found: 'msg', 'y'",
+        "ingest.label_column = 'label'; columns found: 'note', 'score'",
     ),
     Case(
         "too-few-rows",
@@ -444,55 +439,19 @@ CASES = [
 ]
 
 
-def dig(report: dict[str, Any], path: str) -> Any:
-    for key in path.split("."):
-        report = report[key]
-    return report
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A working directory holding the outputs of a previous, good ingest run."""
-    monkeypatch.chdir(tmp_path)
-    good = tmp_path / "good.tsv"
-    good.write_text(uci(messages(40, 12)), encoding="utf-8")
-    run_in_process(tmp_path, good)
-    return tmp_path
-
-
 def test_the_corpus_is_large_enough() -> None:
     assert len({c.name for c in CASES}) >= 20
     assert len(CASES) >= 40
 
 
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return previous_run(tmp_path, monkeypatch)
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_corpus_case(case: Case, workdir: Path, caplog: pytest.LogCaptureFixture) -> None:
-    path = workdir / "corpus" / case.name
-    if case.content is not None:
-        path.parent.mkdir(exist_ok=True)
-        path.write_bytes(case.content)
-    source = f"corpus/{case.name}"
-    before = output_hashes(workdir)
-    if case.error is not None:
-        with pytest.raises(UserError) as info:
-            run_in_process(workdir, source, **case.params)
-        message = str(info.value)
-        assert "\n" not in message
-        assert case.error in message
-        assert message.startswith(("corpus/", "ingest."))
-        assert output_hashes(workdir) == before
-        return
-    report = run_in_process(workdir, source, **case.params)
-    assert report["source"] == source
-    for key, value in case.expect.items():
-        assert dig(report, key) == value, key
-    splits = report["splits"]
-    assert splits["train"]["rows"] + splits["test"]["rows"] == report["rows"]
-    assert report["rows"] + sum(report["dropped"].values()) == report["rows_read"]
-    if case.check:
-        case.check(workdir)
-    if report["encoding"] in ("cp1252", "latin-1") and "encoding" not in case.params:
-        assert f"decoded as {report['encoding']}" in caplog.text
+    check_case(case, workdir, caplog)
 
 
 def test_a_failure_is_one_line_on_stderr_exit_2_and_keeps_outputs(workdir: Path) -> None:

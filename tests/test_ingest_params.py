@@ -29,6 +29,24 @@ def test_label_lists_take_strings_integers_and_booleans() -> None:
 
 
 @pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("delimiter", ";", ";"),
+        ("delimiter", "\t", "\t"),  # YAML "\t"
+        ("delimiter", "\\t", "\\t"),  # `-S ingest.delimiter=\t` passes backslash-t
+        ("delimiter", "tab", "tab"),
+        ("header", False, False),
+        ("text_column", 2, 2),  # `-S ingest.text_column=2` passes an integer
+        ("text_column", "2", "2"),
+        ("sheet", "Messages", "Messages"),
+        ("sheet", 2, 2),
+    ],
+)
+def test_layout_keys_take_what_dvc_exp_run_passes(key: str, value: Any, expected: Any) -> None:
+    assert getattr(parse(with_ingest(**{key: value})).ingest, key) == expected
+
+
+@pytest.mark.parametrize(
     ("key", "value", "message"),
     [
         (
@@ -56,10 +74,37 @@ def test_label_lists_take_strings_integers_and_booleans() -> None:
         ),
         (
             "format",
-            "xlsx",
-            "ingest.format = 'xlsx' is invalid: must be one of 'auto', 'uci', 'kaggle', "
-            "'csv', 'tsv', 'jsonl', 'parquet'",
+            "excel",
+            "ingest.format = 'excel' is invalid: must be one of 'auto', 'uci', 'kaggle', "
+            "'csv', 'tsv', 'jsonl', 'parquet', 'xlsx', 'xls', 'ods'",
         ),
+        (
+            "delimiter",
+            ";;",
+            "ingest.delimiter = ';;' is invalid: must be a string 'auto' or a single character",
+        ),
+        (
+            "delimiter",
+            '"',
+            "ingest.delimiter = '\"' is invalid: must be a string 'auto' or a single character",
+        ),
+        (
+            "delimiter",
+            1,
+            "ingest.delimiter = 1 is invalid: must be a string 'auto' or a single character",
+        ),
+        ("header", "yes", "ingest.header = 'yes' is invalid: must be one of 'auto' or true/false"),
+        (
+            "text_column",
+            0,
+            "ingest.text_column = 0 is invalid: must be a string or an integer >= 1",
+        ),
+        (
+            "label_column",
+            "",
+            "ingest.label_column = '' is invalid: must be a string or an integer >= 1",
+        ),
+        ("sheet", 0, "ingest.sheet = 0 is invalid: must be a string or an integer >= 1 or null"),
         (
             "on_conflict",
             "report",

@@ -75,6 +75,11 @@ class BaseParams:
 
 
 Policy = Literal["fail", "drop"]
+# A column: its header name, or its 1-based position (as `cut -f` counts). `-S key=2` gives an
+# int; the same digits as a string are a name when the header has it, else a position.
+Column = str | Annotated[int, Range(ge=1)]
+# `auto`, or one character; a tab may be written "\t" (YAML), tab or \t (as `-S` passes it).
+Delimiter = Annotated[str, Pattern(r"auto|tab|\\t|[^\n\r\"]", "'auto' or a single character")]
 # Label values as YAML gives them: `[spam, 1, true]` holds a str, an int and a bool.
 LabelValues = tuple[str | int | bool, ...]
 
@@ -83,11 +88,14 @@ LabelValues = tuple[str | int | bool, ...]
 class IngestParams:
     source: str
     test_size: Annotated[float, Range(ge=0.05, le=0.5)]
-    format: Literal["auto", "uci", "kaggle", "csv", "tsv", "jsonl", "parquet"]
+    format: Literal["auto", "uci", "kaggle", "csv", "tsv", "jsonl", "parquet", "xlsx", "xls", "ods"]
     encoding: str | None
     member: str | None
-    text_column: str
-    label_column: str
+    delimiter: Delimiter
+    header: Literal["auto"] | bool
+    sheet: str | Annotated[int, Range(ge=1)] | None
+    text_column: Column
+    label_column: Column
     spam_labels: LabelValues
     ham_labels: LabelValues
     sha256: Annotated[str, Pattern(r"[0-9a-f]{64}", "64 lower-case hex digits")] | None
@@ -191,7 +199,13 @@ def _coerce(value: Any, tp: Any) -> Any:
     origin = typing.get_origin(tp)
     if origin is Annotated:
         inner, *meta = typing.get_args(tp)
-        out = _coerce(value, inner)
+        # A pattern alone decides which strings fit (a tab delimiter is whitespace).
+        if inner is str and any(isinstance(m, Pattern) for m in meta):
+            if not isinstance(value, str):
+                raise ValueError
+            out = value
+        else:
+            out = _coerce(value, inner)
         for m in meta:
             if isinstance(m, Range):
                 for x in out if isinstance(out, tuple) else (out,):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from helpers import sh
-from sentinelle.io import sha256_file
+from ingest_support import messages
+from sentinelle.io import read_json, sha256_file
 
 pytestmark = pytest.mark.e2e
 
@@ -47,3 +49,32 @@ def test_failed_ingest_under_dvc_keeps_previous_outputs(repo: Path) -> None:
     out = sh("dvc", "repro", cwd=repo).stdout
     assert "Running stage" not in out, out
     assert sh("git", "diff", "--exit-code", "dvc.lock", cwd=repo, check=False).returncode == 0
+
+
+def test_exp_run_sets_the_layout_of_a_headerless_semicolon_export(repo: Path) -> None:
+    """`-S` passes `2` as an integer and `';'` (Hydra quoting) as a string: both reach ingest."""
+    (repo / "export.csv").write_text(
+        "".join(f'{n};{label};"{text}; ok"\r\n' for n, (label, text) in enumerate(messages())),
+        encoding="utf-8",
+    )
+    sh(
+        "dvc", "exp", "run", "ingest", "-S", "ingest.source=export.csv",
+        "-S", "ingest.delimiter=';'", "-S", "ingest.header=false",
+        "-S", "ingest.label_column=2", "-S", "ingest.text_column=3",
+        cwd=repo,
+    )  # fmt: skip
+    report = read_json(repo / "data/report.json")
+    assert (report["delimiter"], report["header"], report["columns"]) == (
+        ";",
+        False,
+        {"text": 3, "label": 2},
+    )
+    assert report["rows"] == 40 and report["splits"]["test"]["spam"] == 2
+    shown = json.loads(sh("dvc", "exp", "show", "--json", cwd=repo).stdout)
+    ingest = next(
+        exp["data"]["params"]["params.yaml"]["data"]["ingest"]
+        for commit in shown
+        for exp in commit.get("experiments") or []
+        for exp in exp["revs"]
+    )
+    assert (ingest["text_column"], ingest["label_column"], ingest["header"]) == (3, 2, False)

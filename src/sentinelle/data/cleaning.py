@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from sentinelle.data.formats import Records, label_key
+from sentinelle.data.tables import Records, label_key
 from sentinelle.errors import UserError
 from sentinelle.params import IngestParams
 

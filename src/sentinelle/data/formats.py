@@ -3,32 +3,36 @@ and the file parsed into :class:`Records`: one raw label and one text per row, w
 line (or row) where each starts, for error messages.
 
 Formats: ``uci`` (``label<TAB>text``, no header), ``kaggle`` (the ``spam.csv``
-with ``v1,v2`` and spill-over columns), and ``csv``/``tsv``/``jsonl``/``parquet``
-with ``ingest.text_column``/``ingest.label_column``.
+with ``v1,v2`` and spill-over columns), ``csv`` (any delimiter, ``ingest.delimiter``) and
+``tsv``, ``xlsx``/``xls``/``ods`` (``data.spreadsheets``) read as tables (``data.tables``:
+header or not, columns by name or position), and ``jsonl``/``parquet`` by column name.
+A file that is plainly not a table (an HTML page, a PDF, one JSON document, an image, ...)
+is refused in one line that says what it looks like.
 """
 
 from __future__ import annotations
 
 import codecs
-import csv
 import io
 import json
 import logging
-from collections.abc import Iterator
+import re
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 import pyarrow
 import pyarrow.parquet as pq
 
+from sentinelle.data import spreadsheets, tables
 from sentinelle.data.sources import Fetched
+from sentinelle.data.tables import Records
 from sentinelle.errors import UserError
 from sentinelle.params import IngestParams
 
 log = logging.getLogger("sentinelle")
 
 LABELS = ("ham", "spam")
-FORMATS = ("uci", "kaggle", "csv", "tsv", "jsonl", "parquet")
+FORMATS = ("uci", "kaggle", "csv", "tsv", "jsonl", "parquet", "xlsx", "xls", "ods")
 KAGGLE_HEADER = ("v1", "v2")
 # Single-byte encodings tried, in order, when a file is not UTF-8. cp1252 has five
 # undefined bytes; latin-1 decodes anything (the Kaggle spam.csv needs it).
@@ -99,33 +103,7 @@ def decode(data: bytes, where: str, encoding: str | None) -> Decoded:
     raise AssertionError("latin-1 decodes any bytes")
 
 
-# ------------------------------------------------------------------------- formats
-
-
-@dataclass
-class Records:
-    """Rows as read: raw label values and texts, with where each row starts."""
-
-    rows: list[int] = field(default_factory=list)
-    labels: list[object] = field(default_factory=list)
-    texts: list[str] = field(default_factory=list)
-    unit: str = "line"  # 'line' for text formats, 'row' for parquet
-    columns: list[str] = field(default_factory=list)  # header / keys found
-
-    def add(self, row: int, label: object, text: object) -> None:
-        self.rows.append(row)
-        self.labels.append(label)
-        self.texts.append("" if text is None else text if isinstance(text, str) else str(text))
-
-
-def label_key(value: object) -> str:
-    """How a label value is compared: ``True``/``1``/``1.0``/``" SPAM "`` →
-    ``true``/``1``/``1``/``spam``."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return "" if value is None else str(value).strip().casefold()
+# ------------------------------------------------------------------ what the file is
 
 
 def _looks_binary(data: bytes) -> int | None:
@@ -137,8 +115,66 @@ def _looks_binary(data: bytes) -> int | None:
     return controls[0] if len(controls) > max(2, len(sample) // 20) else None
 
 
-def detect_format(fetched: Fetched, text: str, labels: set[str]) -> str:
-    """Pick the format from the file name, then from the first line."""
+# Files that are not a table, by their first bytes: what they look like, and what to do.
+NOT_A_TABLE = (
+    (b"%PDF-", "a PDF document", "export the table it holds as CSV or XLSX"),
+    (b"{\\rtf", "an RTF document", "save it as CSV or XLSX"),
+    (b"\x89PNG", "a PNG image", "ingest.source must name the data file"),
+    (b"\xff\xd8\xff", "a JPEG image", "ingest.source must name the data file"),
+    (b"GIF8", "a GIF image", "ingest.source must name the data file"),
+    (b"SQLite format 3\x00", "an SQLite database", "export the table as CSV or Parquet"),
+)
+EXPECTED = "expected labelled messages as CSV/TSV, JSON Lines, Parquet or a spreadsheet"
+
+
+def _not_a_table(data: bytes, where: str, fmt: str) -> UserError | None:
+    """An error naming what ``data`` looks like when it is plainly not a table."""
+    for magic, what, todo in NOT_A_TABLE:
+        if data.startswith(magic):
+            return UserError(f"{where}: looks like {what}, not a table; {EXPECTED} ({todo})")
+    start = data[:4096].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if start.startswith((b"<!doctype html", b"<html")) or (
+        start.startswith(b"<") and re.search(rb"<(head|body|title|meta|script)[\s>]", start)
+    ):
+        first = start.split(b"\n", 1)[0][:40].decode("utf-8", "replace")
+        return UserError(
+            f"{where}: looks like an HTML page, not a table (it starts with {first!r}); "
+            f"{EXPECTED}: if it was saved from a web page, download the raw file instead"
+        )
+    if start.startswith(b"<?xml") and fmt == "auto":
+        return UserError(f"{where}: looks like an XML document, not a table; {EXPECTED}")
+    if fmt in ("auto", "jsonl") and start.startswith((b"[", b"{")):
+        return _json_document(data, where)
+    if fmt == "auto" and spreadsheets.office_document(data):
+        return UserError(
+            f"{where}: looks like an office document that is not a spreadsheet "
+            f"(a text or a presentation); {EXPECTED}"
+        )
+    return None
+
+
+def _json_document(data: bytes, where: str) -> UserError | None:
+    """An error when ``data`` is one JSON document (an array, or an object over many
+    lines) rather than JSON Lines; ``None`` when its first line is a whole JSON object."""
+    first = data.split(b"\n", 1)[0]
+    try:
+        if isinstance(json.loads(first), dict):
+            return None
+    except ValueError:
+        pass
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        return None  # not JSON at all: the parser reports the line
+    what = "an array" if isinstance(doc, list) else "an object over several lines"
+    return UserError(
+        f"{where}: is one JSON document ({what}), not JSON Lines (one object per line); "
+        f"convert it, e.g. jq -c '.[]' FILE > FILE.jsonl"
+    )
+
+
+def detect_format(fetched: Fetched, text: str, labels: set[str], delimiter: str | None) -> str:
+    """Pick a text format from the file name, then from the first line."""
     suffix = PurePosixPath(fetched.name).suffix.lower()
     first = text.lstrip("\ufeff").split("\n", 1)[0].rstrip("\r")
     head = [f.strip().strip('"').casefold() for f in first.split(",")]
@@ -147,18 +183,21 @@ def detect_format(fetched: Fetched, text: str, labels: set[str]) -> str:
         suffix in ("", ".txt", ".json") and first.lstrip().startswith("{")
     ):
         return "jsonl"
-    if tuple(head[:2]) == KAGGLE_HEADER:
+    if delimiter is None and tuple(head[:2]) == KAGGLE_HEADER:
         return "kaggle"
-    if "\t" in first and first_field in labels:
+    if delimiter is None and "\t" in first and first_field in labels:
         return "uci"
-    if suffix in (".tsv", ".tab") or (suffix != ".csv" and "\t" in first):
+    if delimiter is None and (suffix in (".tsv", ".tab") or (suffix != ".csv" and "\t" in first)):
         return "tsv"
-    if suffix == ".csv" or "," in first:
+    if delimiter is not None or suffix == ".csv" or any(d in first for d in tables.SNIFFED):
         return "csv"
     raise UserError(
         f"{fetched.where}: cannot tell the format from the name or the first line "
         f"{first[:60]!r}; set ingest.format to one of {', '.join(FORMATS)}"
     )
+
+
+# ------------------------------------------------------------------------- formats
 
 
 def _parse_uci(text: str, where: str) -> Records:
@@ -177,58 +216,9 @@ def _parse_uci(text: str, where: str) -> Records:
     return out
 
 
-def _csv_rows(text: str, delimiter: str, where: str) -> Iterator[tuple[int, list[str]]]:
-    """Yield (first line of the record, fields), skipping blank lines."""
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=False)
-    start = 1
-    try:
-        for fields in reader:
-            if fields and any(f.strip() for f in fields):
-                yield start, fields
-            start = reader.line_num + 1
-    except csv.Error as exc:
-        raise UserError(f"{where}: line {reader.line_num}: not valid CSV ({exc})") from None
-
-
-def _missing_columns(where: str, wanted: dict[str, str], found: list[str]) -> UserError:
-    missing = [f"{key} = {name!r}" for key, name in wanted.items() if name not in found]
-    shown = ", ".join(repr(c) for c in found[:20]) or "none"
-    hint = ""
-    if len(found) == 1:
-        for sep, word in ((";", "';'"), ("|", "'|'"), ("\t", "tab"), (",", "','")):
-            if sep in found[0]:
-                hint = (
-                    f" (the header looks {word}-separated; accepted: ',' with ingest.format "
-                    "csv, tab with tsv)"
-                )
-                break
-    return UserError(
-        f"{where}: column(s) not found: {', '.join(missing)}; columns found: {shown}{hint}"
-    )
-
-
-def _parse_delimited(
-    text: str, where: str, delimiter: str, text_col: str, label_col: str
-) -> Records:
-    rows = _csv_rows(text, delimiter, where)
-    try:
-        _, header = next(rows)
-    except StopIteration:
-        return Records()
-    header = [h.strip().lstrip("\ufeff") for h in header]
-    wanted = {"ingest.text_column": text_col, "ingest.label_column": label_col}
-    if text_col not in header or label_col not in header:
-        raise _missing_columns(where, wanted, header)
-    ti, li = header.index(text_col), header.index(label_col)
-    out = Records(columns=header)
-    for n, fields in rows:
-        out.add(n, fields[li] if li < len(fields) else "", fields[ti] if ti < len(fields) else "")
-    return out
-
-
 def _parse_kaggle(text: str, where: str) -> Records:
     """``v1`` (label), ``v2`` (text), and spill-over columns that held the text's commas."""
-    rows = _csv_rows(text, ",", where)
+    rows = tables.csv_rows(text, ",", where)
     try:
         _, header = next(rows)
     except StopIteration:
@@ -248,8 +238,19 @@ def _parse_kaggle(text: str, where: str) -> Records:
     return out
 
 
-def _parse_jsonl(text: str, where: str, text_col: str, label_col: str) -> Records:
+def _named(p: IngestParams, what: str) -> None:
+    for key in ("text_column", "label_column"):
+        if isinstance(getattr(p, key), int):
+            raise UserError(
+                f"ingest.{key} = {getattr(p, key)}: {what} columns have names, not positions; "
+                f"set ingest.{key} to a name"
+            )
+
+
+def _parse_jsonl(text: str, where: str, p: IngestParams) -> tuple[Records, dict[str, str]]:
+    _named(p, "JSON Lines")
     out = Records()
+    text_col = label_col = ""
     for n, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
@@ -266,80 +267,117 @@ def _parse_jsonl(text: str, where: str, text_col: str, label_col: str) -> Record
             )
         if not out.columns:
             out.columns = list(obj)
-            if text_col not in obj or label_col not in obj:
-                raise _missing_columns(
-                    f"{where}: line {n}",
-                    {"ingest.text_column": text_col, "ingest.label_column": label_col},
-                    list(obj),
-                )
+            ti, li = tables.resolve_columns(out.columns, p, f"{where}: line {n}")
+            text_col, label_col = out.columns[ti], out.columns[li]
         out.add(n, obj.get(label_col), obj.get(text_col))
-    return out
+    return out, {"text": text_col, "label": label_col}
 
 
-def _parse_parquet(data: bytes, where: str, text_col: str, label_col: str) -> Records:
+def _parse_parquet(data: bytes, where: str, p: IngestParams) -> tuple[Records, dict[str, str]]:
     try:
         pf = pq.ParquetFile(io.BytesIO(data))
     except (pyarrow.ArrowException, OSError) as exc:
         raise UserError(f"{where}: not a valid Parquet file ({exc})") from None
-    found = pf.schema_arrow.names
-    if text_col not in found or label_col not in found:
-        raise _missing_columns(
-            where, {"ingest.text_column": text_col, "ingest.label_column": label_col}, found
-        )
-    out = Records(unit="row", columns=list(found))
+    found = list(pf.schema_arrow.names)
+    ti, li = tables.resolve_columns(found, p, where)
+    out = Records(unit="row", columns=found)
     n = 0
-    for batch in pf.iter_batches(columns=[label_col, text_col], batch_size=65536):
+    for batch in pf.iter_batches(columns=[found[li], found[ti]], batch_size=65536):
         for label, message in zip(
             batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True
         ):
             n += 1
             out.add(n, label, message)
-    return out
+    return out, {"text": found[ti], "label": found[li]}
 
 
 @dataclass(frozen=True)
 class Parsed:
+    """The records read, and how: what the data report says about the file's layout."""
+
     records: Records
     format: str
-    encoding: str | None  # None for parquet
+    encoding: str | None  # None for parquet and spreadsheets
+    where: str  # how errors name the rows' file (a spreadsheet's adds the sheet)
+    delimiter: str | None = None  # csv/tsv/uci/kaggle
+    header: bool | None = None  # None for jsonl and parquet (named by their schema)
+    sheet: str | None = None  # spreadsheets
+    columns: dict[str, str | int] = field(default_factory=dict)
+
+
+def _check_settings(p: IngestParams, fmt: str, kind: str | None, where: str) -> None:
+    """Refuse settings that the file's format cannot use."""
+    delimiter = tables.delimiter_param(p.delimiter)
+    if p.sheet is not None and kind is None:
+        raise UserError(
+            f"{where}: ingest.sheet = {p.sheet!r} is set but the source is not a spreadsheet; "
+            "set ingest.sheet: null"
+        )
+    if delimiter is not None and fmt in ("tsv", "uci") and delimiter != "\t":
+        raise UserError(
+            f"ingest.delimiter = {p.delimiter!r} contradicts ingest.format = {fmt} "
+            "(tab-separated); set ingest.format: csv (or auto)"
+        )
 
 
 def parse(fetched: Fetched, p: IngestParams) -> Parsed:
     """Decode and parse the fetched bytes into records (format/encoding from params or detected)."""
     where, data = fetched.where, fetched.data
     if not data.strip():
-        raise UserError(
-            f"{where}: the file is empty; expected labelled messages ({', '.join(FORMATS)})"
-        )
-    is_parquet = data[:4] == b"PAR1"
+        raise UserError(f"{where}: the file is empty; {EXPECTED}")
+    suffix = PurePosixPath(fetched.name).suffix.lower()
+    kind = spreadsheets.kind(data)
     fmt = p.format
-    if fmt == "auto" and (is_parquet or PurePosixPath(fetched.name).suffix.lower() == ".parquet"):
+    if fmt == "auto" and (data[:4] == b"PAR1" or suffix == ".parquet"):
         fmt = "parquet"
+    if fmt == "auto" and kind is not None:
+        fmt = kind
+    _check_settings(p, fmt, kind if fmt in spreadsheets.KINDS else None, where)
     if fmt == "parquet":
-        records = _parse_parquet(data, where, p.text_column, p.label_column)
-        return Parsed(records, "parquet", None)
+        records, columns = _parse_parquet(data, where, p)
+        return Parsed(records, "parquet", None, where, columns=columns)
+    if fmt in spreadsheets.KINDS:
+        sheet, sheets, rows = spreadsheets.rows(data, fmt, where, p.sheet, p.max_bytes)
+        at = f"{where} (sheet {sheet!r})"
+        try:
+            table = tables.read_table(rows, p, at, "row", None)
+        except UserError as exc:
+            others = [s for s in sheets if s != sheet]
+            if p.sheet is not None or not others:
+                raise
+            shown = ", ".join(map(repr, others))
+            raise UserError(
+                f"{exc}; the workbook has other sheets: {shown} (set ingest.sheet)"
+            ) from None
+        return Parsed(table.records, fmt, None, at, None, table.header, sheet, table.columns)
+    if (refused := _not_a_table(data, where, fmt)) is not None:
+        raise refused
     if fmt == "auto" and (bad := _looks_binary(data)) is not None:
         raise UserError(
             f"{where}: looks like a binary file, not text (control byte {data[bad]:#04x} at "
-            f"offset {bad}); accepted: UTF-8 or single-byte text ({', '.join(FORMATS[:5])}), "
-            "Parquet, .gz, .zip"
+            f"offset {bad}); {EXPECTED} (or .gz, .zip)"
         )
     decoded = decode(data, where, p.encoding)
     if decoded.warning:
         log.warning("warning: %s", decoded.warning)
     text = decoded.text.lstrip("\ufeff")
+    delimiter = tables.delimiter_param(p.delimiter)
     if fmt == "auto":
-        labels = {label_key(v) for v in (*p.spam_labels, *p.ham_labels, *LABELS)}
-        fmt = detect_format(fetched, text, labels)
+        labels = tables.known_labels(p) | set(LABELS)
+        fmt = detect_format(fetched, text, labels, delimiter)
         log.debug("%s: format %s, encoding %s (detected)", where, fmt, decoded.encoding)
+    encoding = decoded.encoding
     if fmt == "uci":
         records = _parse_uci(text, where)
-    elif fmt == "kaggle":
+        return Parsed(records, fmt, encoding, where, "\t", False, None, {"text": 2, "label": 1})
+    if fmt == "kaggle":
         records = _parse_kaggle(text, where)
-    elif fmt in ("csv", "tsv"):
-        records = _parse_delimited(
-            text, where, "," if fmt == "csv" else "\t", p.text_column, p.label_column
-        )
-    else:
-        records = _parse_jsonl(text, where, p.text_column, p.label_column)
-    return Parsed(records, fmt, decoded.encoding)
+        columns = {"text": "v2", "label": "v1"}
+        return Parsed(records, fmt, encoding, where, ",", True, None, columns)
+    if fmt == "jsonl":
+        records, columns = _parse_jsonl(text, where, p)
+        return Parsed(records, fmt, encoding, where, columns=columns)
+    if delimiter is None:
+        delimiter = "\t" if fmt == "tsv" else (tables.sniff_delimiter(text) or ",")
+    table = tables.read_table(tables.csv_rows(text, delimiter, where), p, where, "line", delimiter)
+    return Parsed(table.records, fmt, encoding, where, delimiter, table.header, None, table.columns)

@@ -11,7 +11,8 @@
   from ``ingest.endpoint_url`` or ``AWS_ENDPOINT_URL``).
 
 The bytes are read in chunks, hashed on the way and refused once they pass
-``ingest.max_bytes``; ``.gz`` and ``.zip`` are unpacked under the same bound.
+``ingest.max_bytes``; ``.gz`` and ``.zip`` are unpacked under the same bound (a zip that is
+an office document, such as an ``.xlsx``, is left whole for ``data.spreadsheets``).
 ``data.formats`` then decodes and parses them.
 """
 
@@ -31,6 +32,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from sentinelle.data import spreadsheets
 from sentinelle.errors import UserError
 from sentinelle.params import IngestParams
 
@@ -304,7 +306,9 @@ def fetch(p: IngestParams) -> Fetched:
     if raw[:2] == b"\x1f\x8b":
         compression, data = "gzip", _gunzip(raw, source, p.max_bytes)
         name = name.removesuffix(".gz").removesuffix(".gzip")
-    elif raw[:4] == b"PK\x03\x04" or (raw[:4] == b"PK\x05\x06" and name.endswith(".zip")):
+    elif (
+        raw[:4] == b"PK\x03\x04" or (raw[:4] == b"PK\x05\x06" and name.endswith(".zip"))
+    ) and not spreadsheets.office_document(raw):
         compression = "zip"
         data, member = _unzip(raw, source, p.member, p.max_bytes)
         name, where = PurePosixPath(member).name, f"{source}!{member}"
