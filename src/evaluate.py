@@ -7,10 +7,13 @@ test split. Writes to dvclive/evaluate:
   0.5 (`default_threshold/`): accuracy, precision, spam recall, F1, MCC, ham FPR
   with its counts, lam %; ROC AUC, 1-ROCA %, average precision, spam recall at
   ham FPR <= 0.1 %; seeded bootstrap 95 % intervals of MCC and recall; spam
-  recall and ham FPR on obfuscated messages (`obfuscated/`);
+  recall and ham FPR on obfuscated messages (`obfuscated/`); recall, ham FPR,
+  precision and MCC at each named operating point (`operating_points/<name>/`);
 - plots/: ROC, precision-recall, DET, calibration, confusion matrix, the
   threshold curve, and an image of the most influential features per class;
 - errors.tsv: the worst false positives and false negatives with their scores.
+Also writes models/evaluation.json, the test headline that travels with the model
+(served by the API's GET /model).
 """
 
 from pathlib import Path
@@ -20,7 +23,11 @@ import numpy as np
 from dvclive import Live
 
 from sentinelle import io
-from sentinelle.evaluation.metrics import bootstrap_intervals, classification_metrics
+from sentinelle.evaluation.metrics import (
+    bootstrap_intervals,
+    classification_metrics,
+    threshold_metrics,
+)
 from sentinelle.evaluation.plots import (
     error_table,
     make_strict_json,
@@ -40,7 +47,9 @@ LIVE_DIR = Path("dvclive/evaluate")
 PLOTS = LIVE_DIR / "plots"
 FEATURES_PNG = PLOTS / "images" / "top_features.png"
 ERRORS = LIVE_DIR / "errors.tsv"
+EVALUATION = Path("models/evaluation.json")
 TOP_FEATURES = 20
+HEADLINE = ("recall", "ham_fpr", "precision", "f1", "mcc", "roc_auc", "tp", "fp", "tn", "fn")
 
 
 def _rounded(value: float | int) -> float | int:
@@ -78,6 +87,11 @@ def main(params: Params) -> None:
     intervals = (
         bootstrap_intervals(y, scores >= threshold, p.bootstrap, seed) if p.bootstrap else {}
     )
+    # Each named operating point that train chose, on the test split.
+    points = {
+        name: threshold_metrics(y, scores >= point["threshold"])
+        for name, point in meta.get("operating_points", {}).items()
+    }
 
     # Robustness: the same messages obfuscated, scored at the same threshold.
     obf = classification_metrics(y, robust.result(), threshold)
@@ -98,6 +112,11 @@ def main(params: Params) -> None:
         live.log_metric("default_threshold/threshold", meta["default_threshold"], plot=False)
         for name, value in at_default.items():
             live.log_metric(f"default_threshold/{name}", _rounded(value), plot=False)
+        for name, at_point in points.items():
+            for key in ("recall", "ham_fpr", "precision", "mcc", "fp", "n_ham"):
+                live.log_metric(
+                    f"operating_points/{name}/{key}", _rounded(at_point[key]), plot=False
+                )
         live.log_metric("obfuscated/rate", p.obfuscation_rate, plot=False)
         for name, value in robustness.items():
             live.log_metric(f"obfuscated/{name}", _rounded(value), plot=False)
@@ -119,6 +138,7 @@ def main(params: Params) -> None:
     # roc_curve's first threshold is +inf, which DVCLive writes as `Infinity` (not JSON).
     for plot_file in sorted((PLOTS / "sklearn").glob("*.json")):
         make_strict_json(plot_file)
+    io.write_json(EVALUATION, evaluation_card(meta, at_threshold, points, y, scores))
     io.write_bytes(FEATURES_PNG, chart.result())
     io.write_text(
         ERRORS, error_table(test["label"], test["message"], scores, threshold, p.top_errors)
@@ -149,7 +169,42 @@ def main(params: Params) -> None:
         obf["fp"],
         obf["n_ham"],
     )
+    for name, at_point in points.items():
+        log.info(
+            "operating point %s: spam recall %.4f, ham flagged %d of %d, precision %.4f",
+            name,
+            at_point["recall"],
+            at_point["fp"],
+            at_point["n_ham"],
+            at_point["precision"],
+        )
     log.info("metrics: %s, plots: %s, errors: %s", LIVE_DIR / "metrics.json", PLOTS, ERRORS)
+
+
+def evaluation_card(
+    meta: dict[str, Any],
+    at_threshold: dict[str, Any],
+    points: dict[str, dict[str, Any]],
+    y: np.ndarray,
+    scores: np.ndarray,
+) -> dict[str, Any]:
+    """The test results that travel with the model (models/evaluation.json, the API's model
+    card): the headline at its threshold, each operating point, and the ROC curve."""
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, _ = roc_curve(y, scores, drop_intermediate=True)
+    return {
+        "model_version": meta["model_version"],
+        "split": "test",
+        "messages": len(y),
+        "threshold": _rounded(float(meta["threshold"])),
+        "headline": {name: _rounded(at_threshold[name]) for name in HEADLINE},
+        "operating_points": {
+            name: {k: _rounded(m[k]) for k in ("recall", "ham_fpr", "precision", "fp", "n_ham")}
+            for name, m in points.items()
+        },
+        "roc": {"fpr": [_rounded(float(x)) for x in fpr], "tpr": [_rounded(float(x)) for x in tpr]},
+    }
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@ Builds one scikit-learn Pipeline (TF-IDF features + classifier) from the `train`
 params and fits it on data/processed/train.parquet. Chooses the decision threshold
 (the operating point) from out-of-fold scores of a stratified `train.cv_folds`-fold
 cross-validation on the training split only: the threshold that catches the most
-spam while flagging at most `train.max_ham_fpr` of ham. Writes models/model.skops
-(skops, byte-reproducible) and models/model.json (threshold, params, training-data
+spam while flagging at most `train.max_ham_fpr` of ham; the same for each named
+point of `train.operating_points` (e.g. `strict`, `lenient`). Writes models/model.skops
+(skops, byte-reproducible) and models/model.json (thresholds, params, training-data
 hash, library versions, model version). Logs params and training and
 cross-validation metrics to dvclive/train.
 """
@@ -13,10 +14,13 @@ cross-validation metrics to dvclive/train.
 import dataclasses
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from sentinelle import io
 from sentinelle.evaluation.metrics import choose_threshold, threshold_metrics
-from sentinelle.modeling import persistence, training
+from sentinelle.modeling import operating_points, persistence, training
 from sentinelle.modeling.calibration import probability_threshold
 from sentinelle.params import Params
 from sentinelle.processes import Forked
@@ -41,6 +45,9 @@ def main(params: Params) -> None:
     raw_threshold = choose_threshold(y, trained.oof, p.max_ham_fpr)
     threshold = probability_threshold(model, raw_threshold)
     cv = threshold_metrics(y, trained.oof >= raw_threshold)
+    # Named operating points besides this default one, from the same out-of-fold scores.
+    budgets = {**p.operating_points, operating_points.DEFAULT: p.max_ham_fpr}
+    points = choose_points(model, y, trained.oof, budgets)
 
     # A forked child saves the model while DVCLive is imported and logs here (0.33 s at 5.5K).
     saved = Forked(persistence.save, model)
@@ -61,6 +68,9 @@ def main(params: Params) -> None:
                 round(cv[name], 6) if isinstance(cv[name], float) else cv[name],
                 plot=False,
             )
+        for name, point in points.items():
+            for key in ("threshold", "recall", "ham_fpr"):
+                live.log_metric(f"operating_points/{name}/{key}", round(point[key], 6), plot=False)
 
     sha256 = saved.result()
     metadata = {
@@ -69,6 +79,7 @@ def main(params: Params) -> None:
         "threshold": threshold,
         "default_threshold": DEFAULT_THRESHOLD,
         "max_ham_fpr": p.max_ham_fpr,
+        "operating_points": points,  # recall and ham_fpr: cross-validated on train
         "params": {
             "preprocess": dataclasses.asdict(params.preprocess),
             "train": dataclasses.asdict(p),
@@ -91,6 +102,26 @@ def main(params: Params) -> None:
     log.info(
         "wrote %s (%s), %d features", persistence.MODEL_PATH, metadata["model_version"], n_features
     )
+
+
+def choose_points(
+    model: Any, y: np.ndarray, oof: np.ndarray, budgets: dict[str, float]
+) -> dict[str, dict[str, Any]]:
+    """For each ``name -> max ham FPR``: the threshold on the model's spam scores and its
+    cross-validated figures."""
+    points = {}
+    for name, max_ham_fpr in budgets.items():
+        raw = choose_threshold(y, oof, max_ham_fpr)
+        cv = threshold_metrics(y, oof >= raw)
+        points[name] = {
+            "max_ham_fpr": max_ham_fpr,
+            "threshold": probability_threshold(model, raw),
+            "recall": cv["recall"],
+            "ham_fpr": cv["ham_fpr"],
+            "fp": cv["fp"],
+            "n_ham": cv["n_ham"],
+        }
+    return points
 
 
 if __name__ == "__main__":

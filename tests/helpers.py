@@ -28,6 +28,7 @@ DVC_OUTPUTS = [
     "data/processed/test.parquet",
     "models/model.skops",
     "models/model.json",
+    "models/evaluation.json",
     "dvclive/train/params.yaml",
     "dvclive/evaluate/errors.tsv",
 ]

@@ -29,7 +29,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve(model: Path, log: Path, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
+def serve(
+    model: Path, log: Path, *extra: str, access_log: bool = False
+) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     e = env()
     e["PYTHONPATH"] = str(ROOT / "src")
@@ -47,7 +49,7 @@ def serve(model: Path, log: Path, *extra: str) -> tuple[subprocess.Popen[bytes],
             str(MAX_BATCH),
             "--max-chars",
             str(MAX_CHARS),
-            "--no-access-log",
+            *([] if access_log else ["--no-access-log"]),
             *extra,
         ],
         stdout=log.open("wb"),
@@ -109,7 +111,12 @@ def client(server: str) -> Iterator[httpx.Client]:
 
 def test_health_ready_and_model_info(client: httpx.Client, model_path: Path) -> None:
     meta = json.loads(model_path.with_suffix(".json").read_text())
-    assert client.get("/healthz").json() == {"status": "ok", "detail": None, "model_version": None}
+    version = meta["model_version"]
+    assert client.get("/healthz").json() == {
+        "status": "ok",
+        "detail": None,
+        "model_version": version,
+    }
     assert client.get("/readyz").json()["model_version"] == meta["model_version"]
     info = client.get("/model").json()
     assert (
@@ -118,6 +125,21 @@ def test_health_ready_and_model_info(client: httpx.Client, model_path: Path) -> 
     assert info["metadata"] == meta and info["limits"] == {
         "max_batch": MAX_BATCH,
         "max_chars": MAX_CHARS,
+    }
+    assert info["default_operating_point"] == "default"
+    assert info["operating_points"] == {
+        "strict": {
+            "threshold": tiny_model.STRICT,
+            "max_ham_fpr": 0.0001,
+            "recall": 0.5,
+            "ham_fpr": 0.0,
+        },
+        "default": {
+            "threshold": tiny_model.THRESHOLD,
+            "max_ham_fpr": 0.001,
+            "recall": 0.9,
+            "ham_fpr": 0.0,
+        },
     }
 
 
@@ -132,6 +154,7 @@ def test_predict_matches_the_library_at_the_stored_threshold(
             "spam_score": pytest.approx(score),
             "is_spam": is_spam,
             "threshold": tiny_model.THRESHOLD,
+            "operating_point": "default",
             "model_version": scorer.version,
         }
     batch = client.post("/predict/batch", json={"texts": messages}).json()
@@ -139,6 +162,45 @@ def test_predict_matches_the_library_at_the_stored_threshold(
         (pytest.approx(s), b) for s, b in scorer.predict(messages)
     ]
     assert {p["is_spam"] for p in batch["predictions"]} == {True, False}
+
+
+def test_a_request_picks_an_operating_point(client: httpx.Client, model_path: Path) -> None:
+    scorer = Scorer.load(model_path)
+    spam = tiny_model.SPAM[:MAX_BATCH]
+    scores = scorer.scores(spam)
+    # Spam that the default threshold flags and the strict one lets through.
+    between = [
+        t
+        for t, s in zip(spam, scores, strict=True)
+        if tiny_model.THRESHOLD <= s < tiny_model.STRICT
+    ]
+    assert between, scores
+    strict = client.post("/predict?operating_point=strict", json={"text": between[0]}).json()
+    assert (strict["is_spam"], strict["threshold"], strict["operating_point"]) == (
+        False,
+        tiny_model.STRICT,
+        "strict",
+    )
+    default = client.post("/predict", json={"text": between[0]}).json()
+    assert (default["is_spam"], default["operating_point"]) == (True, "default")
+    batch = client.post("/predict/batch?operating_point=strict", json={"texts": spam}).json()
+    assert [p["is_spam"] for p in batch["predictions"]] == [
+        bool(s >= tiny_model.STRICT) for s in scores
+    ]
+    assert batch["operating_point"] == "strict"
+    for path in ("/predict", "/predict/batch"):
+        body = {"text": "hi"} if path == "/predict" else {"texts": ["hi"]}
+        bad = client.post(f"{path}?operating_point=lenient", json=body)
+        assert bad.status_code == 422
+        assert bad.json() == {
+            "detail": [
+                {
+                    "loc": ["query", "operating_point"],
+                    "msg": "Input should be 'default' or 'strict'",
+                    "type": "literal_error",
+                }
+            ]
+        }
 
 
 @pytest.mark.parametrize(
@@ -191,7 +253,15 @@ def test_invalid_requests_get_a_422_that_says_what_is_wrong(
     ("content", "msg"),
     [
         (b'{"text": "unterminated', "malformed JSON at character 9: Unterminated string"),
-        (b'{"text": "caf\xe9"}', "malformed JSON: the body is not valid UTF-8"),
+        (
+            b'{"text": "caf\xe9"}',
+            "malformed JSON: the body is not valid UTF-8 (byte 0xe9 at offset 13)",
+        ),
+        (
+            b'{"text": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+            "malformed JSON: the body is nested too deeply (JSON arrays or objects over ~1000 "
+            "levels)",
+        ),
         (b"", "Field required"),
     ],
 )
@@ -266,3 +336,29 @@ def test_fuzzed_requests_never_get_a_server_error(case, server: str) -> None:
     """Every operation, with data generated from the app's own OpenAPI schema (valid and
     invalid)."""
     case.call_and_validate(base_url=server)
+
+
+def test_the_model_card_has_top_ngrams_and_the_evaluation_of_this_model(tmp_path: Path) -> None:
+    model = tiny_model.make(tmp_path)
+    version = json.loads(model.with_suffix(".json").read_text())["model_version"]
+    card = {"model_version": version, "split": "test", "headline": {"recall": 0.9}}
+    (tmp_path / "evaluation.json").write_text(json.dumps(card))
+    proc, url = serve(model, tmp_path / "log")
+    try:
+        wait_for(f"{url}/readyz", proc, tmp_path / "log", 200)
+        info = httpx.get(f"{url}/model").json()
+        assert info["evaluation"] == card
+        spam, ham = info["top_ngrams"]["spam"], info["top_ngrams"]["ham"]
+        assert len(spam) == len(ham) == 20
+        assert all(w > 0 for _, w in spam) and all(w < 0 for _, w in ham)
+        assert [w for _, w in spam] == sorted((w for _, w in spam), reverse=True)
+    finally:
+        stop(proc)
+    # An evaluation.json of another model is not shown as this one's.
+    (tmp_path / "evaluation.json").write_text(json.dumps({**card, "model_version": "other"}))
+    proc, url = serve(model, tmp_path / "log2")
+    try:
+        wait_for(f"{url}/readyz", proc, tmp_path / "log2", 200)
+        assert httpx.get(f"{url}/model").json()["evaluation"] is None
+    finally:
+        stop(proc)

@@ -39,6 +39,16 @@ def test_the_shipped_params_file_is_valid() -> None:
     ("section", "key", "value", "expected"),
     [
         ("train", "C", -1, "params.yaml: train.C = -1 is invalid: must be a number > 0"),
+        (
+            "train",
+            "operating_points",
+            {"default": 0.01},
+            "train.operating_points = {'default': 0.01} is invalid: must be a mapping of "
+            "(a string a lower-case name, not 'default') to (a number >= 0 and < 1)",
+        ),
+        ("train", "operating_points", {"Strict": 0.01}, "train.operating_points = {'Strict'"),
+        ("train", "operating_points", {"strict": 1.0}, "train.operating_points = {'strict': 1.0}"),
+        ("train", "operating_points", [0.01], "train.operating_points = [0.01] is invalid"),
         ("train", "C", "big", "params.yaml: train.C = 'big' is invalid: must be a number > 0"),
         ("train", "C", float("nan"), "train.C = nan is invalid"),
         (

@@ -263,7 +263,23 @@ def test_cli_reads_stdin_writes_stdout_and_is_quiet_when_piped(model_path: Path)
     assert [o["text"] for o in out] == MESSAGES[:3] and all(o["is_spam"] for o in out)
     assert proc.stderr.decode().splitlines() == [
         f"sentinelle score: scored 3 of 3 rows (3 spam at threshold {tiny_model.THRESHOLD:g}, "
-        f"model {out[0]['model_version']})"
+        f"operating point default, model {out[0]['model_version']})"
+    ]
+
+
+def test_cli_decides_at_a_named_operating_point(model_path: Path) -> None:
+    scorer = Scorer.load(model_path)
+    stdin = "\n".join(MESSAGES).encode() + b"\n"
+    proc = cli("-", "--model", model_path, "--operating-point", "strict", stdin=stdin)
+    assert proc.returncode == 0, proc.stderr.decode()
+    out = [json.loads(line) for line in proc.stdout.decode().splitlines()]
+    expected = [bool(s >= tiny_model.STRICT) for s in scorer.scores(MESSAGES)]
+    assert [o["is_spam"] for o in out] == expected and sum(expected) < len(MESSAGES)
+    assert f"at threshold {tiny_model.STRICT:g}, operating point strict," in proc.stderr.decode()
+    proc = cli("-", "--model", model_path, "--operating-point", "loose", stdin=stdin)
+    assert proc.returncode == 2
+    assert proc.stderr.decode().splitlines() == [
+        "sentinelle score: error: unknown operating point 'loose'; allowed: default, strict"
     ]
 
 

@@ -29,6 +29,7 @@ HAM = [
     "sorry i missed your call, will ring you back later",
 ]
 THRESHOLD = 0.35  # not 0.5: consumers must read the stored threshold
+STRICT = 0.8  # the `strict` operating point's threshold, as train would store it
 
 
 def make(dest: Path, *, threshold: float = THRESHOLD, stem: bool = False) -> Path:
@@ -49,6 +50,20 @@ def make(dest: Path, *, threshold: float = THRESHOLD, stem: bool = False) -> Pat
             "model_version": f"sentinelle-{sha256[:12]}",
             "model_sha256": sha256,
             "threshold": threshold,
+            "operating_points": {
+                "strict": {
+                    "max_ham_fpr": 0.0001,
+                    "threshold": STRICT,
+                    "recall": 0.5,
+                    "ham_fpr": 0.0,
+                },
+                "default": {
+                    "max_ham_fpr": 0.001,
+                    "threshold": threshold,
+                    "recall": 0.9,
+                    "ham_fpr": 0.0,
+                },
+            },
             "params": {
                 "preprocess": dataclasses.asdict(preprocess),
                 "train": dataclasses.asdict(p),

@@ -67,6 +67,10 @@ Positive = Annotated[float, Range(gt=0)]
 Fraction = Annotated[float, Range(gt=0, lt=1)]
 Count = Annotated[int, Range(ge=1)]
 NgramRange = Annotated[tuple[int, int], Range(ge=1, le=10)]
+HamFpr = Annotated[float, Range(ge=0, lt=1)]
+# Named operating points besides `default` (= train.max_ham_fpr): name -> max ham FPR.
+PointName = Annotated[str, Pattern(r"(?!default\Z)[a-z][a-z0-9_]{0,31}", "a lower-case name")]
+OperatingPoints = dict[PointName, HamFpr]
 
 
 @dataclass(frozen=True)
@@ -136,7 +140,8 @@ class TrainParams:
     n_estimators: Annotated[int, Range(ge=1, le=5000)]
     max_depth: Annotated[int, Range(ge=1)] | None
     n_jobs: Annotated[int, Range(ge=1, le=64)]
-    max_ham_fpr: Annotated[float, Range(ge=0, lt=1)]
+    max_ham_fpr: HamFpr
+    operating_points: OperatingPoints
     cv_folds: Annotated[int, Range(ge=2, le=20)]
 
 
@@ -189,6 +194,9 @@ def _describe(tp: Any) -> str:
     if origin is tuple:
         args = typing.get_args(tp)
         return f"a list of {len(args)} {_describe(args[0]).removeprefix('an ')}s [low, high]"
+    if origin is dict:
+        key, value = typing.get_args(tp)
+        return f"a mapping of ({_describe(key)}, not 'default') to ({_describe(value)})"
     if tp is type(None):
         return "null"
     return {bool: "true/false", int: "an integer", float: "a number", str: "a string"}[tp]
@@ -237,6 +245,11 @@ def _coerce(value: Any, tp: Any) -> Any:
         if list(out) != sorted(out):
             raise ValueError
         return out
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ValueError
+        key, item = typing.get_args(tp)
+        return {_coerce(k, key): _coerce(v, item) for k, v in value.items()}
     if tp is type(None):
         if value is None:
             return None

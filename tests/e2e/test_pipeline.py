@@ -32,6 +32,23 @@ def test_repro_writes_every_output_with_sane_metrics(reproduced: Path) -> None:
     metrics = json.loads((reproduced / "dvclive/evaluate/metrics.json").read_text())
     assert metrics["accuracy"] > 0.95
     assert metrics["tp"] + metrics["fn"] > 80  # the bundled test split holds ~112 spam
+    # The named operating points: stricter thresholds flag less ham and catch less spam.
+    points = json.loads((reproduced / "models/model.json").read_text())["operating_points"]
+    assert set(points) == {"strict", "default", "lenient"}
+    assert points["strict"]["threshold"] >= points["default"]["threshold"]
+    assert points["default"]["threshold"] >= points["lenient"]["threshold"]
+    for name, point in points.items():  # each within its cross-validated ham FPR budget
+        assert point["ham_fpr"] <= point["max_ham_fpr"], name
+    test = metrics["operating_points"]
+    assert test["strict"]["fp"] <= test["default"]["fp"] <= test["lenient"]["fp"]
+    assert test["strict"]["recall"] <= test["default"]["recall"] <= test["lenient"]["recall"]
+    assert test["default"]["recall"] == metrics["recall"]
+    # The test headline travels with the model it describes (the API's model card).
+    card = json.loads((reproduced / "models/evaluation.json").read_text())
+    meta = json.loads((reproduced / "models/model.json").read_text())
+    assert card["model_version"] == meta["model_version"]
+    assert card["headline"]["recall"] == metrics["recall"] and card["messages"] == 907
+    assert card["operating_points"]["strict"]["fp"] == test["strict"]["fp"]
     report = json.loads((reproduced / "data/report.json").read_text())
     assert report["rows_read"] == 4862
     assert report["splits"]["train"]["rows"] + report["splits"]["test"]["rows"] == report["rows"]

@@ -1,10 +1,12 @@
 """The HTTP API: a FastAPI app that scores messages with one model loaded at start-up.
 
-    GET  /healthz         the process is alive
+    GET  /healthz         the process is alive (and the model version once loaded)
     GET  /readyz          200 once the model is loaded, 503 before (or if loading failed)
-    POST /predict         {"text": "..."} -> spam_score, is_spam, threshold, model_version
+    GET  /metrics         Prometheus metrics (serving.observability)
+    POST /predict         {"text": "..."} -> spam_score, is_spam, threshold, operating_point,
+                          model_version; ?operating_point=NAME picks a named threshold
     POST /predict/batch   {"texts": ["...", ...]} (at most ``max_batch``)
-    GET  /model           model version, threshold and metadata
+    GET  /model           model version, thresholds (operating points) and metadata
     GET  /docs, /openapi.json
 
 The model is loaded once, in a thread started by the app's lifespan, with the
@@ -17,20 +19,32 @@ malformed JSON get a 422 that says what is wrong. Serve it with `sentinelle serv
 import asyncio
 import json
 import logging
+import time
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sentinelle.errors import UserError
-from sentinelle.serving.scorer import MAX_BATCH, MAX_CHARS, Scorer
+from sentinelle.modeling import operating_points
+from sentinelle.modeling.inference import top_features
+from sentinelle.serving.observability import Metrics, Observed
+from sentinelle.serving.scorer import (
+    MAX_BATCH,
+    MAX_CHARS,
+    Scorer,
+    evaluation_for,
+    metadata_path_for,
+)
 
 log = logging.getLogger("sentinelle.api")
+TOP_NGRAMS = 20  # per class, in the model card
 
 
 class AsciiJSONResponse(JSONResponse):
@@ -49,18 +63,36 @@ class Prediction(BaseModel):
 
 class PredictResponse(Prediction):
     threshold: float
+    operating_point: str
     model_version: str
 
 
 class BatchResponse(BaseModel):
     predictions: list[Prediction]
     threshold: float
+    operating_point: str
     model_version: str
+
+
+class OperatingPoint(BaseModel):
+    threshold: float
+    max_ham_fpr: float | None = Field(description="the ham FPR budget it was chosen for")
+    recall: float | None = Field(description="spam recall, cross-validated on train")
+    ham_fpr: float | None = Field(description="ham FPR, cross-validated on train")
 
 
 class ModelInfo(BaseModel):
     model_version: str
     threshold: float
+    default_operating_point: str
+    operating_points: dict[str, OperatingPoint]
+    top_ngrams: dict[str, list[tuple[str, float]]] = Field(
+        description="the n-grams that weigh most toward spam and toward ham (weight each)"
+    )
+    evaluation: dict[str, Any] | None = Field(
+        description="the test headline of this model (evaluation.json beside the model file; "
+        "null when it is absent)"
+    )
     metadata: dict[str, Any]
     limits: dict[str, int]
 
@@ -128,13 +160,15 @@ async def _http_error(request: Request, exc: Exception) -> AsciiJSONResponse:
     422."""
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 400 and request.method == "POST":
-        detail = [
-            {
-                "loc": ["body"],
-                "msg": "malformed JSON: the body is not valid UTF-8",
-                "type": "json_invalid",
-            }
-        ]
+        cause = exc.__cause__
+        if isinstance(cause, UnicodeDecodeError):
+            byte = cause.object[cause.start]
+            msg = f"the body is not valid UTF-8 (byte {byte:#04x} at offset {cause.start})"
+        elif isinstance(cause, RecursionError):
+            msg = "the body is nested too deeply (JSON arrays or objects over ~1000 levels)"
+        else:
+            msg = f"cannot parse the body ({type(cause).__name__ if cause else exc.detail})"
+        detail = [{"loc": ["body"], "msg": f"malformed JSON: {msg}", "type": "json_invalid"}]
         return AsciiJSONResponse({"detail": detail}, status_code=422)
     return AsciiJSONResponse(
         {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
@@ -147,9 +181,12 @@ def create_app(
     *,
     max_batch: int = MAX_BATCH,
     max_chars: int = MAX_CHARS,
+    json_log: bool = False,
 ) -> FastAPI:
-    """The app for one model file; limits are part of its OpenAPI schema."""
-    state: dict[str, Any] = {"scorer": None, "error": None}
+    """The app for one model file; limits are part of its OpenAPI schema. ``json_log``: one
+    JSON access-log line per request (logger ``sentinelle.access``)."""
+    state: dict[str, Any] = {"scorer": None, "error": None, "card": {}}
+    metrics = Metrics()
     limits = _Limits(max_batch=max_batch, max_chars=max_chars)
     Text = Annotated[
         str,
@@ -178,6 +215,7 @@ def create_app(
         )
 
     def load() -> None:
+        started = time.perf_counter()
         try:
             state["scorer"] = Scorer.load(model_path, metadata_path)
         except UserError as exc:
@@ -188,7 +226,13 @@ def create_app(
             state["error"] = f"{type(exc).__name__}: {exc}"
             log.exception("cannot load the model")
             return
-        log.info("model %s loaded from %s", state["scorer"].version, model_path)
+        version = state["scorer"].version
+        state["card"] = {
+            "top_ngrams": top_features(state["scorer"].model, TOP_NGRAMS),
+            "evaluation": evaluation_for(model_path, version),
+        }
+        metrics.model_loaded(version, time.perf_counter() - started, model_path.stat().st_mtime)
+        log.info("model %s loaded from %s", version, model_path)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> Any:
@@ -210,6 +254,12 @@ def create_app(
     app.add_middleware(
         _BodyLimit, max_bytes=max_batch * (max_chars * 12 + 16) + 4096
     )  # \ud83d\ude00: 12 bytes, 1 char
+    app.add_middleware(
+        Observed,
+        metrics=metrics,
+        version=lambda: state["scorer"].version if state["scorer"] is not None else None,
+        json_log=json_log,
+    )
     not_ready = {503: {"model": Status, "description": "The model is not loaded (yet)"}}
     invalid = {422: {"description": "Invalid request: the detail names each bad field and why"}}
 
@@ -219,14 +269,38 @@ def create_app(
             raise _NotReady(state["error"])
         return s
 
+    def resolve_point(s: Scorer, name: str | None) -> tuple[str, float]:
+        try:
+            return s.operating_point(name)
+        except UserError as exc:
+            error = {"type": "value_error", "loc": ("query", "operating_point"), "msg": str(exc)}
+            raise RequestValidationError([error]) from None
+
+    # The names are in the metadata, read here (the model itself loads in the background), so
+    # that the OpenAPI schema lists them: an unknown name is a 422 that names the allowed ones.
+    names = _point_names(metadata_path_for(model_path, metadata_path))
+    Point = Annotated[
+        Literal[names],  # type: ignore[valid-type]
+        Query(
+            description="a named operating point of the model (GET /model lists them); "
+            "default: the model's own threshold"
+        ),
+    ]
+
     @app.exception_handler(_NotReady)
     async def _not_ready(request: Request, exc: _NotReady) -> AsciiJSONResponse:
         return _status_response(exc.error)
 
     @app.get("/healthz", response_model=Status, tags=["health"])
     async def healthz() -> Status:
-        """The process is alive (says nothing about the model)."""
-        return Status(status="ok")
+        """The process is alive; the model's version once it is loaded (see /readyz)."""
+        s = state["scorer"]
+        return Status(status="ok", model_version=s.version if s is not None else None)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus() -> Response:
+        """Prometheus metrics (text exposition format)."""
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/readyz", response_model=Status, responses=not_ready, tags=["health"])
     async def readyz() -> Any:
@@ -240,9 +314,23 @@ def create_app(
     async def model() -> ModelInfo:
         """The loaded model's version, threshold, metadata and the request limits."""
         s = scorer()
+        stored = s.metadata.get("operating_points") or {}
+        points = {
+            name: OperatingPoint(
+                threshold=threshold,
+                max_ham_fpr=stored.get(name, {}).get("max_ham_fpr"),
+                recall=stored.get(name, {}).get("recall"),
+                ham_fpr=stored.get(name, {}).get("ham_fpr"),
+            )
+            for name, threshold in s.thresholds.items()
+        }
         return ModelInfo(
             model_version=s.version,
             threshold=s.threshold,
+            default_operating_point="default",
+            operating_points=points,
+            top_ngrams=state["card"]["top_ngrams"],
+            evaluation=state["card"]["evaluation"],
             metadata=s.metadata,
             limits=limits.model_dump(),
         )
@@ -253,12 +341,20 @@ def create_app(
         responses={**not_ready, **invalid},
         tags=["predict"],
     )
-    async def predict(request: PredictRequest) -> PredictResponse:
+    async def predict(
+        request: PredictRequest, operating_point: Point = operating_points.DEFAULT
+    ) -> PredictResponse:
         """Score one message."""
         s = scorer()
-        ((score, is_spam),) = s.predict([request.text])
+        point, threshold = resolve_point(s, operating_point)
+        ((score, is_spam),) = s.predict([request.text], threshold)
+        metrics.observe_scores(s.version, point, (score,), int(is_spam))
         return PredictResponse(
-            spam_score=score, is_spam=is_spam, threshold=s.threshold, model_version=s.version
+            spam_score=score,
+            is_spam=is_spam,
+            threshold=threshold,
+            operating_point=point,
+            model_version=s.version,
         )
 
     @app.post(
@@ -267,17 +363,34 @@ def create_app(
         responses={**not_ready, **invalid},
         tags=["predict"],
     )
-    async def predict_batch(request: BatchRequest) -> BatchResponse:
+    async def predict_batch(
+        request: BatchRequest, operating_point: Point = operating_points.DEFAULT
+    ) -> BatchResponse:
         """Score up to ``max_batch`` messages, in order."""
         s = scorer()
-        predictions = [
-            Prediction(spam_score=score, is_spam=spam) for score, spam in s.predict(request.texts)
-        ]
+        point, threshold = resolve_point(s, operating_point)
+        predicted = s.predict(request.texts, threshold)
+        metrics.observe_scores(
+            s.version, point, [score for score, _ in predicted], sum(spam for _, spam in predicted)
+        )
+        predictions = [Prediction(spam_score=score, is_spam=spam) for score, spam in predicted]
         return BatchResponse(
-            predictions=predictions, threshold=s.threshold, model_version=s.version
+            predictions=predictions,
+            threshold=threshold,
+            operating_point=point,
+            model_version=s.version,
         )
 
     return app
+
+
+def _point_names(metadata_path: Path) -> tuple[str, ...]:
+    """The operating points a model's metadata names; only ``default`` if it cannot be read
+    (then the model will not load either, and /readyz says why)."""
+    try:
+        return tuple(operating_points.thresholds(json.loads(metadata_path.read_text())))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return (operating_points.DEFAULT,)
 
 
 class _NotReady(Exception):

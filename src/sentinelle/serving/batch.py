@@ -51,6 +51,7 @@ class Report:
     bad: list[BadRow] = field(default_factory=list)  # the first MAX_BAD_ROWS_KEPT
     model_version: str = ""
     threshold: float = 0.0
+    operating_point: str = "default"
 
 
 # ---------------------------------------------------------------------- parallelism
@@ -144,13 +145,15 @@ def score_file(
     workers: int | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     progress: bool | None = None,
+    operating_point: str | None = None,
 ) -> Report:
     """Score every row of ``source`` (a path, or ``"-"`` for stdin) into ``dest`` (None: stdout).
 
     The input format comes from ``fmt`` or the suffix (stdin: plain text); the
     output format from ``output_format``, the ``dest`` suffix, or the input format
     (plain text in gives JSON Lines out). ``progress=None`` shows a bar only when
-    stderr is a terminal. Returns a ``Report``; raises ``UserError`` on the first
+    stderr is a terminal. ``is_spam`` is decided at the named ``operating_point`` (``None``:
+    the model's own threshold). Returns a ``Report``; raises ``UserError`` on the first
     bad row when ``on_error="fail"`` (a file ``dest`` is then left untouched).
     """
     if on_error not in ("fail", "skip"):
@@ -169,7 +172,8 @@ def score_file(
             if hasattr(os, "sched_getaffinity")
             else os.cpu_count() or 1
         )
-    report = Report(model_version=scorer.version, threshold=scorer.threshold)
+    point, threshold = scorer.operating_point(operating_point)
+    report = Report(model_version=scorer.version, threshold=threshold, operating_point=point)
     name = "<stdin>" if str(source) == "-" else str(source)
 
     with _open_input(source) as raw, _open_output(dest) as out, _progress(raw, progress) as bar:
@@ -205,9 +209,9 @@ def score_file(
         position = 0
         all_chunks = iter(()) if first is None else _chain(first, batches)
         for chunk, scores in _scored(scorer, all_chunks, workers):
-            writer.write(chunk, scores, scorer.threshold)
+            writer.write(chunk, scores, threshold)
             report.rows_scored += len(chunk.texts)
-            report.spam += int((scores >= scorer.threshold).sum())
+            report.spam += int((scores >= threshold).sum())
             if not seekable:
                 bar.update(len(chunk.texts))
                 continue

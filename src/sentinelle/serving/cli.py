@@ -42,13 +42,15 @@ def _score(args: argparse.Namespace) -> int:
         workers=args.workers,
         chunk_size=args.chunk_size,
         progress=False if args.no_progress else None,
+        operating_point=args.operating_point,
     )
     log.info(
-        "scored %d of %d rows (%d spam at threshold %g, model %s)%s%s",
+        "scored %d of %d rows (%d spam at threshold %g, operating point %s, model %s)%s%s",
         report.rows_scored,
         report.rows_read,
         report.spam,
         report.threshold,
+        report.operating_point,
         report.model_version,
         f", skipped {report.bad_rows} bad rows" if report.bad_rows else "",
         f" -> {args.output}" if args.output and str(args.output) != "-" else "",
@@ -70,13 +72,27 @@ def _serve(args: argparse.Namespace) -> int:
                 f"{path}: not found (run `dvc repro`, `dvc pull` or `sentinelle fetch`)"
             )
     io.read_json(metadata)
-    app = create_app(args.model, args.metadata, max_batch=args.max_batch, max_chars=args.max_chars)
+    json_log = args.log_format == "json" and not args.no_access_log
+    app = create_app(
+        args.model,
+        args.metadata,
+        max_batch=args.max_batch,
+        max_chars=args.max_chars,
+        json_log=json_log,
+    )
+    if json_log:  # one JSON line per request on stdout, instead of uvicorn's access log
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        access = logging.getLogger("sentinelle.access")
+        access.addHandler(handler)
+        access.setLevel(logging.INFO)
+        access.propagate = False
     uvicorn.run(
         app,
         host=args.host,
         port=args.port,
         log_level=args.log_level,
-        access_log=not args.no_access_log,
+        access_log=not args.no_access_log and not json_log,
     )
     return 0
 
@@ -198,6 +214,12 @@ def parser() -> argparse.ArgumentParser:
     score.add_argument(
         "--no-progress", action="store_true", help="no progress bar even on a terminal"
     )
+    score.add_argument(
+        "--operating-point",
+        metavar="NAME",
+        help="decide is_spam at this named operating point of the model (models/model.json: "
+        "operating_points; e.g. strict, lenient; default: the model's own threshold)",
+    )
     score.set_defaults(run=_score)
 
     serve = sub.add_parser(
@@ -219,6 +241,13 @@ def parser() -> argparse.ArgumentParser:
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
     serve.add_argument("--no-access-log", action="store_true", help="do not log every request")
+    serve.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default="text",
+        help="access log: uvicorn's text lines, or one JSON object per request on stdout "
+        "(route, method, status, latency_ms, request_id, model_version; never the text)",
+    )
     serve.set_defaults(run=_serve)
 
     fetch = sub.add_parser(

@@ -8,6 +8,7 @@ and inference share one normalisation code path. Used by ``sentinelle score``
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import numpy as np
 import sklearn
 
+from sentinelle.modeling import operating_points
 from sentinelle.modeling.calibration import calibrated_linear_scores
 from sentinelle.modeling.inference import spam_scores
 from sentinelle.modeling.persistence import MODEL_PATH, load_with_metadata
@@ -33,6 +35,7 @@ class Scorer:
         self.metadata = metadata
         self.threshold = float(metadata["threshold"])
         self.version = str(metadata["model_version"])
+        self.thresholds = operating_points.thresholds(metadata)  # name -> threshold
         self.normaliser = Normaliser(**metadata["params"]["preprocess"])
         # The pipeline's own feature step (CompactTfidfVectorizer counts n-grams per
         # distinct word, vectorised); the classifier may take a validation-free path.
@@ -66,9 +69,28 @@ class Scorer:
                 return self.classifier(features)
             return self.model[-1].predict_proba(features)[:, self.spam_index]
 
-    def predict(self, texts: Sequence[str]) -> list[tuple[float, bool]]:
-        """``(spam_score, is_spam)`` of each raw message, at the stored threshold."""
-        return [(float(s), bool(s >= self.threshold)) for s in self.scores(texts)]
+    def predict(
+        self, texts: Sequence[str], threshold: float | None = None
+    ) -> list[tuple[float, bool]]:
+        """``(spam_score, is_spam)`` of each raw message, at ``threshold`` (default: the
+        model's own)."""
+        at = self.threshold if threshold is None else threshold
+        return [(float(s), bool(s >= at)) for s in self.scores(texts)]
+
+    def operating_point(self, name: str | None) -> tuple[str, float]:
+        """The (name, threshold) of a named operating point; ``None`` is ``default``."""
+        return operating_points.resolve(self.thresholds, name)
+
+
+def evaluation_for(model_path: Path, version: str) -> dict[str, Any] | None:
+    """The test headline ``evaluate`` wrote beside the model (``evaluation.json``), if it is
+    there and describes this very model version."""
+    path = Path(model_path).with_name("evaluation.json")
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return card if isinstance(card, dict) and card.get("model_version") == version else None
 
 
 def metadata_path_for(model_path: Path, metadata_path: Path | None = None) -> Path:
