@@ -14,6 +14,9 @@ test split. Writes to dvclive/evaluate:
 - errors.tsv: the worst false positives and false negatives with their scores.
 Also writes models/evaluation.json, the test headline that travels with the model
 (served by the API's GET /model).
+Also writes models/reference.json, the reference profile `sentinelle monitor`
+compares production traffic with (sentinelle.monitoring.reference): test-split
+scores, flagged share and label-free estimates, training-message descriptors.
 """
 
 from pathlib import Path
@@ -36,6 +39,7 @@ from sentinelle.evaluation.plots import (
 )
 from sentinelle.modeling.inference import spam_scores, top_features
 from sentinelle.modeling.persistence import load_with_metadata
+from sentinelle.monitoring import reference
 from sentinelle.params import Params
 from sentinelle.processes import Forked
 from sentinelle.stage import log, run
@@ -43,6 +47,7 @@ from sentinelle.text.normaliser import Normaliser
 from sentinelle.text.obfuscation import obfuscate_many
 
 TEST = Path("data/processed/test.parquet")
+TRAIN = Path("data/processed/train.parquet")
 LIVE_DIR = Path("dvclive/evaluate")
 PLOTS = LIVE_DIR / "plots"
 FEATURES_PNG = PLOTS / "images" / "top_features.png"
@@ -138,6 +143,16 @@ def main(params: Params) -> None:
     # roc_curve's first threshold is +inf, which DVCLive writes as `Infinity` (not JSON).
     for plot_file in sorted((PLOTS / "sklearn").glob("*.json")):
         make_strict_json(plot_file)
+    profile = reference.build(
+        model,
+        meta,
+        scores,
+        test["text"].tolist(),
+        y.astype(bool),
+        io.read_table(TRAIN, columns=["message"])["message"].tolist(),
+        seed,
+    )
+    io.write_json(reference.REFERENCE_PATH, profile)
     io.write_json(EVALUATION, evaluation_card(meta, at_threshold, points, y, scores))
     io.write_bytes(FEATURES_PNG, chart.result())
     io.write_text(
@@ -178,7 +193,13 @@ def main(params: Params) -> None:
             at_point["n_ham"],
             at_point["precision"],
         )
-    log.info("metrics: %s, plots: %s, errors: %s", LIVE_DIR / "metrics.json", PLOTS, ERRORS)
+    log.info(
+        "metrics: %s, plots: %s, errors: %s, reference profile: %s",
+        LIVE_DIR / "metrics.json",
+        PLOTS,
+        ERRORS,
+        reference.REFERENCE_PATH,
+    )
 
 
 def evaluation_card(

@@ -5,7 +5,8 @@ unpacked) in any supported format (UCI, Kaggle spam.csv, CSV with any delimiter,
 JSONL, Parquet, XLSX/XLS/ODS; with or without a header row),
 applies the validation policies (`ingest.on_*`), drops exact duplicate texts and
 resolves conflicting ones *before* splitting, then makes a stratified split
-seeded by `base.seed` that keeps near-duplicates on one side.
+seeded by `base.seed` that keeps near-duplicates on one side. With `ingest.feedback`,
+merges reported verdicts into the training split only (sentinelle.data.feedback).
 Writes data/raw/{train,test}.parquet, data/report.json and dvclive/ingest/metrics.json.
 """
 
@@ -19,7 +20,7 @@ import pandas as pd
 from dvclive import Live
 
 from sentinelle import io
-from sentinelle.data import cleaning, formats, sources, tables
+from sentinelle.data import cleaning, feedback, formats, sources, tables
 from sentinelle.data.split import check_sizes, split
 from sentinelle.params import Params
 from sentinelle.stage import log, run
@@ -38,8 +39,24 @@ def main(params: Params) -> None:
     cleaned = cleaning.clean(records, parsed.where, p)
     check_sizes(cleaned.frame, parsed.where, p.test_size, p.min_rows)
     train, test = split(cleaned.frame, p.test_size, params.base.seed)
+    merged = None
+    if p.feedback is not None:
+        train, merged = feedback.merge(train, test, feedback.read(p), p)
+        log.info(
+            "feedback %s: %d records, %d added to train, %d overridden, refused %s; "
+            "training spam share %.2f%% -> %.2f%%",
+            p.feedback,
+            merged["records"],
+            merged["added"],
+            merged["overridden"],
+            ", ".join(f"{k} {v}" for k, v in merged["refused"].items() if v) or "none",
+            100 * merged["train_spam_share"]["before"],
+            100 * merged["train_spam_share"]["after"],
+        )
 
     report = build_report(p.source, fetched, parsed, cleaned, train, test)
+    if merged is not None:
+        report["feedback"] = merged
     io.write_table(RAW / "train.parquet", train)
     io.write_table(RAW / "test.parquet", test)
     io.write_json(REPORT, report)
@@ -122,6 +139,10 @@ def log_metrics(report: dict[str, Any]) -> None:
         **{f"{s}/{k}": v for s, part in report["splits"].items() for k, v in part.items()},
         **{f"length_chars/{k}": v for k, v in report["length_chars"].items()},
     }
+    if "feedback" in report:
+        fb = report["feedback"]
+        numbers.update({f"feedback/{k}": fb[k] for k in ("records", "added", "overridden")})
+        numbers.update({f"feedback/refused/{k}": v for k, v in fb["refused"].items()})
     with Live(str(LIVE_DIR), dvcyaml=False, save_dvc_exp=False, report=None) as live:
         for name, value in numbers.items():
             live.log_metric(name, value, plot=False)

@@ -29,6 +29,7 @@ DVC_OUTPUTS = [
     "models/model.skops",
     "models/model.json",
     "models/evaluation.json",
+    "models/reference.json",
     "dvclive/train/params.yaml",
     "dvclive/evaluate/errors.tsv",
 ]

@@ -114,6 +114,9 @@ class IngestParams:
     on_nul: Policy
     on_too_long: Policy
     on_conflict: Literal["fail", "drop", "majority"]
+    feedback: str | None
+    on_feedback_conflict: Literal["feedback", "drop", "majority"]
+    max_feedback_shift: Annotated[float, Range(gt=0, le=1)]
 
 
 @dataclass(frozen=True)
@@ -168,12 +171,24 @@ class GateParams:
 
 
 @dataclass(frozen=True)
+class MonitorParams:
+    bins: Annotated[int, Range(ge=2, le=100)]
+    max_score_psi: Positive
+    ks_alpha: Fraction
+    flagged_confidence: Fraction
+    max_descriptor_psi: Positive
+    max_unseen_increase: Annotated[float, Range(gt=0, le=1)]
+    max_estimate_drop: Annotated[float, Range(gt=0, le=1)]
+
+
+@dataclass(frozen=True)
 class Params:
     base: BaseParams
     ingest: IngestParams
     preprocess: PreprocessParams
     train: TrainParams
     evaluate: EvaluateParams
+    monitor: MonitorParams
     gate: GateParams
 
 

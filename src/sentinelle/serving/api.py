@@ -7,6 +7,10 @@
                           model_version; ?operating_point=NAME picks a named threshold
     POST /predict/batch   {"texts": ["...", ...]} (at most ``max_batch``)
     GET  /model           model version, thresholds (operating points) and metadata
+    POST /feedback        {"text": ..., "label": "spam"|"ham", "id": ..., "source": ...}
+                          (with ``sentinelle serve --feedback FILE``): 201 stored, 200 if
+                          its id was already stored
+    GET  /feedback/stats  records stored, by label
     GET  /docs, /openapi.json
 
 The model is loaded once, in a thread started by the app's lifespan, with the
@@ -31,9 +35,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from sentinelle import feedback
 from sentinelle.errors import UserError
 from sentinelle.modeling import operating_points
 from sentinelle.modeling.inference import top_features
+from sentinelle.serving import feedback_api
 from sentinelle.serving.observability import Metrics, Observed
 from sentinelle.serving.scorer import (
     MAX_BATCH,
@@ -182,9 +188,11 @@ def create_app(
     max_batch: int = MAX_BATCH,
     max_chars: int = MAX_CHARS,
     json_log: bool = False,
+    feedback_path: Path | None = None,
 ) -> FastAPI:
     """The app for one model file; limits are part of its OpenAPI schema. ``json_log``: one
-    JSON access-log line per request (logger ``sentinelle.access``)."""
+    JSON access-log line per request (logger ``sentinelle.access``). With ``feedback_path``,
+    ``POST /feedback`` appends reported verdicts to that file."""
     state: dict[str, Any] = {"scorer": None, "error": None, "card": {}}
     metrics = Metrics()
     limits = _Limits(max_batch=max_batch, max_chars=max_chars)
@@ -381,6 +389,8 @@ def create_app(
             model_version=s.version,
         )
 
+    if feedback_path is not None:
+        feedback_api.add_routes(app, feedback.Store(feedback_path), Text, invalid)
     return app
 
 

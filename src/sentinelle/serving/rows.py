@@ -35,6 +35,26 @@ SUFFIXES: dict[str, Format] = {
     ".ndjson": "jsonl",
     ".txt": "txt",
 }
+# Label values `monitor`, `compare` and `feedback import` read (case-insensitive).
+SPAM_LABELS = frozenset({"spam", "1", "true"})
+HAM_LABELS = frozenset({"ham", "0", "false"})
+
+
+def is_spam_label(value: object) -> bool | None:
+    """True for a spam label, False for a ham one, None for anything else."""
+    key = str(value).strip().lower() if value is not None else None
+    return True if key in SPAM_LABELS else False if key in HAM_LABELS else None
+
+
+def column_value(record: Any, header: list[str] | None, column: str) -> Any:
+    """The value of ``column`` in a row read by ``Reader`` (None if it has no such column)."""
+    if isinstance(record, dict):
+        return record.get(column)
+    if header and column in header and header.index(column) < len(record):
+        return record[header.index(column)]
+    return None
+
+
 # csv's default field limit (128 KiB) would stop a whole run on one long field;
 # the scoring itself has no length limit.
 csv.field_size_limit(1 << 30)
