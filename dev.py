@@ -10,6 +10,8 @@
                               # dvc.lock dvclive/`
     python3 dev.py s3 start   # (dev venv) start the local S3 server, configure the DVC remote;
                               # also: s3 stop | s3 status | s3 configure --state-dir DIR
+    python3 dev.py image      # build the service's container image (docker, podman or buildah;
+                              # options: image build --help)
 
 Runs on CPython 3.11, 3.12 and 3.13; on any other Python it says so in one line and exits 2
 before installing anything.
@@ -253,6 +255,17 @@ def s3(args: "list[str]") -> int:
     ).returncode
 
 
+def image(args: "list[str]") -> int:
+    """`python -m sentinelle_tools.image ARGS` (default: build) in the dev venv."""
+    setup(dev=True)
+    e = env()
+    e["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), e.get("PYTHONPATH")]))
+    args = args if args and args[0] in ("build", "base", "-h", "--help") else ["build", *args]
+    return subprocess.run(
+        [str(PY), "-m", "sentinelle_tools.image", *args], cwd=ROOT, env=e
+    ).returncode
+
+
 def _version_key(path: str) -> "list[int]":
     name = Path(path).parent.parent.name  # <root>/versions/3.12.1/bin/python3 -> 3.12.1
     return [int(p) if p.isdigit() else -1 for p in name.split(".")]
@@ -375,8 +388,19 @@ def reproduce(args: "list[str]") -> int:
     return 1 if failed else 0
 
 
+# `python3 dev.py NAME ARGS` (and `setup`); the workflows' run steps are checked against it.
+COMMANDS = {
+    "pipeline": pipeline,
+    "test": test,
+    "lint": lint,
+    "s3": s3,
+    "image": image,
+    "reproduce": reproduce,
+}
+
+
 def main() -> int:
-    commands = {"pipeline": pipeline, "test": test, "lint": lint, "s3": s3, "reproduce": reproduce}
+    commands = COMMANDS
     if len(sys.argv) < 2 or sys.argv[1] not in (*commands, "setup"):
         print(__doc__.strip())
         return 2

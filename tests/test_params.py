@@ -88,6 +88,18 @@ def test_the_shipped_params_file_is_valid() -> None:
         ),
         ("ingest", "source", "", "ingest.source = '' is invalid: must be a string"),
         (
+            "gate",
+            "min_recall",
+            1.5,
+            "gate.min_recall = 1.5 is invalid: must be a number >= 0 and <= 1",
+        ),
+        (
+            "gate",
+            "min_throughput",
+            0,
+            "gate.min_throughput = 0 is invalid: must be a number > 0 or null",
+        ),
+        (
             "base",
             "seed",
             -3,

@@ -155,6 +155,21 @@ class EvaluateParams:
     obfuscation_rate: Annotated[float, Range(ge=0, le=1)]
 
 
+Share = Annotated[float, Range(ge=0, le=1)]
+
+
+@dataclass(frozen=True)
+class GateParams:
+    """The rules ``sentinelle gate`` checks before a model may ship (no stage reads them)."""
+
+    min_recall: Share
+    max_ham_fpr: Share
+    max_recall_drop: Share
+    max_mcc_drop: Annotated[float, Range(ge=0, le=2)]
+    max_model_mb: Positive
+    min_throughput: Positive | None
+
+
 @dataclass(frozen=True)
 class MonitorParams:
     bins: Annotated[int, Range(ge=2, le=100)]
@@ -174,6 +189,7 @@ class Params:
     train: TrainParams
     evaluate: EvaluateParams
     monitor: MonitorParams
+    gate: GateParams
 
 
 def _describe(tp: Any) -> str:

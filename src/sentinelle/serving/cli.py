@@ -4,6 +4,8 @@
                      [--explain K]
     sentinelle serve [--model models/model.skops] [--host 127.0.0.1] [--port 8000]
     sentinelle fetch [--repo .] (--version vX.Y.Z | --stage prod) [-o served/]
+    sentinelle report --baseline REF [--target REV|workspace] [-o report.md]
+    sentinelle gate [--baseline REF] [--target REV|workspace]   # exit 0 pass, 1 fail, 2 bad input
     sentinelle monitor INPUT [--reference models/reference.json] [-o monitoring/]
     sentinelle feedback add --file FILE --label spam|ham [--id ID] [--source S] TEXT
     sentinelle feedback import --file FILE INPUT [--label-column label] [--id-column id]
@@ -23,6 +25,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from sentinelle import feedback, io
 from sentinelle.errors import UserError
@@ -114,6 +117,62 @@ def _fetch(args: argparse.Namespace) -> int:
     )
     print(model)
     print(metadata)
+    return 0
+
+
+def _throughput(target: str) -> float:
+    """Messages per second scoring the raw test split with the workspace's model."""
+    import time
+
+    if target != "workspace":
+        raise UserError(
+            f"gate.min_throughput is measured with the workspace's model, not {target!r}: "
+            "use --target workspace, or set gate.min_throughput: null"
+        )
+    split = Path("data/raw/test.parquet")
+    if not split.is_file():
+        raise UserError(f"{split}: not found (gate.min_throughput scores it): run `dvc repro`")
+    texts = io.read_table(split, columns=["text"])["text"].tolist()
+    scorer = Scorer.load(Path("models/model.skops"))
+    scorer.scores(texts[:100])  # warm-up
+    batch = (texts * (1 + 5000 // max(1, len(texts))))[:5000]
+    start = time.perf_counter()
+    for i in range(0, len(batch), 1000):
+        scorer.scores(batch[i : i + 1000])
+    rate = len(batch) / (time.perf_counter() - start)
+    log.info("scored %d messages of %s: %.0f messages/s", len(batch), split, rate)
+    return rate
+
+
+def _verdict(args: argparse.Namespace, need_baseline: bool) -> tuple[Any, Any, Any]:
+    from sentinelle.params import load
+    from sentinelle.review import gate, results
+
+    root = Path(".")
+    rules = load(args.params).gate
+    base = results.load(root, results.resolve(root, args.baseline)) if args.baseline else None
+    if need_baseline and base is None:
+        raise UserError("--baseline REF is required (a git revision such as main)")
+    target = results.load(root, results.resolve(root, args.target))
+    rate = _throughput(args.target) if rules.min_throughput is not None else None
+    return base, target, gate.evaluate(rules, target, base, rate)
+
+
+def _gate(args: argparse.Namespace) -> int:
+    _, _, verdict = _verdict(args, need_baseline=False)
+    for check in verdict.checks:
+        print(check.line())
+    print(verdict.summary())
+    return 0 if verdict.passed else 1
+
+
+def _report(args: argparse.Namespace) -> int:
+    from sentinelle.review import report
+
+    base, target, verdict = _verdict(args, need_baseline=True)
+    out = report.write(args.output, base, target, verdict)
+    print(out)
+    log.info("gate %s", verdict.summary())
     return 0
 
 
@@ -310,6 +369,45 @@ def parser() -> argparse.ArgumentParser:
         "-o", "--output", type=Path, default=Path("served"), help="folder (default: %(default)s)"
     )
     fetch.set_defaults(run=_fetch)
+
+    def review_options(p: argparse.ArgumentParser, required: bool) -> None:
+        p.add_argument(
+            "--baseline",
+            required=required,
+            help="git revision to compare with, e.g. main or origin/main",
+        )
+        p.add_argument(
+            "--target",
+            default="workspace",
+            help="git revision, or the working tree (default: %(default)s)",
+        )
+        p.add_argument(
+            "--params",
+            type=Path,
+            default=Path("params.yaml"),
+            help="params file whose gate section holds the rules (default: %(default)s)",
+        )
+
+    report = sub.add_parser(
+        "report",
+        help="markdown report: params, metrics and plots against a baseline, the gate's verdict",
+        description="Compare the target's committed results with the baseline's, as markdown "
+        "with PNG plots in <report>-plots/ beside it. Exit 0 whatever the verdict.",
+    )
+    review_options(report, required=True)
+    report.add_argument(
+        "-o", "--output", type=Path, default=Path("report.md"), help="(default: %(default)s)"
+    )
+    report.set_defaults(run=_report)
+
+    gate = sub.add_parser(
+        "gate",
+        help="may this model ship? check the rules of params.yaml's gate section",
+        description="One line per rule; exit 0 when every rule passes, 1 when one fails, "
+        "2 on bad input (missing metrics, unknown revision).",
+    )
+    review_options(gate, required=False)
+    gate.set_defaults(run=_gate)
 
     mon = sub.add_parser(
         "monitor",
