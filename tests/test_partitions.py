@@ -213,3 +213,40 @@ def test_a_real_cluster_scores_bit_identically_and_survives_a_killed_worker(
     by_id = frame.assign(expected=expected).sort_values("id")
     assert (out["spam_score"].to_numpy() == by_id["expected"].to_numpy()).all()
     assert f"on scheduler {address} with 2 workers" in err.decode()
+
+
+def test_s3_partitions_in_and_out(
+    model_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Partitions in a real (moto) S3 server, read and written through s3fs."""
+    import fsspec
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+            monkeypatch.delenv(key, raising=False)
+        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://{host}:{port}")
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+        monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+        fs = fsspec.filesystem("s3", skip_instance_cache=True)
+        fs.mkdir("sms")
+        frame = corpus()
+        for i in range(2):
+            with fs.open(f"sms/in/day=1/part-{i}.parquet", "wb") as fh:
+                frame.iloc[i::2].to_parquet(fh, index=False)
+        fsspec.filesystem("s3").invalidate_cache()
+        report = score_partitions(["s3://sms/in/"], "s3://sms/out", model_path=model_path)
+        assert (report.rows, report.partitions) == (len(frame), 2)
+        names = sorted(fs.ls("sms/out", refresh=True))
+        assert names == ["sms/out/part-00000.parquet", "sms/out/part-00001.parquet"]
+        out = pd.concat([pd.read_parquet(fs.open(n, "rb")) for n in names]).sort_values("id")
+        expected = Scorer.load(model_path).scores(out["text"].tolist())
+        assert out["id"].tolist() == sorted(frame["id"]) and (out["spam_score"] == expected).all()
+    finally:
+        server.stop()
