@@ -32,6 +32,7 @@ from sentinelle.errors import UserError
 from sentinelle.modeling.explanations import MAX_EXPLAIN
 from sentinelle.params import DEFAULT_PARAMS
 from sentinelle.params import load as load_params
+from sentinelle.serving import partitions
 from sentinelle.serving.batch import DEFAULT_CHUNK_SIZE, score_file
 from sentinelle.serving.registry import fetch
 from sentinelle.serving.rows import FORMATS
@@ -41,9 +42,13 @@ log = logging.getLogger("sentinelle")
 
 
 def _score(args: argparse.Namespace) -> int:
+    if args.scheduler is not None or partitions.is_partitioned(args.input):
+        return _score_partitions(args)
+    if len(args.input) != 1:
+        raise UserError("several inputs are partitions: give a directory with -o")
     scorer = Scorer.load(args.model, args.metadata)
     report = score_file(
-        args.input,
+        args.input[0],
         args.output,
         scorer=scorer,
         fmt=args.format,
@@ -67,6 +72,36 @@ def _score(args: argparse.Namespace) -> int:
         report.model_version,
         f", skipped {report.bad_rows} bad rows" if report.bad_rows else "",
         f" -> {args.output}" if args.output and str(args.output) != "-" else "",
+    )
+    return 0
+
+
+def _score_partitions(args: argparse.Namespace) -> int:
+    """Partitions (a directory, a glob, Parquet, s3://, several files) with Dask."""
+    if not args.output or args.output == "-":
+        raise UserError("partitioned input: give the output directory with -o DIR")
+    report = partitions.score_partitions(
+        args.input,
+        args.output,
+        model_path=args.model,
+        metadata_path=args.metadata,
+        scheduler=args.scheduler,
+        workers=args.workers,
+        text_column=args.text_column,
+        operating_point=args.operating_point,
+        output_format=args.output_format or "parquet",
+    )
+    log.info(
+        "scored %d rows in %d partitions (%d spam at threshold %g, operating point %s, "
+        "model %s) on %s -> %s",
+        report.rows,
+        report.partitions,
+        report.spam,
+        report.threshold,
+        report.operating_point,
+        report.model_version,
+        report.scheduler,
+        args.output,
     )
     return 0
 
@@ -270,17 +305,32 @@ def parser() -> argparse.ArgumentParser:
         "score", help="score a file of messages", description="Score every message of INPUT."
     )
     score.add_argument(
-        "input", help="CSV, TSV, JSON Lines or plain text (one message a line); - for stdin"
+        "input",
+        nargs="+",
+        help="CSV, TSV, JSON Lines or plain text (one message a line); - for stdin; or "
+        "partitions: Parquet files, directories or globs of .parquet/.csv/.tsv/.jsonl, "
+        "local or s3:// (scored with Dask)",
     )
-    score.add_argument("-o", "--output", help="output file, written atomically (default: stdout)")
+    score.add_argument(
+        "-o",
+        "--output",
+        help="output file, written atomically (default: stdout); for partitions, a directory",
+    )
+    score.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="score the partitions on a Dask cluster: 'local' (worker processes on this "
+        "machine, --workers of them) or a scheduler address such as tcp://host:8786",
+    )
     model_options(score)
     score.add_argument(
         "--format", choices=FORMATS, help="input format (default: from the suffix; stdin: txt)"
     )
     score.add_argument(
         "--output-format",
-        choices=[f for f in FORMATS if f != "txt"],
-        help="output format (default: from the suffix, else the input's; txt -> jsonl)",
+        choices=[*(f for f in FORMATS if f != "txt"), "parquet"],
+        help="output format (default: from the suffix, else the input's; txt -> jsonl; "
+        "partitions: parquet, csv or jsonl, default parquet)",
     )
     score.add_argument(
         "--text-column", default="text", help="column/field with the message (default: %(default)s)"
