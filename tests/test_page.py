@@ -19,6 +19,7 @@ import pytest
 
 import tiny_model
 from helpers import ROOT
+from sentinelle.experiments import plots_report
 from test_api import serve, stop, wait_for
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -74,14 +75,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
+        *plots_report.HEADLESS_FLAGS,
         "--window-size=1000,1100",
         f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",
     ):

@@ -30,7 +30,8 @@ from sentinelle.errors import UserError
 
 log = logging.getLogger("sentinelle.experiments")
 
-CHROMIUM_FLAGS = (
+# Headless, and quiet on a closed network (no background or update connections).
+HEADLESS_FLAGS = (
     "--headless",
     "--no-sandbox",
     "--disable-gpu",
@@ -39,9 +40,8 @@ CHROMIUM_FLAGS = (
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
-    "--hide-scrollbars",
-    "--virtual-time-budget=15000",
 )
+CHROMIUM_FLAGS = (*HEADLESS_FLAGS, "--hide-scrollbars", "--virtual-time-budget=15000")
 
 PAGE = """<!DOCTYPE html>
 <html>
