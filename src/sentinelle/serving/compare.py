@@ -16,7 +16,7 @@ import numpy as np
 
 from sentinelle.errors import UserError
 from sentinelle.evaluation.metrics import classification_metrics
-from sentinelle.serving.rows import Reader, column_value, detect_format, is_spam_label
+from sentinelle.serving.rows import column_value, labelled_rows, spam_label
 from sentinelle.serving.scorer import Scorer
 
 SHOWN = (
@@ -43,28 +43,11 @@ def read_labelled(
     path: Path, fmt: str | None, text_column: str, label_column: str, encoding: str
 ) -> Labelled:
     """Texts and labels of a CSV / TSV / JSON Lines file; any bad row is a one-line error."""
-    in_fmt = detect_format(path, fmt, default="txt")
-    if in_fmt == "txt":
-        raise UserError(f"{path}: plain text has no label column; use csv, tsv or jsonl")
-    try:
-        fh = open(path, "rb")  # noqa: SIM115
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read input: {exc.strerror}") from None
     texts, labels = [], []
-    with fh:
-        reader = Reader(fh, in_fmt, text_column, encoding, str(path))
-        for row, line, record, text, problem in reader.rows():
-            if problem is not None:
-                raise UserError(f"{path}: row {row} (line {line}): {problem}")
-            value = column_value(record, reader.header, label_column)
-            spam = is_spam_label(value)
-            if spam is None:
-                raise UserError(
-                    f"{path}: row {row} (line {line}): {label_column} {value!r} is not a "
-                    "label; allowed: spam, ham (or 1/0, true/false)"
-                )
-            texts.append(text)
-            labels.append(spam)
+    for where, record, header, text in labelled_rows(path, fmt, text_column, encoding):
+        value = column_value(record, header, label_column)
+        texts.append(text)
+        labels.append(spam_label(value, label_column, where))
     is_spam = np.asarray(labels, dtype=bool)
     if len(set(labels)) < 2:
         raise UserError(

@@ -48,6 +48,39 @@ def is_spam_label(value: object) -> bool | None:
     return True if key in SPAM_LABELS else False if key in HAM_LABELS else None
 
 
+def spam_label(value: object, label_column: str, where: str) -> bool:
+    """``is_spam_label`` of a row's label, or a one-line error naming the row and the value."""
+    spam = is_spam_label(value)
+    if spam is None:
+        raise UserError(
+            f"{where}: {label_column} {value!r} is not a label; "
+            "allowed: spam, ham (or 1/0, true/false)"
+        )
+    return spam
+
+
+def labelled_rows(
+    path: Path, fmt: str | None, text_column: str, encoding: str
+) -> Iterator[tuple[str, Any, list[str] | None, str]]:
+    """``(where, record, header, text)`` of each row of a CSV / TSV / JSON Lines file that
+    holds labels (``monitor``, ``compare``, ``feedback import``); a bad row is a one-line
+    error."""
+    in_fmt = detect_format(path, fmt, default="txt")
+    if in_fmt == "txt":
+        raise UserError(f"{path}: plain text has no label column; use csv, tsv or jsonl")
+    try:
+        fh = open(path, "rb")  # noqa: SIM115
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read input: {exc.strerror}") from None
+    with fh:
+        reader = Reader(fh, in_fmt, text_column, encoding, str(path))
+        for row, line, record, text, problem in reader.rows():
+            where = f"{path}: row {row} (line {line})"
+            if problem is not None:
+                raise UserError(f"{where}: {problem}")
+            yield where, record, reader.header, text  # type: ignore[misc]
+
+
 def column_value(record: Any, header: list[str] | None, column: str) -> Any:
     """The value of ``column`` in a row read by ``Reader`` (None if it has no such column)."""
     if isinstance(record, dict):
