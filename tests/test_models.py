@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from helpers import ROOT
-from sentinelle import io
+from sentinelle import compute, io
 from sentinelle.errors import UserError
 from sentinelle.features import counting
 from sentinelle.features.countfile import CountFile
@@ -188,8 +188,8 @@ def test_grouped_folds_keep_groups_together_and_balance_classes() -> None:
 
 
 @pytest.mark.parametrize("keep_nnz", [0, 150, 10**9])  # recount every chunk, some, none
-@pytest.mark.parametrize("jobs", [1, 2])
-def test_two_pass_counting_gives_scikit_learns_counts(monkeypatch, keep_nnz, jobs) -> None:
+@pytest.mark.parametrize("scheduler", ["none", "local"])
+def test_two_pass_counting_gives_scikit_learns_counts(monkeypatch, keep_nnz, scheduler) -> None:
     import scipy.sparse as sp
     from sklearn.feature_extraction.text import CountVectorizer
 
@@ -198,11 +198,16 @@ def test_two_pass_counting_gives_scikit_learns_counts(monkeypatch, keep_nnz, job
     texts = np.array(
         [" ".join(rng.choice(words, rng.integers(0, 9))) for _ in range(120)], dtype=object
     )
-    monkeypatch.setattr(counting, "COUNT_CHUNK", 7)  # 18 chunks: pass 2 runs in the forked workers
+    # Chunks of 7 here (a Dask worker counts in its own chunks): pass 2 starts after the
+    # chunks pass 1 kept, in pieces of 20 documents, as tasks of a local cluster or here.
+    monkeypatch.setattr(counting, "COUNT_CHUNK", 7)
+    monkeypatch.setattr(counting, "PASS2_DOCS", 20)
     monkeypatch.setattr(counting, "COUNT_KEEP_NNZ", keep_nnz)
     p = dataclasses.replace(PARAMS.train, min_df=2)
     vectorisers = vectorisers_of(build_pipeline(p, seed=1))
-    counts = counting.count(vectorisers, texts, jobs=jobs)
+    with compute.session(compute.Settings(scheduler, min_rows=0)):
+        counts = counting.count(vectorisers, texts)
+        assert (compute._active is not None) == (scheduler == "local")
     expected = []
     for ours in vectorisers:
         theirs = CountVectorizer(
@@ -244,8 +249,7 @@ def test_the_solver_process_fits_the_same_model(monkeypatch, tmp_path) -> None:
 def test_a_failing_solver_process_fails_the_fit_and_an_idle_one_exits(capfd) -> None:
     with CountFile() as file, Solver(file) as process:
         file.start(2, np.uint16, np.int32)
-        file.write_chunk(0, np.array([1, 1]), np.array([0, 1]))
-        file.append_chunk(0)
+        file.append(np.array([1, 1]), np.array([0, 1]))
         file.finish()
         split = (np.array([0]), np.array([1]))
         with pytest.raises(
@@ -270,13 +274,11 @@ def test_a_failing_solver_process_fails_the_fit_and_an_idle_one_exits(capfd) -> 
     assert idle._process.returncode == 0
 
 
-def test_count_file_chunks_written_by_workers_are_copied_in_in_order() -> None:
+def test_count_file_chunks_are_appended_in_order_and_checked() -> None:
     with CountFile() as file:
         file.start(5, np.uint16, np.int32)
-        file.write_chunk(1, np.array([7, 8, 9]), np.array([0, 1, 2]))  # written in any order...
-        file.write_chunk(0, np.array([1, 2]), np.array([1, 2]))
-        file.append_chunk(0)  # ...copied in in order
-        file.append_chunk(1)
+        file.append(np.array([1, 2]), np.array([1, 2]))
+        file.append(np.array([7, 8, 9]), np.array([0, 1, 2]))
         assert sorted(p.name for p in file.data_path.parent.iterdir()) == [
             "data.npy",
             "indices.npy",
@@ -285,6 +287,7 @@ def test_count_file_chunks_written_by_workers_are_copied_in_in_order() -> None:
         matrix = file.csr(np.array([0, 2, 5]), n_columns=3)
         assert matrix.toarray().tolist() == [[0, 1, 2], [7, 8, 9]]
         file.start(1, np.uint16, np.int32)
-        file.write_chunk(0, np.array([1, 2]), np.array([0, 1]))
         with pytest.raises(ValueError, match="chunk of 2 values past the 1"):
-            file.append_chunk(0)
+            file.append(np.array([1, 2]), np.array([0, 1]))
+        with pytest.raises(ValueError, match="chunk of 1 values but 2 indices"):
+            file.append(np.array([1]), np.array([0, 1]))

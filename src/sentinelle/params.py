@@ -181,6 +181,29 @@ class MonitorParams:
     max_estimate_drop: Annotated[float, Range(gt=0, le=1)]
 
 
+# Where per-message work runs (sentinelle.compute): never in Dask, a cluster on this
+# machine, or an existing cluster's scheduler.
+Scheduler = Annotated[
+    str,
+    Pattern(
+        r"none|local|(tcp|tls|ws|wss)://\S+",
+        "'none', 'local' or a scheduler address such as tcp://host:8786",
+    ),
+]
+MemorySize = Annotated[
+    str, Pattern(r"auto|[1-9][0-9]*(\.[0-9]+)?\s*([KMGT]i?B)", "'auto' or a size such as 4GiB")
+]
+
+
+@dataclass(frozen=True)
+class ComputeParams:
+    scheduler: Scheduler
+    workers: Annotated[int, Range(ge=1, le=1024)] | None
+    memory_per_worker: MemorySize
+    partition_rows: Annotated[int, Range(ge=1000)]
+    min_rows: Annotated[int, Range(ge=0)]
+
+
 @dataclass(frozen=True)
 class Params:
     base: BaseParams
@@ -190,6 +213,7 @@ class Params:
     evaluate: EvaluateParams
     monitor: MonitorParams
     gate: GateParams
+    compute: ComputeParams
 
 
 def _describe(tp: Any) -> str:

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from sentinelle import compute
 from sentinelle.errors import UserError
 from sentinelle.params import DEFAULT_PARAMS, Params, load
 
@@ -45,7 +46,9 @@ def run(main: Callable[[Params], None], name: str, description: str) -> None:
     gc.freeze()  # what is imported so far is permanent: no collection will walk it
     gc.set_threshold(*GC_THRESHOLD)
     try:
-        main(load(args.params))
+        params = load(args.params)
+        with compute.session(params.compute):  # a Dask cluster started by the stage stops here
+            main(params)
         gc.freeze()  # nor at exit (Python's final collection)
     except UserError as exc:
         if args.verbose:

@@ -1,9 +1,8 @@
 """A CSR count matrix's non-zeros, appended chunk by chunk to two ``.npy`` files in a
 temporary folder.
 
-Each chunk is written beside the two files by whichever process counted it
-(``write_chunk``), and copied in, in order, by the process that started the file
-(``append_chunk``, a file-to-file copy). So no process holds or maps the whole matrix;
+The process that counts (``features.counting``) appends each chunk as it arrives, in
+order (``append``). So no process holds or maps the whole matrix;
 whoever needs it, the stage for the other classifiers or the SVM solver process
 (``sentinelle.svm.solver``), maps the files (``np.load(..., mmap_mode="c")``). The folder
 is removed when the file is closed.
@@ -11,7 +10,6 @@ is removed when the file is closed.
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -44,32 +42,17 @@ class CountFile:
             np.lib.format.write_array_header_2_0(fh, header)
             self._files.append((fh, np.dtype(dtype)))
 
-    def write_chunk(self, chunk: int, data: np.ndarray, indices: np.ndarray) -> None:
-        """Chunk ``chunk``'s values and column indices (cast to the file's types), beside the
-        file (from any process)."""
+    def append(self, data: np.ndarray, indices: np.ndarray) -> None:
+        """The next chunk's values and column indices (cast to the file's types)."""
         if len(data) != len(indices):
-            raise ValueError(f"chunk {chunk}: {len(data)} values but {len(indices)} indices")
-        for (_, dtype), values, path in zip(
-            self._files, (data, indices), self._chunk_paths(chunk), strict=True
-        ):
-            np.ascontiguousarray(values, dtype=dtype).tofile(path)
-
-    def append_chunk(self, chunk: int) -> None:
-        """Copy in the next chunk, written by ``write_chunk``, and remove its files."""
-        data_path, indices_path = self._chunk_paths(chunk)
-        n = data_path.stat().st_size // self._files[0][1].itemsize
-        if self._written + n > self.nnz:
-            raise ValueError(f"chunk of {n} values past the {self.nnz} the file was started for")
-        for (fh, _), path in zip(self._files, (data_path, indices_path), strict=True):
-            with open(path, "rb") as chunk_file:
-                shutil.copyfileobj(chunk_file, fh)
-            path.unlink()
-        self._written += n
-
-    def _chunk_paths(self, chunk: int) -> tuple[Path, Path]:
-        return self.data_path.with_name(f"chunk-{chunk}.data"), self.data_path.with_name(
-            f"chunk-{chunk}.indices"
-        )
+            raise ValueError(f"chunk of {len(data)} values but {len(indices)} indices")
+        if self._written + len(data) > self.nnz:
+            raise ValueError(
+                f"chunk of {len(data)} values past the {self.nnz} the file was started for"
+            )
+        for (fh, dtype), values in zip(self._files, (data, indices), strict=True):
+            fh.write(np.ascontiguousarray(values, dtype=dtype).data)
+        self._written += len(data)
 
     def finish(self) -> None:
         """Close both files; every value the file was started for must have been appended."""

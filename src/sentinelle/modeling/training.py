@@ -84,7 +84,7 @@ def _fit(
     with file, Solver(file) if svm and len(texts) >= SOLVER_MIN_TEXTS else nullcontext() as solver:
         pipeline = build_pipeline(p, seed)
         fitted = vectorisers(pipeline)
-        counts = count(fitted, texts, jobs, file)
+        counts = count(fitted, texts, file)
         n_terms = [len(v.vocabulary_) for v in fitted]
         idf = np.split(smooth_idf(counts.df, len(texts)), np.cumsum(n_terms)[:-1])
         for vectoriser, weights in zip(fitted, idf, strict=True):

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from sentinelle.compute import client_for
 from sentinelle.errors import UserError
 from sentinelle.serving.scorer import Scorer, metadata_path_for
 
@@ -198,44 +199,6 @@ def _write_partition(frame: Any, folder: str, fmt: str, number: int) -> tuple[in
 
 
 @contextlib.contextmanager
-def _client(scheduler: str | None, workers: int | None) -> Iterator[tuple[Any, str, int]]:
-    """A Dask client (``None`` for in-process), a description, and the worker count."""
-    if scheduler is None:
-        yield None, "in-process", 1
-        return
-    from distributed import Client, LocalCluster
-
-    # The cluster's own chatter (start, stop, comms) is not this command's output.
-    logging.getLogger("distributed").setLevel(logging.WARNING)
-
-    if scheduler == "local":
-        n = workers or len(os.sched_getaffinity(0))
-        with (
-            LocalCluster(
-                n_workers=n,
-                threads_per_worker=1,
-                processes=True,
-                host="127.0.0.1",
-                dashboard_address=None,
-            ) as cluster,
-            Client(cluster) as client,
-        ):
-            yield client, f"local cluster of {n} workers", n
-        return
-    try:
-        client = Client(scheduler, timeout=30)
-    except (OSError, TimeoutError) as exc:
-        raise UserError(
-            f"--scheduler {scheduler}: cannot reach the Dask scheduler ({exc})"
-        ) from None
-    with client:
-        n = len(client.scheduler_info()["workers"])
-        if n == 0:
-            raise UserError(f"--scheduler {scheduler}: the cluster has no workers")
-        yield client, f"scheduler {scheduler} with {n} workers", n
-
-
-@contextlib.contextmanager
 def _output_folder(dest: str) -> Iterator[str]:
     """A folder to write into; a local ``dest`` appears whole or not at all."""
     if "://" in dest:
@@ -285,7 +248,7 @@ def score_partitions(
     files, fmt = expand(inputs)
     frame = _read(files, fmt, text_column)
     meta = frame._meta.assign(spam_score=0.0, is_spam=False, model_version="")
-    with _output_folder(dest) as folder, _client(scheduler, workers) as (client, where, n):
+    with _output_folder(dest) as folder, client_for(scheduler, workers) as (client, where, n):
         payload = dask.delayed(model, pure=True), dask.delayed(scorer.metadata, pure=True)
         scored = frame.map_partitions(score_frame, *payload, text_column, threshold, meta=meta)
         parts = scored.to_delayed()

@@ -14,7 +14,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
-from sentinelle.processes import parallel_map
+from sentinelle.compute import map_texts
 
 # Placeholders are words of their own: letters and underscores only, so that
 # neither tokenisation nor stemming changes them.
@@ -192,11 +192,10 @@ def canonical(text: str, placeholders: bool = True) -> str:
     return _SPACE_RE.sub(" ", text).strip()
 
 
-def canonical_many(
-    texts: Iterable[str], placeholders: bool = True, jobs: int | None = None
-) -> list[str]:
-    """``canonical`` of every text (in parallel for large inputs, see ``parallel_map``)."""
-    return parallel_map(canonical if placeholders else _canonical_plain, texts, jobs)
+def canonical_many(texts: Iterable[str], placeholders: bool = True) -> list[str]:
+    """``canonical`` of every text (as Dask tasks for large inputs, see ``compute.map_texts``)."""
+    texts = texts if isinstance(texts, list) else list(texts)
+    return map_texts(canonical if placeholders else _canonical_plain, texts)
 
 
 def _canonical_plain(text: str) -> str:

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
-from sentinelle.processes import parallel_map
+from sentinelle.compute import map_texts
 from sentinelle.text.canonical import PLACEHOLDERS, canonical
 
 # Placeholders first, then words (with an inner apostrophe: "don't"), then runs of
@@ -51,9 +51,9 @@ class Normaliser:
     def __call__(self, text: str) -> str:
         return " ".join(self.tokens(text))
 
-    def many(self, texts: Iterable[str], jobs: int | None = None) -> list[str]:
-        """Normalise every text (in parallel for large inputs, see ``parallel_map``)."""
-        return parallel_map(self, texts, jobs)
+    def many(self, texts: Iterable[str]) -> list[str]:
+        """Normalise every text (as Dask tasks for large inputs, see ``compute.map_texts``)."""
+        return map_texts(self, texts if isinstance(texts, list) else list(texts))
 
 
 # Optional dependencies of NLTK's __init__ (each imported in a try/except ImportError):

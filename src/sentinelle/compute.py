@@ -1,0 +1,182 @@
+"""Where per-message work runs: in this process, or as Dask tasks (the ``compute`` params).
+
+The stages (``stage.run``) call ``configure`` with ``params.compute``; library code calls
+``ordered_map`` (or ``map_texts``) for work split into independent pieces, and gets the
+results in order, so every scheduler gives the same bytes. Below ``compute.min_rows``
+messages, or with ``scheduler: none``, the pieces run here, one after the other, and Dask
+is never imported (a 5.5K-message run does not pay for it). Above it, they are tasks of a
+Dask cluster: ``local`` starts a ``LocalCluster`` of worker processes on 127.0.0.1 for the
+stage (stopped when the stage ends); an address (``tcp://host:8786``) uses a running
+cluster (``dask scheduler`` + ``dask worker``, dask-jobqueue, dask-kubernetes, Coiled).
+At most two tasks per worker are in flight, so the results waiting here stay few.
+
+``client`` is also the Dask client of ``sentinelle score --scheduler``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sentinelle.errors import UserError
+
+log = logging.getLogger("sentinelle")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The ``compute`` params (``params.ComputeParams`` has the same fields)."""
+
+    scheduler: str = "none"
+    workers: int | None = None
+    memory_per_worker: str = "auto"
+    partition_rows: int = 250_000
+    min_rows: int = 500_000
+
+
+_settings = Settings()
+_settings_pid = os.getpid()  # a forked child (processes.Forked) works serially
+_session: contextlib.ExitStack | None = None
+_active: tuple[Any, int] | None = None  # (client, workers) once a cluster is in use
+
+
+def configure(p: Any) -> None:
+    """Use the ``compute`` params ``p`` (any object with ``Settings``' fields) from now on."""
+    global _settings, _settings_pid
+    _settings_pid = os.getpid()
+    _settings = Settings(p.scheduler, p.workers, p.memory_per_worker, p.partition_rows, p.min_rows)
+
+
+def settings() -> Settings:
+    return _settings
+
+
+def uses_dask(n_rows: int) -> bool:
+    """Whether work over ``n_rows`` messages runs as Dask tasks."""
+    return (
+        _settings.scheduler != "none"
+        and n_rows >= _settings.min_rows
+        and os.getpid() == _settings_pid
+    )
+
+
+def chunks(n: int, size: int | None = None) -> list[tuple[int, int]]:
+    """``[start, end)`` bounds of ``n`` items in pieces of ``size`` (``partition_rows``)."""
+    size = size or _settings.partition_rows
+    return [(start, min(start + size, n)) for start in range(0, n, size)]
+
+
+def ordered_map(
+    func: Callable[..., Any], items: Iterable[Any], n_rows: int, *shared: Any
+) -> Iterator[Any]:
+    """``func(item, *shared)`` for every item, in order: as Dask tasks when ``uses_dask(n_rows)``
+    (``shared`` is sent to each worker once), else here. ``func`` must be importable by name
+    (a module-level function) or picklable."""
+    if not uses_dask(n_rows):
+        yield from (func(item, *shared) for item in items)
+        return
+    client, workers = _client_in_use()
+    shared_futures = [client.scatter([value], broadcast=True, hash=False)[0] for value in shared]
+    pending: deque[Any] = deque()
+    try:
+        for item in items:
+            pending.append(client.submit(func, item, *shared_futures, pure=False))
+            if len(pending) >= 2 * workers:
+                yield _take(pending)
+        while pending:
+            yield _take(pending)
+    finally:
+        for future in [*pending, *shared_futures]:
+            future.cancel()
+
+
+def _take(pending: deque[Any]) -> Any:
+    future = pending.popleft()
+    result = future.result()
+    future.release()
+    return result
+
+
+def map_texts(func: Callable[[str], Any], texts: Sequence[str]) -> list[Any]:
+    """``[func(t) for t in texts]``, in pieces of ``partition_rows`` texts as Dask tasks when
+    ``uses_dask(len(texts))``."""
+    if not uses_dask(len(texts)):
+        return [func(t) for t in texts]
+    pieces = (list(texts[a:b]) for a, b in chunks(len(texts)))
+    return [out for part in ordered_map(_apply, pieces, len(texts), func) for out in part]
+
+
+def _apply(texts: list[str], func: Callable[[str], Any]) -> list[Any]:
+    return [func(t) for t in texts]
+
+
+@contextlib.contextmanager
+def session(p: Any) -> Iterator[None]:
+    """``configure(p)`` for the ``with`` block; a cluster started in it is stopped on leaving,
+    and the settings before it come back."""
+    global _session, _active, _settings
+    before = _settings
+    configure(p)
+    _session = contextlib.ExitStack()
+    try:
+        with _session:
+            yield
+    finally:
+        _session, _active, _settings = None, None, before
+
+
+def _client_in_use() -> tuple[Any, int]:
+    """The client of this process's cluster, started (or reached) on first use."""
+    global _active
+    if _active is None:
+        stack = _session if _session is not None else contextlib.ExitStack()
+        client, where, workers = stack.enter_context(
+            client_for(_settings.scheduler, _settings.workers, _settings.memory_per_worker)
+        )
+        log.info("compute: %s", where)
+        _active = (client, workers)
+    return _active
+
+
+@contextlib.contextmanager
+def client_for(
+    scheduler: str | None, workers: int | None = None, memory_per_worker: str = "auto"
+) -> Iterator[tuple[Any, str, int]]:
+    """A Dask client (``None`` for ``None``/``none``: this process), a description of where
+    the work runs, and the number of workers."""
+    if scheduler in (None, "none"):
+        yield None, "in-process", 1
+        return
+    from distributed import Client, LocalCluster
+
+    # The cluster's own chatter (start, stop, comms) is not the command's output.
+    logging.getLogger("distributed").setLevel(logging.WARNING)
+    if scheduler == "local":
+        n = workers or len(os.sched_getaffinity(0))
+        with (
+            LocalCluster(
+                n_workers=n,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+                memory_limit=memory_per_worker,
+            ) as cluster,
+            Client(cluster) as client,
+        ):
+            yield client, f"local cluster of {n} workers", n
+        return
+    try:
+        client = Client(scheduler, timeout=30)
+    except (OSError, TimeoutError) as exc:
+        raise UserError(f"scheduler {scheduler}: cannot reach the Dask scheduler ({exc})") from None
+    with client:
+        n = len(client.scheduler_info()["workers"])
+        if n == 0:
+            raise UserError(f"scheduler {scheduler}: the cluster has no workers")
+        yield client, f"scheduler {scheduler} with {n} workers", n
