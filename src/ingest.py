@@ -1,13 +1,15 @@
 """Stage `ingest`: read the raw labelled messages, check them, deduplicate, split train/test.
 
 Reads `ingest.source` (a path, an http(s) URL or s3://bucket/key; .gz and .zip
-unpacked) in any supported format (UCI, Kaggle spam.csv, CSV with any delimiter, TSV,
-JSONL, Parquet, XLSX/XLS/ODS; with or without a header row),
+unpacked; or a folder of partitions, read as Dask tasks when large) in any supported
+format (UCI, Kaggle spam.csv, CSV with any delimiter, TSV, JSONL, Parquet, XLSX/XLS/ODS;
+with or without a header row),
 applies the validation policies (`ingest.on_*`), drops exact duplicate texts and
 resolves conflicting ones *before* splitting, then makes a stratified split
 seeded by `base.seed` that keeps near-duplicates on one side. With `ingest.feedback`,
 merges reported verdicts into the training split only (sentinelle.data.feedback).
-Writes data/raw/{train,test}.parquet, data/report.json and dvclive/ingest/metrics.json.
+Writes data/raw/{train,test}.parquet (a folder of parts when larger than
+`compute.partition_rows`), data/report.json and dvclive/ingest/metrics.json.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ import numpy as np
 import pandas as pd
 from dvclive import Live
 
-from sentinelle import io
-from sentinelle.data import cleaning, feedback, formats, sources, tables
+from sentinelle import compute, io
+from sentinelle.data import cleaning, feedback, reading, tables
 from sentinelle.data.split import check_sizes, split
 from sentinelle.params import Params
 from sentinelle.stage import log, run
@@ -33,11 +35,10 @@ PERCENTILES = (5, 25, 50, 75, 95, 99)
 
 def main(params: Params) -> None:
     p = params.ingest
-    fetched = sources.fetch(p)
-    parsed = formats.parse(fetched, p)
-    records = parsed.records
-    cleaned = cleaning.clean(records, parsed.where, p)
-    check_sizes(cleaned.frame, parsed.where, p.test_size, p.min_rows)
+    # One file, or a folder of partitions (each read and checked as a Dask task when large).
+    read = reading.read_source(p)
+    cleaned = cleaning.deduplicate(read.valid, read.where, read.unit, p)
+    check_sizes(cleaned.frame, read.where, p.test_size, p.min_rows)
     train, test = split(cleaned.frame, p.test_size, params.base.seed)
     merged = None
     if p.feedback is not None:
@@ -54,41 +55,43 @@ def main(params: Params) -> None:
             100 * merged["train_spam_share"]["after"],
         )
 
-    report = build_report(p.source, fetched, parsed, cleaned, train, test)
+    report = build_report(p.source, read, cleaned, train, test)
     if merged is not None:
         report["feedback"] = merged
-    io.write_table(RAW / "train.parquet", train)
-    io.write_table(RAW / "test.parquet", test)
+    # A large split is a partitioned table: a folder of compute.partition_rows-row parts.
+    part_rows = compute.settings().partition_rows
+    io.write_table(RAW / "train.parquet", train, part_rows)
+    io.write_table(RAW / "test.parquet", test, part_rows)
     io.write_json(REPORT, report)
     log_metrics(report)
     log.info(
         "%s: %d rows read (%s); dropped %s; train %d, test %d",
-        parsed.where,
-        len(records.rows),
-        describe_layout(parsed),
+        read.where,
+        read.rows_read,
+        describe_layout(read),
         ", ".join(f"{k} {v}" for k, v in report["dropped"].items() if v) or "none",
         len(train),
         len(test),
     )
 
 
-def describe_layout(parsed: formats.Parsed) -> str:
+def describe_layout(read: reading.Read) -> str:
     """How the file was read, in words: format, delimiter, header, columns, encoding."""
-    parts = [parsed.format]
-    if parsed.delimiter is not None:
-        parts.append(f"delimiter {tables.describe_delimiter(parsed.delimiter)}")
-    if parsed.header is not None:
-        parts.append("header row" if parsed.header else "no header row")
-    if parsed.columns:
-        parts += [f"{k} column {v!r}" for k, v in parsed.columns.items()]
-    parts.append(parsed.encoding or "binary")
+    parts = [f"{read.partitions} partitions"] if read.partitions else []
+    parts.append(read.format)
+    if read.delimiter is not None:
+        parts.append(f"delimiter {tables.describe_delimiter(read.delimiter)}")
+    if read.header is not None:
+        parts.append("header row" if read.header else "no header row")
+    if read.columns:
+        parts += [f"{k} column {v!r}" for k, v in read.columns.items()]
+    parts.append(read.encoding or "binary")
     return ", ".join(parts)
 
 
 def build_report(
     source: str,
-    fetched: sources.Fetched,
-    parsed: formats.Parsed,
+    read: reading.Read,
     cleaned: cleaning.Cleaned,
     train: pd.DataFrame,
     test: pd.DataFrame,
@@ -96,19 +99,19 @@ def build_report(
     """The data report: where the data came from, what was dropped and why, what is left."""
     lengths = cleaned.frame["text"].str.len().to_numpy()
     pct = np.percentile(lengths, PERCENTILES)
-    return {
+    report = {
         "source": source,
-        "sha256": fetched.sha256,
-        "bytes": fetched.size,
-        "compression": fetched.compression,
-        "member": fetched.member,
-        "format": parsed.format,
-        "encoding": parsed.encoding,
-        "delimiter": parsed.delimiter,
-        "header": parsed.header,
-        "sheet": parsed.sheet,
-        "columns": parsed.columns,
-        "rows_read": len(parsed.records.rows),
+        "sha256": read.sha256,
+        "bytes": read.size,
+        "compression": read.compression,
+        "member": read.member,
+        "format": read.format,
+        "encoding": read.encoding,
+        "delimiter": read.delimiter,
+        "header": read.header,
+        "sheet": read.sheet,
+        "columns": read.columns,
+        "rows_read": read.rows_read,
         "dropped": cleaned.dropped,
         "duplicates": cleaned.exact_duplicates,
         "conflicts": {"texts": cleaned.conflicting_texts, "rows_dropped": cleaned.conflicting},
@@ -126,6 +129,9 @@ def build_report(
             "max": int(lengths.max()),
         },
     }
+    if read.partitions is not None:
+        report["partitions"] = read.partitions
+    return report
 
 
 def log_metrics(report: dict[str, Any]) -> None:

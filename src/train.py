@@ -85,7 +85,7 @@ def main(params: Params) -> None:
             "train": dataclasses.asdict(p),
             "seed": params.base.seed,
         },
-        "training_data_sha256": io.sha256_file(TRAIN),
+        "training_data_sha256": io.sha256_table(TRAIN),
         "libraries": {name: version(name) for name in LIBRARIES},
     }
     io.write_json(persistence.METADATA_PATH, metadata)

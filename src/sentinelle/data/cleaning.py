@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from sentinelle.data.tables import Records, label_key
@@ -62,12 +63,27 @@ def _problem_error(
     )
 
 
+@dataclass(frozen=True)
+class Valid:
+    """The rows that pass the per-row policies, and how many were dropped per problem."""
+
+    texts: list[str]
+    labels: list[str]  # spam | ham
+    rows: list[int | str]  # where each row starts (a line or row number; "file line n" in parts)
+    dropped: dict[str, int]
+
+
 def clean(records: Records, where: str, p: IngestParams) -> Cleaned:
     """Map labels, apply the per-problem policies, resolve conflicts, drop exact duplicates.
 
     A problem whose policy is ``fail`` raises a one-line ``UserError`` naming the
     first rows; with ``drop`` the rows are dropped and counted.
     """
+    return deduplicate(validate(records, where, p), where, records.unit, p)
+
+
+def validate(records: Records, where: str, p: IngestParams) -> Valid:
+    """Map labels and apply the per-problem policies (``ingest.on_*``) to every row."""
     if not records.rows:
         found = (
             f" (columns found: {', '.join(map(repr, records.columns))})" if records.columns else ""
@@ -83,7 +99,7 @@ def clean(records: Records, where: str, p: IngestParams) -> Cleaned:
     found: dict[str, tuple[list[int], list[object]]] = {r: ([], []) for r in PROBLEMS}
     keep_text: list[str] = []
     keep_label: list[str] = []
-    keep_row: list[int] = []
+    keep_row: list[int | str] = []
     for row, value, text in zip(records.rows, records.labels, records.texts, strict=True):
         key = label_key(value)
         label = "spam" if key in spam else "ham" if key in ham else None
@@ -107,48 +123,50 @@ def clean(records: Records, where: str, p: IngestParams) -> Cleaned:
         if rows and getattr(p, policy) == "fail":
             raise _problem_error(reason, where, records.unit, rows, values, p)
     dropped = {reason: len(rows) for reason, (rows, _) in found.items()}
+    return Valid(keep_text, keep_label, keep_row, dropped)
 
-    # Conflicts: the same text with both labels.
-    labels_of: dict[str, dict[str, int]] = {}
-    for text, label in zip(keep_text, keep_label, strict=True):
-        counts = labels_of.setdefault(text, {})
-        counts[label] = counts.get(label, 0) + 1
-    conflicts = {t: c for t, c in labels_of.items() if len(c) > 1}
-    if conflicts and p.on_conflict == "fail":
-        text = next(iter(conflicts))
-        at = [
-            (r, lab) for r, t, lab in zip(keep_row, keep_text, keep_label, strict=True) if t == text
-        ]
-        shown = ", ".join(f"{r} ({lab})" for r, lab in at[:4])
+
+def deduplicate(valid: Valid, where: str, unit: str, p: IngestParams) -> Cleaned:
+    """Resolve texts labelled both ways (``ingest.on_conflict``), then keep the first of each
+    text: rows in their order. Works on integer codes of the texts (``pd.factorize``, codes in
+    order of first appearance), not a dict per text, so 10M messages fit in memory."""
+    texts, labels = valid.texts, valid.labels
+    codes, _ = pd.factorize(np.asarray(texts, dtype=object))
+    is_spam = np.asarray(labels, dtype=object) == "spam"
+    n_rows = np.bincount(codes)
+    n_spam = np.bincount(codes, weights=is_spam, minlength=len(n_rows)).astype(np.int64)
+    n_ham = n_rows - n_spam
+    conflicted = (n_spam > 0) & (n_ham > 0)
+    if conflicted.any() and p.on_conflict == "fail":
+        first = int(np.flatnonzero(conflicted)[0])  # the first such text, as codes are ordered
+        rows = np.flatnonzero(codes == first)
+        shown = ", ".join(f"{valid.rows[i]} ({labels[i]})" for i in rows[:4])
         raise UserError(
-            f"{where}: {records.unit} {at[0][0]}: {len(conflicts)} text(s) carry both labels, "
-            f"e.g. {text[:50]!r} at {records.unit}s {shown}; "
+            f"{where}: {unit} {valid.rows[rows[0]]}: {int(conflicted.sum())} text(s) carry both "
+            f"labels, e.g. {texts[rows[0]][:50]!r} at {unit}s {shown}; "
             "set ingest.on_conflict: drop or majority"
         )
-    winner: dict[str, str | None] = {}
-    for text, counts in conflicts.items():
-        ranked = sorted(counts.items(), key=lambda kv: -kv[1])
-        tie = ranked[0][1] == ranked[1][1]
-        winner[text] = None if p.on_conflict == "drop" or tie else ranked[0][0]
-    seen: set[str] = set()
-    out_text: list[str] = []
-    out_label: list[str] = []
-    conflicting = duplicates = 0
-    for text, label in zip(keep_text, keep_label, strict=True):
-        if text in winner and winner[text] != label:
-            conflicting += 1
-        elif text in seen:
-            duplicates += 1
-        else:
-            seen.add(text)
-            out_text.append(text)
-            out_label.append(label)
-    dropped["conflicting"] = conflicting
-    dropped["exact_duplicate"] = duplicates
+    # A conflicted text keeps the rows of its winning label: none for drop or a tie.
+    if p.on_conflict == "majority":
+        winner = np.where(n_spam > n_ham, 1, np.where(n_ham > n_spam, 0, -1))
+    else:
+        winner = np.full(len(n_rows), -1)
+    losing = conflicted[codes] & (winner[codes] != is_spam)
+    repeated = pd.Series(codes).where(~losing).duplicated().to_numpy() & ~losing
+    keep = ~losing & ~repeated
+    dropped = dict(valid.dropped)
+    dropped["conflicting"] = conflicting = int(losing.sum())
+    dropped["exact_duplicate"] = duplicates = int(repeated.sum())
+    kept = np.flatnonzero(keep)
     return Cleaned(
-        frame=pd.DataFrame({"text": out_text, "label": out_label}),
+        frame=pd.DataFrame(
+            {
+                "text": np.asarray(texts, dtype=object)[kept],
+                "label": np.where(is_spam[kept], "spam", "ham").astype(object),
+            }
+        ),
         dropped=dropped,
         exact_duplicates=duplicates,
-        conflicting_texts=len(conflicts),
+        conflicting_texts=int(conflicted.sum()),
         conflicting=conflicting,
     )
