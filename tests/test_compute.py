@@ -1,0 +1,155 @@
+"""sentinelle.compute: per-message work in this process below compute.min_rows (Dask never
+imported), as Dask tasks above it, on a LocalCluster and on a real `dask scheduler` with two
+`dask worker` processes; the stages' outputs are the same bytes either way."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dask_cluster import cluster  # noqa: F401 (a fixture)
+from helpers import ROOT, env
+from sentinelle import compute, io
+from sentinelle.data.sources import bundled_bytes
+from sentinelle.text.canonical import canonical_many
+from sentinelle.text.normaliser import Normaliser
+
+LINES = bundled_bytes().decode("utf-8").splitlines(keepends=True)
+TEXTS = [line.partition("\t")[2].strip() for line in LINES]
+
+
+def test_below_min_rows_the_work_is_here_and_dask_is_never_imported() -> None:
+    code = (
+        "import sys\n"
+        "from sentinelle import compute\n"
+        "from sentinelle.text.normaliser import Normaliser\n"
+        "from sentinelle.features import counting\n"
+        "compute.configure(compute.Settings('local', min_rows=10_000))\n"
+        "Normaliser(stem=True).many(['Free entry, call 0800 now'] * 9_999)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env(), check=True
+    )
+    assert out.stdout.strip() == "[]"
+
+
+def _pid(item: int, offset: int) -> tuple[int, int]:
+    return item + offset, os.getpid()
+
+
+def test_a_local_cluster_gives_the_serial_results_in_order() -> None:
+    serial = canonical_many(TEXTS)
+    normalise = Normaliser(stem=True)
+    normalised = normalise.many(TEXTS)
+    with compute.session(compute.Settings("local", workers=2, partition_rows=1000, min_rows=0)):
+        assert canonical_many(TEXTS) == serial  # 6 pieces, as tasks
+        assert normalise.many(TEXTS) == normalised
+        out = list(compute.ordered_map(_pid, range(12), 12, 100))
+        client, workers = compute._active
+    assert workers == 2 and client.status == "closed"  # stopped with the session
+    assert [value for value, _ in out] == list(range(100, 112))
+    pids = {pid for _, pid in out}
+    assert os.getpid() not in pids and len(pids) == 2
+    assert compute.settings() == compute.Settings()  # as before the session
+
+
+def _stage(workdir: Path, stage: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "src" / f"{stage}.py")],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        env=env(),
+        timeout=600,
+    )
+
+
+def _workdir(tmp: Path, source: str, **compute_params: object) -> Path:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["ingest"]["source"] = source
+    params["compute"].update(compute_params)
+    tmp.mkdir()
+    (tmp / "params.yaml").write_text(yaml.safe_dump(params))
+    return tmp
+
+
+def _outputs(workdir: Path) -> dict[str, bytes]:
+    return {
+        str(path.relative_to(workdir)): path.read_bytes()
+        for folder in ("data/raw", "data/processed")
+        for path in sorted((workdir / folder).rglob("*"))
+        if path.is_file()
+    }
+
+
+def test_partitions_on_a_real_cluster_are_the_bytes_of_the_serial_run(
+    cluster: tuple[str, list[subprocess.Popen[bytes]]],  # noqa: F811 (the fixture)
+    tmp_path: Path,
+) -> None:
+    address, _ = cluster
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    for i in range(7):  # the bundled file as 7 partitions
+        (parts / f"part-{i}.tsv").write_text(
+            "".join(LINES[i::7][:1] + LINES[i * 700 : (i + 1) * 700])
+        )
+    runs = {
+        "cluster": _workdir(
+            tmp_path / "cluster", str(parts), scheduler=address, partition_rows=1000, min_rows=0
+        ),
+        "serial": _workdir(tmp_path / "serial", str(parts), scheduler="none", partition_rows=1000),
+    }
+    for name, workdir in runs.items():
+        for stage in ("ingest", "preprocess"):
+            done = _stage(workdir, stage)
+            assert done.returncode == 0, f"{name} {stage}: {done.stderr}"
+            assert ("compute: scheduler" in done.stderr) == (name == "cluster"), done.stderr
+    cluster_out, serial_out = _outputs(runs["cluster"]), _outputs(runs["serial"])
+    assert cluster_out == serial_out
+    # More rows than compute.partition_rows: partitioned tables of 1000-row parts.
+    assert "data/raw/train.parquet/part-00003.parquet" in cluster_out
+    assert "data/processed/train.parquet/part-00003.parquet" in cluster_out
+    assert "data/processed/test.parquet" in cluster_out  # fewer rows: one file
+    report = io.read_json(runs["cluster"] / "data/report.json")
+    assert report["partitions"] == 7 and report["rows_read"] == len(LINES) + 7
+    # The same rows in the same order as one file read whole, split into one file.
+    whole = tmp_path / "whole.tsv"
+    whole.write_text("".join((parts / f"part-{i}.tsv").read_text() for i in range(7)))
+    single = _workdir(tmp_path / "single", str(whole), scheduler="none")
+    for stage in ("ingest", "preprocess"):
+        assert _stage(single, stage).returncode == 0
+    for split in ("train", "test"):
+        for folder in ("raw", "processed"):
+            here = io.read_table(runs["cluster"] / f"data/{folder}/{split}.parquet")
+            there = io.read_table(single / f"data/{folder}/{split}.parquet")
+            assert here.equals(there), (folder, split)
+    assert io.read_json(single / "data/report.json")["splits"] == report["splits"]
+
+
+def test_a_bad_row_in_a_partition_is_named_by_its_file_and_line(tmp_path: Path) -> None:
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    (parts / "a.tsv").write_text("".join(LINES[:100]))
+    (parts / "b.tsv").write_text("".join(LINES[100:140]) + "maybe\tWin a prize\n")
+    workdir = _workdir(tmp_path / "run", str(parts), scheduler="none")
+    done = _stage(workdir, "ingest")
+    assert done.returncode == 2
+    assert f"{parts / 'b.tsv'}: line 41: 1 row(s) with a label" in done.stderr
+    assert not (workdir / "data/raw").exists()
+
+
+@pytest.mark.parametrize("value", ["locale", "tcp:/host", "", "http://x"])
+def test_a_bad_scheduler_is_refused_in_one_line(value: str) -> None:
+    from sentinelle.errors import UserError
+    from sentinelle.params import load_yaml, parse
+
+    data = load_yaml((ROOT / "params.yaml").read_text())
+    data["compute"]["scheduler"] = value
+    with pytest.raises(UserError, match=r"compute.scheduler = .* must be a string"):
+        parse(data)
