@@ -153,3 +153,27 @@ def test_a_bad_scheduler_is_refused_in_one_line(value: str) -> None:
     data["compute"]["scheduler"] = value
     with pytest.raises(UserError, match=r"compute.scheduler = .* must be a string"):
         parse(data)
+
+
+def test_stage_flags_override_the_compute_params(tmp_path: Path) -> None:
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    for i in range(2):
+        (parts / f"{i}.tsv").write_text("".join(LINES[i * 300 : (i + 1) * 300]))
+    workdir = _workdir(tmp_path / "run", str(parts), scheduler="none", min_rows=0)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "src/ingest.py"), "--scheduler", "local", "--workers", "1"],
+        cwd=workdir, capture_output=True, text=True, env=env(), timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "ingest: compute: local cluster of 1 workers" in done.stderr
+    bad = subprocess.run(
+        [sys.executable, str(ROOT / "src/ingest.py"), "--scheduler", "tcp:/x"],
+        cwd=workdir, capture_output=True, text=True, env=env(), timeout=300,
+    )  # fmt: skip
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == [
+        "ingest: error: params.yaml with compute.scheduler from the command line: "
+        "compute.scheduler = 'tcp:/x' is invalid: must be a string 'none', 'local' or a "
+        "scheduler address such as tcp://host:8786"
+    ]

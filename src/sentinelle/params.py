@@ -370,8 +370,9 @@ def load_yaml(text: str) -> Any:
     return yaml.load(text, Loader=YamlLoader)
 
 
-def load(path: Path = DEFAULT_PARAMS) -> Params:
-    """Read and validate a params file; every problem is a one-line ``UserError``."""
+def load(path: Path = DEFAULT_PARAMS, overrides: dict[str, dict[str, Any]] | None = None) -> Params:
+    """Read and validate a params file, with ``overrides`` (section -> key -> value, e.g.
+    from command-line flags) applied first; every problem is a one-line ``UserError``."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
@@ -382,4 +383,11 @@ def load(path: Path = DEFAULT_PARAMS) -> Params:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise UserError(f"{path}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
-    return parse(data, str(path))
+    source = str(path)
+    if overrides:
+        for section, values in overrides.items():
+            if isinstance(data, dict) and isinstance(data.get(section), dict):
+                data[section] = {**data[section], **values}
+        flags = ", ".join(f"{s}.{k}" for s, values in overrides.items() for k in values)
+        source = f"{path} with {flags} from the command line"
+    return parse(data, source)

@@ -37,7 +37,16 @@ def run(main: Callable[[Params], None], name: str, description: str) -> None:
         "--params", type=Path, default=DEFAULT_PARAMS, help="params file (default: %(default)s)"
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logs and tracebacks")
+    dask = parser.add_argument_group("where per-message work runs (override the compute params)")
+    dask.add_argument(
+        "--scheduler", help="none | local | a Dask scheduler address (tcp://host:8786)"
+    )
+    dask.add_argument("--workers", type=int, help="local: worker processes")
+    dask.add_argument("--memory-per-worker", help="local: memory limit of each worker (e.g. 4GiB)")
     args = parser.parse_args()
+    flags = {"scheduler": args.scheduler, "workers": args.workers}
+    flags["memory_per_worker"] = args.memory_per_worker
+    overrides = {"compute": {k: v for k, v in flags.items() if v is not None}}
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format=f"{name}: %(message)s",
@@ -46,7 +55,7 @@ def run(main: Callable[[Params], None], name: str, description: str) -> None:
     gc.freeze()  # what is imported so far is permanent: no collection will walk it
     gc.set_threshold(*GC_THRESHOLD)
     try:
-        params = load(args.params)
+        params = load(args.params, overrides)
         with compute.session(params.compute):  # a Dask cluster started by the stage stops here
             main(params)
         gc.freeze()  # nor at exit (Python's final collection)

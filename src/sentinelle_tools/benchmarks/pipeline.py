@@ -121,6 +121,13 @@ def corpus_file(size: int) -> Path:
 def set_params(repo: Path, source: Path, overrides: dict[str, dict[str, Any]]) -> None:
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["ingest"]["source"] = str(source)
+    # A large corpus is larger than the default bound on a source (200 MB).
+    size = (
+        sum(f.stat().st_size for f in source.rglob("*"))
+        if source.is_dir()
+        else source.stat().st_size
+    )
+    params["ingest"]["max_bytes"] = max(params["ingest"]["max_bytes"], size)
     for section, values in overrides.items():
         params[section].update(values)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
