@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -69,8 +70,16 @@ class Valid:
 
     texts: list[str]
     labels: list[str]  # spam | ham
-    rows: list[int | str]  # where each row starts (a line or row number; "file line n" in parts)
+    rows: Any  # where each row starts in its file: a line or row number (list or int array)
     dropped: dict[str, int]
+    files: list[str] | None = None  # a partitioned source's file names, and ...
+    file_of: Any = None  # ... the index in ``files`` of each row's file (an int array)
+
+    def row_name(self, i: int) -> str:
+        """Row ``i`` as messages name it: its line or row number, ``file:line`` in partitions."""
+        if self.files is None:
+            return str(self.rows[i])
+        return f"{self.files[self.file_of[i]]}:{self.rows[i]}"
 
 
 def clean(records: Records, where: str, p: IngestParams) -> Cleaned:
@@ -99,7 +108,7 @@ def validate(records: Records, where: str, p: IngestParams) -> Valid:
     found: dict[str, tuple[list[int], list[object]]] = {r: ([], []) for r in PROBLEMS}
     keep_text: list[str] = []
     keep_label: list[str] = []
-    keep_row: list[int | str] = []
+    keep_row: list[int] = []
     for row, value, text in zip(records.rows, records.labels, records.texts, strict=True):
         key = label_key(value)
         label = "spam" if key in spam else "ham" if key in ham else None
@@ -140,10 +149,10 @@ def deduplicate(valid: Valid, where: str, unit: str, p: IngestParams) -> Cleaned
     if conflicted.any() and p.on_conflict == "fail":
         first = int(np.flatnonzero(conflicted)[0])  # the first such text, as codes are ordered
         rows = np.flatnonzero(codes == first)
-        shown = ", ".join(f"{valid.rows[i]} ({labels[i]})" for i in rows[:4])
+        shown = ", ".join(f"{valid.row_name(i)} ({labels[i]})" for i in rows[:4])
         raise UserError(
-            f"{where}: {unit} {valid.rows[rows[0]]}: {int(conflicted.sum())} text(s) carry both "
-            f"labels, e.g. {texts[rows[0]][:50]!r} at {unit}s {shown}; "
+            f"{where}: {unit} {valid.row_name(rows[0])}: {int(conflicted.sum())} text(s) carry "
+            f"both labels, e.g. {texts[rows[0]][:50]!r} at {unit}s {shown}; "
             "set ingest.on_conflict: drop or majority"
         )
     # A conflicted text keeps the rows of its winning label: none for drop or a tie.

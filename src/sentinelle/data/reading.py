@@ -15,6 +15,8 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from sentinelle import compute
 from sentinelle.data import cleaning, formats, sources
 from sentinelle.errors import UserError
@@ -52,7 +54,11 @@ def read_source(p: IngestParams) -> Read:
     if not files:
         raise UserError(f"{p.source}: a folder without data files (partitions)")
     size = sum(f.stat().st_size for f in files)
-    parts = list(compute.ordered_map(_read_named_part, files, size // BYTES_PER_MESSAGE, p))
+    # Each file with its own sha256 (the folder's pin is checked below, on the listing).
+    unpinned = dataclasses.replace(p, sha256=None)
+    parts = list(
+        compute.ordered_map(read_part, map(str, files), size // BYTES_PER_MESSAGE, unpinned)
+    )
     listing = "".join(f"{part.sha256}  {f.name}\n" for part, f in zip(parts, files, strict=True))
     digest = hashlib.sha256(listing.encode()).hexdigest()
     if p.sha256 is not None and digest != p.sha256:
@@ -61,21 +67,35 @@ def read_source(p: IngestParams) -> Read:
             f"pins {p.sha256}; the content changed: check it, then update or clear ingest.sha256"
         )
     first = parts[0]
-    valid = cleaning.Valid([], [], [], dict.fromkeys(first.valid.dropped, 0))
+    texts: list[str] = []
+    labels: list[str] = []
+    dropped = dict.fromkeys(first.valid.dropped, 0)
     for part in parts:
-        valid.texts.extend(part.valid.texts)
-        valid.labels.extend(part.valid.labels)
-        valid.rows.extend(part.valid.rows)
+        texts += part.valid.texts
+        labels += part.valid.labels
         for reason, n in part.valid.dropped.items():
-            valid.dropped[reason] += n
+            dropped[reason] += n
+    # Line numbers and file indices as arrays: 12 bytes a row, not two Python objects.
+    valid = cleaning.Valid(
+        texts,
+        labels,
+        np.concatenate([np.asarray(part.valid.rows, dtype=np.int64) for part in parts]),
+        dropped,
+        files=[f.name for f in files],
+        file_of=np.repeat(
+            np.arange(len(parts), dtype=np.int32), [len(part.valid.rows) for part in parts]
+        ),
+    )
+    size, rows_read = sum(part.size for part in parts), sum(part.rows_read for part in parts)
+    del parts  # the per-file lists
     return dataclasses.replace(
         first,
         valid=valid,
         where=p.source,
         sha256=digest,
-        size=sum(part.size for part in parts),
+        size=size,
         member=None,
-        rows_read=sum(part.rows_read for part in parts),
+        rows_read=rows_read,
         partitions=len(files),
     )
 
@@ -110,10 +130,3 @@ def read_part(source: str, p: IngestParams) -> Read:
         sheet=parsed.sheet,
         columns=parsed.columns,
     )
-
-
-def _read_named_part(path: Path, p: IngestParams) -> Read:
-    """A partition, its rows named ``file:line`` (the folder's sha256 pin is not the file's)."""
-    part = read_part(str(path), dataclasses.replace(p, sha256=None))
-    rows: list[int | str] = [f"{path.name}:{row}" for row in part.valid.rows]
-    return dataclasses.replace(part, valid=dataclasses.replace(part.valid, rows=rows))
