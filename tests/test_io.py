@@ -51,3 +51,45 @@ def test_table_round_trip_is_byte_reproducible(tmp_path: Path) -> None:
     io.write_table(tmp_path / "2.parquet", frame)
     assert io.sha256_file(tmp_path / "1.parquet") == io.sha256_file(tmp_path / "2.parquet")
     pd.testing.assert_frame_equal(io.read_table(tmp_path / "1.parquet"), frame)
+
+
+def test_a_large_table_is_written_as_parts_and_read_back_whole(tmp_path: Path) -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame({"text": [f"message {i}" for i in range(25)], "label": ["ham"] * 25})
+    dest = tmp_path / "train.parquet"
+    io.write_table(dest, frame.iloc[:5], part_rows=10)  # small: one file
+    assert dest.is_file()
+    single_sha = io.sha256_table(dest)
+    io.write_table(dest, frame, part_rows=10)  # the file makes way for a folder of parts
+    assert sorted(p.name for p in dest.iterdir()) == [
+        "part-00000.parquet",
+        "part-00001.parquet",
+        "part-00002.parquet",
+    ]
+    assert io.read_table(dest).equals(frame)
+    assert io.table_rows(io.table_parts(dest)) == 25
+    assert len(io.read_table(dest / "part-00002.parquet")) == 5
+    parts_sha = io.sha256_table(dest)
+    io.write_table(dest, frame, part_rows=10)
+    assert io.sha256_table(dest) == parts_sha != single_sha  # byte-reproducible
+    io.write_table(dest, frame.iloc[:5], part_rows=10)  # and back to one file
+    assert dest.is_file() and io.sha256_table(dest) == single_sha
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["train.parquet"]  # no leftovers
+
+
+def test_a_failed_partitioned_write_leaves_the_previous_table(tmp_path: Path) -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame({"text": ["a", "b", "c"]})
+    dest = tmp_path / "t.parquet"
+    io.write_table(dest, frame, part_rows=1000)
+
+    def parts():
+        yield frame
+        raise RuntimeError("killed mid-write")
+
+    with pytest.raises(RuntimeError, match="killed mid-write"):
+        io.write_parts(dest, parts())
+    assert dest.is_file() and io.read_table(dest).equals(frame)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.parquet"]
