@@ -15,7 +15,9 @@ has run the pipeline once; "cold" means no DVC cache and no outputs.
     PYTHONPATH=src python -m sentinelle_tools.benchmarks.pipeline --sizes 5574,100000 \
         --configs default --rev old=origin/main --rev new=HEAD --out /tmp/ab
 
-Sizes above ``--single-above`` (default 100,000) get one cold run. Import times
+Sizes above ``--single-above`` (default 100,000) get one cold run; from
+``--partitioned-above`` (2M) on, the corpus reaches ingest as a folder of 250K-line
+parts (``ingest.source`` a folder of partitions). Import times
 are measured once per configuration (they do not depend on the data size).
 
 Writes benchmarks/pipeline.{json,md} and benchmarks/scaling.png. Sizes other
@@ -116,6 +118,30 @@ def corpus_file(size: int) -> Path:
         log.info("generating %d messages into %s", size, path)
         corpus.write_uci(corpus.generate(corpus.read_base(FULL), size, seed=42), path)
     return path
+
+
+def partitioned(corpus_tsv: Path, rows_per_part: int = 250_000) -> Path:
+    """The corpus as a folder of UCI-layout parts of ``rows_per_part`` lines (cached beside it),
+    the way a large corpus reaches ingest: a folder of partitions."""
+    folder = corpus_tsv.with_suffix(".parts")
+    if folder.is_dir():
+        return folder
+    tmp = folder.with_suffix(".parts-tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    with corpus_tsv.open("rb") as lines:
+        part, out = 0, None
+        for i, line in enumerate(lines):
+            if i % rows_per_part == 0:
+                if out is not None:
+                    out.close()
+                out = (tmp / f"part-{part:05d}.tsv").open("wb")
+                part += 1
+            out.write(line)
+        if out is not None:
+            out.close()
+    tmp.rename(folder)
+    return folder
 
 
 def set_params(repo: Path, source: Path, overrides: dict[str, dict[str, Any]]) -> None:
@@ -249,6 +275,7 @@ def run(
     published_max: int,
     single_above: int,
     revs: dict[str, str],
+    partitioned_above: int = 2_000_000,
 ) -> dict[str, Any]:
     presets = configs()
     results: dict[str, Any] = {
@@ -280,6 +307,8 @@ def run(
         try:
             for size in sizes:
                 source = corpus_file(size)
+                if size >= partitioned_above:
+                    source = partitioned(source)
                 for config in names:
                     if config == "published" and size > published_max:
                         continue
@@ -353,6 +382,12 @@ def main(argv: list[str] | None = None) -> int:
         "--single-above", type=int, default=100000, help="larger sizes get one cold run"
     )
     parser.add_argument(
+        "--partitioned-above",
+        type=int,
+        default=2_000_000,
+        help="from this size on, ingest reads the corpus as a folder of 250K-line parts",
+    )
+    parser.add_argument(
         "--out", type=Path, default=OUT, help="folder for pipeline.json/.md and scaling.png"
     )
     parser.add_argument(
@@ -377,7 +412,13 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(s) for s in args.sizes.split(",")]
     revs = dict(r.split("=", 1) if "=" in r else (r, r) for r in args.rev or ["workspace"])
     results = run(
-        sizes, args.configs.split(","), args.repeats, args.published_max, args.single_above, revs
+        sizes,
+        args.configs.split(","),
+        args.repeats,
+        args.published_max,
+        args.single_above,
+        revs,
+        args.partitioned_above,
     )
     io.write_json(args.out / "pipeline.json", results)
     io.write_text(args.out / "pipeline.md", markdown(results))
