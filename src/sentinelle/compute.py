@@ -85,8 +85,9 @@ def ordered_map(
     pending: deque[Any] = deque()
     try:
         for item in items:
-            task = client.submit(_call, func, Boxed(item), *shared_futures, pure=False)
-            pending.append(task)
+            # Scattered first: the piece goes straight to a worker, not through the scheduler.
+            piece = client.scatter(Boxed(item), hash=False)
+            pending.append(client.submit(_call, func, piece, *shared_futures, pure=False))
             if len(pending) >= 2 * workers:
                 yield _take(pending)
         while pending:
