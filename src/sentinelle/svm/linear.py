@@ -53,9 +53,9 @@ BIAS = 1.0  # LinearSVC's intercept_scaling
 # A count matrix bigger than this (bytes of non-zeros, mapped) is held to it: its pages are
 # dropped from the solver's memory whenever they pass half of it (Counts.within).
 MAPPED_BUDGET = 4 * 2**30
-# A row read at random maps up to 64 KB of each array (Linux's fault-around); rows are read
-# budget / STEP_ROW_BYTES at a time between two checks: each fit maps at most a quarter of the budget
-# in a step, so two fits at a time stay within it.
+# A row read at random maps up to 64 KB of each array (Linux's fault-around): the kernels read
+# budget / STEP_ROW_BYTES rows between two checks, a quarter of the budget at most, so two fits
+# at a time stay within it.
 STEP_ROW_BYTES = 8 * 2**16
 
 _JIT = dict(cache=True, nogil=True, fastmath=False, boundscheck=False)
