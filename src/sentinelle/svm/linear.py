@@ -17,18 +17,18 @@ squared-hinge ("L2-loss") SVM with a regularised bias feature of value 1 (what
 coordinates, so the result is the same on every run; it is a different path to
 the same optimum as liblinear, not liblinear's bits.
 
-A count matrix bigger than a budget (``MAPPED_BUDGET``, or ``fit_folds``' ``budget``),
-mapped from the count file, is not left to fill the solver's memory: the kernels run a few
-thousand rows per call and, between calls, drop the arrays' pages
-(``madvise(MADV_DONTNEED)``) whenever this process's mapped file pages have grown by half
-the budget (``Counts.within``); the pages come back from the page cache when next read.
-The coordinate steps are the same, in the same order, as in one call: the model does not
-depend on the budget. Not row blocks visited one after another: with the bias coupling
-every row, an epoch that takes rows in any fixed grouping (contiguous blocks of the file,
-even 113 rows each, in random block order; or random sets sorted by row) stalls far from
-the stopping rule where a fresh random permutation converges in ~45 epochs (measured on
-50K messages' counts). The price is page faults: random rows of a file bigger than the
-budget are mostly not resident (docs/performance.md has the figures).
+A count matrix bigger than a budget (``MAPPED_BUDGET``, or ``fit_folds``' ``budget``)
+and mapped from the count file, as in the solver process, is not mapped while fitting: the
+kernels read each row they visit from the two files (``pread`` into a buffer, from the
+page cache), so the solver's memory holds none of it (``Counts.within``). Same rows, same
+order, same arithmetic: the model does not depend on the budget. Not row blocks of the
+file visited one after another, each mapped and then dropped: the bias couples every row,
+and an epoch that takes its rows in any fixed grouping (contiguous blocks of the file, even
+113 rows each in a random block order; or random sets sorted by row) stalls far from the
+stopping rule where a fresh random permutation of all rows converges in ~45 epochs
+(measured on 50K messages' counts). Nor the whole map with its pages dropped whenever they
+pass the budget: random rows then cost a page fault each (fault-around maps 16 pages for
+one row), 1.7 to 3 times the time of the reads (docs/performance.md).
 
 Compiled with numba (cached in ``__pycache__``); no fast-math, so no
 reassociated sums and the same results on every x86-64 CPU.
@@ -37,9 +37,10 @@ reassociated sums and the same results on every x86-64 CPU.
 from __future__ import annotations
 
 import mmap
-from collections.abc import Iterator
+import os
+import weakref
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numba
 import numpy as np
@@ -50,13 +51,7 @@ from sentinelle.features.tfidf import smooth_idf
 TOL = 1e-4  # LinearSVC's default
 MAX_ITER = 1000  # LinearSVC's default
 BIAS = 1.0  # LinearSVC's intercept_scaling
-# A count matrix bigger than this (bytes of non-zeros, mapped) is held to it: its pages are
-# dropped from the solver's memory whenever they pass half of it (Counts.within).
-MAPPED_BUDGET = 4 * 2**30
-# A row read at random maps up to 64 KB of each array (Linux's fault-around): the kernels read
-# budget / STEP_ROW_BYTES rows between two checks, a quarter of the budget at most, so two fits
-# at a time stay within it.
-STEP_ROW_BYTES = 8 * 2**16
+MAPPED_BUDGET = 4 * 2**30  # bytes of mapped counts above which the kernels read rows instead
 
 _JIT = dict(cache=True, nogil=True, fastmath=False, boundscheck=False)
 
@@ -64,17 +59,16 @@ _JIT = dict(cache=True, nogil=True, fastmath=False, boundscheck=False)
 @dataclass
 class Counts:
     """A CSR count matrix (integer counts, int32 columns) whose columns form contiguous blocks
-    (one per vectoriser; ``block_end[b]`` is the end of block ``b``). With ``limit``
-    (``within``), the kernels read ``limit / STEP_ROW_BYTES`` rows at a time and this process's
-    mapped file pages are dropped whenever they exceed half the limit (``relieve``)."""
+    (one per vectoriser; ``block_end[b]`` is the end of block ``b``). With ``files``
+    (``within``), the kernels read rows from the arrays' files instead of the arrays."""
 
     indptr: np.ndarray
     indices: np.ndarray
     data: np.ndarray
     block_end: np.ndarray
     tf: np.ndarray  # tf[count]: the term-frequency weight of a count (1 + log(count) if sublinear)
-    limit: int | None = None
-    base: int = 0  # this process's mapped bytes without the counts' pages (``within``)
+    # The indices' and the data's file descriptor and byte offset, or -1: read the arrays.
+    files: np.ndarray = field(default_factory=lambda: np.full(4, -1, dtype=np.int64))
 
     @classmethod
     def of(
@@ -105,81 +99,38 @@ class Counts:
         return int(self.block_end[-1])
 
     def within(self, budget: int) -> Counts:
-        """These counts, held to ``budget`` bytes of mapped pages if they are a mapped file
-        bigger than that; else as they are."""
-        mapped = all(getattr(a, "_mmap", None) is not None for a in (self.indices, self.data))
-        if not mapped or self.indices.nbytes + self.data.nbytes <= budget:
+        """These counts, read row by row from their files (``files``) if they are mapped
+        files bigger than ``budget`` bytes; else as they are."""
+        arrays = (self.indices, self.data)
+        if (
+            any(getattr(a, "filename", None) is None for a in arrays)
+            or sum(a.nbytes for a in arrays) <= budget
+        ):
             return self
-        self._release()
-        return replace(self, limit=budget, base=_mapped_bytes())
+        fds = [os.open(a.filename, os.O_RDONLY) for a in arrays]  # type: ignore[attr-defined]
+        offsets = [a.offset for a in arrays]  # type: ignore[attr-defined]
+        held = replace(self, files=np.array([fds[0], offsets[0], fds[1], offsets[1]]))
+        weakref.finalize(held, lambda: [os.close(fd) for fd in fds])
+        for a in arrays:  # pages mapped before (_largest's), dropped
+            a._mmap.madvise(mmap.MADV_DONTNEED)  # type: ignore[attr-defined]
+        return held
 
-    def step_rows(self, n: int) -> int:
-        """How many of ``n`` rows the kernels take at a time: all, unless held to a limit."""
-        return n if self.limit is None else max(1, self.limit // STEP_ROW_BYTES)
-
-    def relieve(self) -> None:
-        """If this process's mapped file pages have grown by more than half the limit since
-        ``within``, drop the count arrays' pages."""
-        if self.limit is not None and _mapped_bytes() - self.base > self.limit // 2:
-            self._release()
-
-    def _release(self) -> None:
-        """Drop the count arrays' pages from this process (``madvise(MADV_DONTNEED)``; they are
-        read again from the page cache when next used, and nothing was ever written to these
-        copy-on-write maps)."""
-        for array in (self.indices, self.data):
-            array._mmap.madvise(mmap.MADV_DONTNEED)  # type: ignore[attr-defined]
-
-    def passes(self, rows: np.ndarray) -> Iterator[np.ndarray]:
-        """The positions ``0 .. len(rows) - 1``, ``step_rows`` at a time, ``relieve``-ing after
-        each."""
-        step = max(1, self.step_rows(len(rows)))
-        for start in range(0, len(rows), step):
-            yield np.arange(start, min(start + step, len(rows)))
-            self.relieve()
+    def source(self) -> tuple:
+        """The kernels' arguments for reading rows: the arrays, ``files`` and a row's buffers."""
+        longest = int(np.diff(self.indptr).max(initial=0)) if self.files[0] >= 0 else 0
+        buffers = np.empty(longest, self.indices.dtype), np.empty(longest, self.data.dtype)
+        return (self.indptr, self.indices, self.data, self.files, *buffers)
 
     def document_frequency(self, rows: np.ndarray) -> np.ndarray:
-        df = np.zeros(self.n_columns, dtype=np.int64)
-        for positions in self.passes(rows):
-            _document_frequency(self.indptr, self.indices, rows, positions, df)
-        return df
+        return _document_frequency(*self.source(), rows, self.n_columns)
 
     def scales(self, rows: np.ndarray, weight: np.ndarray) -> np.ndarray:
-        scale = np.ones((len(rows), len(self.block_end)))
-        for positions in self.passes(rows):
-            _row_scales(
-                self.indptr,
-                self.indices,
-                self.data,
-                rows,
-                positions,
-                weight,
-                self.block_end,
-                self.tf,
-                scale,
-            )
-        return scale
+        return _row_scales(*self.source(), rows, weight, self.block_end, self.tf)
 
     def decision(
         self, rows: np.ndarray, weight: np.ndarray, scale: np.ndarray, w: np.ndarray, b: float
     ) -> np.ndarray:
-        out = np.empty(len(rows))
-        for positions in self.passes(rows):
-            _decision(
-                self.indptr,
-                self.indices,
-                self.data,
-                rows,
-                positions,
-                weight,
-                scale,
-                self.block_end,
-                self.tf,
-                w,
-                b,
-                out,
-            )
-        return out
+        return _decision(*self.source(), rows, weight, scale, self.block_end, self.tf, w, b)
 
 
 def fit(
@@ -201,7 +152,19 @@ def fit(
         n_pos = int(np.count_nonzero(positive))
         c[positive] *= len(rows) / (2 * n_pos)
         c[~positive] *= len(rows) / (2 * (len(rows) - n_pos))
-    w, wb, iterations = _dual_cd(counts, rows, y, c, weight, scale, tol, MAX_ITER, seed)
+    w, wb, iterations = _dual_cd(
+        *counts.source(),
+        rows,
+        y,
+        c,
+        weight,
+        scale,
+        counts.block_end,
+        counts.tf,
+        tol,
+        MAX_ITER,
+        np.int64(seed),
+    )
     return w, wb * BIAS, iterations
 
 
@@ -223,8 +186,8 @@ def fit_folds(
     an SVM fitted on ``train_idx`` with the split's own idf (smoothed document
     frequencies of ``train_idx``; 0 for columns below ``min_df``). With ``weight``
     (the final vectorisers' idf): ``(coef, intercept, iterations, decision values)``
-    of the fit on every row, else None. Counts bigger than ``budget`` bytes
-    (``MAPPED_BUDGET`` if None) are held to that many bytes in memory (``Counts.within``).
+    of the fit on every row, else None. Mapped counts bigger than ``budget`` bytes
+    (``MAPPED_BUDGET`` if None) are read row by row from their files (``Counts.within``).
     """
     counts = counts.within(MAPPED_BUDGET if budget is None else budget)
 
@@ -252,78 +215,168 @@ def fit_folds(
     return results[: len(splits)], (results[-1] if weight is not None else None)
 
 
-def _dual_cd(
-    counts: Counts,
-    rows: np.ndarray,
-    y: np.ndarray,
-    c: np.ndarray,
-    weight: np.ndarray,
-    scale: np.ndarray,
-    eps: float,
-    max_iter: int,
-    seed: int,
-) -> tuple[np.ndarray, float, int]:
-    """liblinear's ``solve_l2r_l1l2_svc`` for the L2 loss (upper bound infinite, diag 0.5 / C).
+@numba.njit(**_JIT)
+def _document_frequency(indptr, indices, data, files, ind_buf, dat_buf, rows, n_columns):
+    df = np.zeros(n_columns, dtype=np.int64)
+    for i in rows:
+        ind, _ = _row(indptr, indices, data, files, ind_buf, dat_buf, i)
+        for k in range(len(ind)):
+            df[ind[k]] += 1
+    return df
 
-    Each epoch shuffles the active rows (``_shuffle``) and steps through them
-    (``_steps``), all in one call, or ``counts.step_rows`` rows per call with the mapped
-    pages released in between (``counts.relieve``): the same steps in the same order.
-    """
+
+@numba.njit(**_JIT)
+def _row(indptr, indices, data, files, ind_buf, dat_buf, i):
+    """Row ``i``'s column indices and counts: views of the arrays, or read from ``files``
+    into the buffers."""
+    start, end = indptr[i], indptr[i + 1]
+    if files[0] < 0:
+        return indices[start:end], data[start:end]
+    _read(files[0], files[1], ind_buf, start, end)
+    _read(files[2], files[3], dat_buf, start, end)
+    return ind_buf[: end - start], dat_buf[: end - start]
+
+
+@numba.njit(**_JIT)
+def _read(fd, offset, buf, start, end):
+    """Values ``start`` to ``end`` of the array at ``offset`` in file ``fd``, into ``buf``."""
+    size = (end - start) * buf.itemsize
+    if _pread(np.int32(fd), buf.ctypes.data, size, offset + start * buf.itemsize) != size:
+        raise OSError("a short read of the count file")
+
+
+_pread = numba.types.ExternalFunction(  # libc's: (fd, buffer, bytes, offset) -> bytes read
+    "pread",
+    numba.types.int64(numba.types.int32, numba.types.uintp, numba.types.uintp, numba.types.int64),
+)
+
+
+@numba.njit(**_JIT)
+def _block(j, block_end):
+    b = 0
+    while j >= block_end[b]:
+        b += 1
+    return b
+
+
+@numba.njit(**_JIT)
+def _row_scales(indptr, indices, data, files, ind_buf, dat_buf, rows, weight, block_end, tf):
+    n_blocks = len(block_end)
+    scale = np.ones((len(rows), n_blocks))
+    squares = np.zeros(n_blocks)
+    for a in range(len(rows)):
+        i = rows[a]
+        squares[:] = 0.0
+        ind, dat = _row(indptr, indices, data, files, ind_buf, dat_buf, i)
+        for k in range(len(ind)):
+            j = ind[k]
+            x = tf[int(dat[k])] * weight[j]
+            squares[_block(j, block_end)] += x * x
+        for b in range(n_blocks):
+            if squares[b] > 0:
+                scale[a, b] = 1.0 / np.sqrt(squares[b])
+    return scale
+
+
+@numba.njit(**_JIT)
+def _decision(
+    indptr, indices, data, files, ind_buf, dat_buf, rows, weight, scale, block_end, tf, w, b
+):
+    out = np.empty(len(rows))
+    for a in range(len(rows)):
+        i = rows[a]
+        s = 0.0
+        ind, dat = _row(indptr, indices, data, files, ind_buf, dat_buf, i)
+        for k in range(len(ind)):
+            j = ind[k]
+            s += w[j] * (tf[int(dat[k])] * weight[j] * scale[a, _block(j, block_end)])
+        out[a] = s + b
+    return out
+
+
+@numba.njit(**_JIT)
+def _next(state):
+    """One step of a 64-bit linear congruential generator (Knuth's MMIX constants)."""
+    return state * np.int64(6364136223846793005) + np.int64(1442695040888963407)
+
+
+@numba.njit(**_JIT)
+def _dual_cd(
+    indptr,
+    indices,
+    data,
+    files,
+    ind_buf,
+    dat_buf,
+    rows,
+    y,
+    c,
+    weight,
+    scale,
+    block_end,
+    tf,
+    eps,
+    max_iter,
+    seed,
+):
+    """liblinear's ``solve_l2r_l1l2_svc`` for the L2 loss (upper bound infinite, diag 0.5 / C)."""
     n = len(rows)
-    diag = 0.5 / c
-    qd = np.empty(n)
-    for positions in counts.passes(rows):
-        _squared_norms(
-            counts.indptr,
-            counts.indices,
-            counts.data,
-            rows,
-            positions,
-            weight,
-            scale,
-            counts.block_end,
-            counts.tf,
-            qd,
-        )
-    qd = diag + qd
-    index = np.arange(n)
-    step = counts.step_rows(n)
     w = np.zeros(len(weight))
     wb = 0.0
     alpha = np.zeros(n)
+    diag = 0.5 / c
+    qd = np.empty(n)
+    for a in range(n):
+        i = rows[a]
+        q = BIAS * BIAS
+        ind, dat = _row(indptr, indices, data, files, ind_buf, dat_buf, i)
+        for k in range(len(ind)):
+            j = ind[k]
+            x = tf[int(dat[k])] * weight[j] * scale[a, _block(j, block_end)]
+            q += x * x
+        qd[a] = diag[a] + q
+    index = np.arange(n)
     active = n
     pg_max_old, pg_min_old = np.inf, -np.inf
-    state = np.int64(seed)
+    state = seed
     iteration = 0
     while iteration < max_iter:
         pg_max_new, pg_min_new = -np.inf, np.inf
-        state = _shuffle(index, active, state)
+        for s in range(active):
+            state = _next(state)
+            r = s + ((state >> 33) & 0x7FFFFFFF) % (active - s)
+            index[s], index[r] = index[r], index[s]
         s = 0
         while s < active:
-            s, active, wb, pg_max_new, pg_min_new = _steps(
-                counts.indptr,
-                counts.indices,
-                counts.data,
-                rows,
-                y,
-                diag,
-                qd,
-                weight,
-                scale,
-                counts.block_end,
-                counts.tf,
-                w,
-                wb,
-                alpha,
-                index,
-                s,
-                active,
-                step,
-                pg_max_old,
-                pg_max_new,
-                pg_min_new,
-            )
-            counts.relieve()
+            a = index[s]
+            i = rows[a]
+            ind, dat = _row(indptr, indices, data, files, ind_buf, dat_buf, i)
+            g = wb * BIAS
+            for k in range(len(ind)):
+                j = ind[k]
+                g += w[j] * (tf[int(dat[k])] * weight[j] * scale[a, _block(j, block_end)])
+            g = g * y[a] - 1 + alpha[a] * diag[a]
+            pg = 0.0
+            if alpha[a] == 0:
+                if g > pg_max_old:
+                    active -= 1
+                    index[s], index[active] = index[active], index[s]
+                    continue
+                if g < 0:
+                    pg = g
+            else:
+                pg = g
+            pg_max_new = max(pg_max_new, pg)
+            pg_min_new = min(pg_min_new, pg)
+            if abs(pg) > 1e-12:
+                old = alpha[a]
+                alpha[a] = max(old - g / qd[a], 0.0)
+                delta = (alpha[a] - old) * y[a]
+                for k in range(len(ind)):
+                    j = ind[k]
+                    w[j] += delta * (tf[int(dat[k])] * weight[j] * scale[a, _block(j, block_end)])
+                wb += delta * BIAS
+            s += 1
         iteration += 1
         if pg_max_new - pg_min_new <= eps:
             if active == n:
@@ -339,154 +392,15 @@ def _dual_cd(
     return w, wb, iteration
 
 
-@numba.njit(**_JIT)
-def _document_frequency(indptr, indices, rows, positions, df):
-    for a in positions:
-        i = rows[a]
-        for k in range(indptr[i], indptr[i + 1]):
-            df[indices[k]] += 1
-
-
-@numba.njit(**_JIT)
-def _block(j, block_end):
-    b = 0
-    while j >= block_end[b]:
-        b += 1
-    return b
-
-
-@numba.njit(**_JIT)
-def _row_scales(indptr, indices, data, rows, positions, weight, block_end, tf, scale):
-    n_blocks = len(block_end)
-    squares = np.zeros(n_blocks)
-    for a in positions:
-        i = rows[a]
-        squares[:] = 0.0
-        for k in range(indptr[i], indptr[i + 1]):
-            j = indices[k]
-            x = tf[int(data[k])] * weight[j]
-            squares[_block(j, block_end)] += x * x
-        for b in range(n_blocks):
-            if squares[b] > 0:
-                scale[a, b] = 1.0 / np.sqrt(squares[b])
-
-
-@numba.njit(**_JIT)
-def _decision(indptr, indices, data, rows, positions, weight, scale, block_end, tf, w, b, out):
-    for a in positions:
-        i = rows[a]
-        s = 0.0
-        for k in range(indptr[i], indptr[i + 1]):
-            j = indices[k]
-            s += w[j] * (tf[int(data[k])] * weight[j] * scale[a, _block(j, block_end)])
-        out[a] = s + b
-
-
-@numba.njit(**_JIT)
-def _squared_norms(indptr, indices, data, rows, positions, weight, scale, block_end, tf, out):
-    """The rows' squared norms with the bias feature: ``out[a] = BIAS² + ‖x_a‖²``."""
-    for a in positions:
-        i = rows[a]
-        q = BIAS * BIAS
-        for k in range(indptr[i], indptr[i + 1]):
-            j = indices[k]
-            x = tf[int(data[k])] * weight[j] * scale[a, _block(j, block_end)]
-            q += x * x
-        out[a] = q
-
-
-@numba.njit(**_JIT)
-def _next(state):
-    """One step of a 64-bit linear congruential generator (Knuth's MMIX constants)."""
-    return state * np.int64(6364136223846793005) + np.int64(1442695040888963407)
-
-
-@numba.njit(**_JIT)
-def _shuffle(index, active, state):
-    """Shuffle ``index[:active]`` in place (Fisher-Yates with ``_next``); the state after."""
-    for s in range(active):
-        state = _next(state)
-        r = s + ((state >> 33) & 0x7FFFFFFF) % (active - s)
-        index[s], index[r] = index[r], index[s]
-    return state
-
-
-@numba.njit(**_JIT)
-def _steps(
-    indptr,
-    indices,
-    data,
-    rows,
-    y,
-    diag,
-    qd,
-    weight,
-    scale,
-    block_end,
-    tf,
-    w,
-    wb,
-    alpha,
-    index,
-    s,
-    active,
-    visits,
-    pg_max_old,
-    pg_max_new,
-    pg_min_new,
-):
-    """The epoch's coordinate steps from ``index[s]``, for ``visits`` rows or to ``active``:
-    ``(s, active, wb, pg_max_new, pg_min_new)`` after them (``w``, ``alpha`` updated in place;
-    a shrunk row is swapped past ``active``)."""
-    for _ in range(visits):
-        if s >= active:
-            break
-        a = index[s]
-        i = rows[a]
-        g = wb * BIAS
-        for k in range(indptr[i], indptr[i + 1]):
-            j = indices[k]
-            g += w[j] * (tf[int(data[k])] * weight[j] * scale[a, _block(j, block_end)])
-        g = g * y[a] - 1 + alpha[a] * diag[a]
-        pg = 0.0
-        if alpha[a] == 0:
-            if g > pg_max_old:
-                active -= 1
-                index[s], index[active] = index[active], index[s]
-                continue
-            if g < 0:
-                pg = g
-        else:
-            pg = g
-        pg_max_new = max(pg_max_new, pg)
-        pg_min_new = min(pg_min_new, pg)
-        if abs(pg) > 1e-12:
-            old = alpha[a]
-            alpha[a] = max(old - g / qd[a], 0.0)
-            delta = (alpha[a] - old) * y[a]
-            for k in range(indptr[i], indptr[i + 1]):
-                j = indices[k]
-                w[j] += delta * (tf[int(data[k])] * weight[j] * scale[a, _block(j, block_end)])
-            wb += delta * BIAS
-        s += 1
-    return s, active, wb, pg_max_new, pg_min_new
-
-
 def _largest(data: np.ndarray, step: int = 2**24) -> int:
-    """``int(data.max(initial=0))``, ``step`` values at a time, a mapped array's pages dropped
-    after each (the whole array is never resident)."""
+    """``int(data.max(initial=0))``, ``step`` values at a time, a mapped array's pages
+    dropped after each (so never all resident at once)."""
     largest = 0
     for start in range(0, len(data), step):
         largest = max(largest, int(data[start : start + step].max(initial=0)))
         if getattr(data, "_mmap", None) is not None:
             data._mmap.madvise(mmap.MADV_DONTNEED)  # type: ignore[attr-defined]
     return largest
-
-
-def _mapped_bytes() -> int:
-    """This process's resident file-backed and shared pages, in bytes (``/proc/self/statm``)."""
-    with open("/proc/self/statm", "rb") as statm:
-        return int(statm.read().split()[2]) * mmap.PAGESIZE
 
 
 def compile_kernels() -> None:
