@@ -28,7 +28,7 @@ and an epoch that takes its rows in any fixed grouping (contiguous blocks of the
 stopping rule where a fresh random permutation of all rows converges in ~45 epochs
 (measured on 50K messages' counts). Nor the whole map with its pages dropped whenever they
 pass the budget: random rows then cost a page fault each (fault-around maps 16 pages for
-one row), 1.7 to 3 times the time of the reads (docs/performance.md).
+one row), 1.7 to 3.4 times the time of the reads (docs/performance.md).
 
 Compiled with numba (cached in ``__pycache__``); no fast-math, so no
 reassociated sums and the same results on every x86-64 CPU.
