@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
 from sklearn.svm import LinearSVC
 
 from sentinelle.features import counting
+from sentinelle.features.countfile import CountFile
 from sentinelle.features.tfidf import smooth_idf, tfidf_rows
 from sentinelle.svm import linear
 
@@ -120,3 +125,90 @@ def test_fit_is_deterministic_and_the_seed_only_moves_it_within_tolerance() -> N
     assert runs[0][0].tobytes() == runs[1][0].tobytes() and runs[0][1] == runs[1][1]
     assert runs[0][0].tobytes() != runs[2][0].tobytes()  # another coordinate order...
     np.testing.assert_allclose(runs[0][0], runs[2][0], atol=2e-4)  # ...the same optimum
+
+
+def _mapped(counts, tmp_path):
+    """``counts``' arrays written to ``.npy`` files and mapped, as the solver process maps them."""
+    for name in ("data", "indices"):
+        np.save(tmp_path / f"{name}.npy", getattr(counts, name))
+    return (np.load(tmp_path / f"{name}.npy", mmap_mode="c") for name in ("data", "indices"))
+
+
+def test_mapped_counts_over_the_budget_are_read_from_their_files_with_the_same_result(
+    tmp_path,
+) -> None:
+    counts, sizes, positive = _problem(seed=6, n=900)
+    data, indices = _mapped(counts, tmp_path)
+    mapped = linear.Counts.of(counts.indptr, indices, data, sizes, True)
+    budget = data.nbytes + indices.nbytes - 1
+    assert (mapped.within(budget).files >= 0).all()  # descriptors and offsets: read the files
+    assert (mapped.within(budget + 1).files == -1).all()  # within the budget: the map
+    assert (linear.Counts.from_csr(counts, sizes, True).within(0).files == -1).all()  # memory
+    rng = np.random.default_rng(0)
+    train = np.sort(rng.permutation(900)[:600])
+    splits = [(train, np.setdiff1d(np.arange(900), train))]
+    weight = smooth_idf(mapped.document_frequency(np.arange(900)), 900)
+    runs = [
+        linear.fit_folds(mapped, positive, splits, 2, weight, 0.7, "balanced", 3, 2, budget=b)
+        for b in (None, budget, budget)
+    ]
+    for folds, (w, b, iterations, decision) in runs[1:]:  # the same bytes, run after run
+        assert [f.tobytes() for f in folds] == [f.tobytes() for f in runs[0][0]]
+        assert (w.tobytes(), b, iterations, decision.tobytes()) == (
+            runs[0][1][0].tobytes(),
+            runs[0][1][1],
+            runs[0][1][2],
+            runs[0][1][3].tobytes(),
+        )
+    assert 0 < runs[0][1][2] < linear.MAX_ITER
+
+
+_HELD = r"""
+import json, resource, sys
+from pathlib import Path
+import numpy as np
+from sentinelle.svm.solver import Solver
+data, indices, job, budget = sys.argv[1], sys.argv[2], np.load(sys.argv[3]), json.loads(sys.argv[4])
+file = type("File", (), {"data_path": Path(data), "indices_path": Path(indices)})()
+with Solver(file) as solver:
+    _, (w, b, iterations, _) = solver.fit(
+        indptr=job["indptr"], block_sizes=[1000, 1000], sublinear_tf=True,
+        positive=job["positive"], splits=[], min_df=1, weight=np.ones(2000), C=1e-9,
+        class_weight=None, seed=0, jobs=1, budget=budget,
+    )
+peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # the solver's
+print(json.dumps([peak, iterations, w.tobytes().hex()]))
+"""
+
+
+def test_the_solver_process_holds_a_big_count_file_to_its_budget(tmp_path) -> None:
+    rows, per_row, budget = 50_000, 900, 64 * 2**20  # a 257 MB count file
+    rng = np.random.default_rng(0)
+    with CountFile() as file:
+        file.start(rows * per_row, np.uint16, np.int32)
+        for chunk in range(rows // 10_000):  # random counts and columns
+            n = 10_000 * per_row
+            file.write_chunk(chunk, rng.integers(1, 4, n), rng.integers(0, 2000, n))
+            file.append_chunk(chunk)
+        file.finish()
+        size = file.data_path.stat().st_size + file.indices_path.stat().st_size
+        np.savez(
+            tmp_path / "job.npz",
+            indptr=np.arange(rows + 1) * per_row,
+            positive=rng.random(rows) < 0.3,
+        )
+        paths = [str(file.data_path), str(file.indices_path), str(tmp_path / "job.npz")]
+        held, whole = (
+            json.loads(
+                subprocess.run(
+                    [sys.executable, "-c", _HELD, *paths, json.dumps(b)],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout
+            )
+            for b in (budget, None)  # held to 64 MB; the default budget, bigger than the file
+        )
+    assert whole[0] > size  # unbounded, the whole file was resident in the solver...
+    assert held[0] < whole[0] - size + budget  # ...held to the budget, at most the budget of it
+    assert held[1:] == whole[1:]  # and the same fit

@@ -17,14 +17,30 @@ squared-hinge ("L2-loss") SVM with a regularised bias feature of value 1 (what
 coordinates, so the result is the same on every run; it is a different path to
 the same optimum as liblinear, not liblinear's bits.
 
+A count matrix bigger than a budget (``MAPPED_BUDGET``, or ``fit_folds``' ``budget``)
+and mapped from the count file, as in the solver process, is not mapped while fitting: the
+kernels read each row they visit from the two files (``pread`` into a buffer, from the
+page cache), so the solver's memory holds none of it (``Counts.within``). Same rows, same
+order, same arithmetic: the model does not depend on the budget. Not row blocks of the
+file visited one after another, each mapped and then dropped: the bias couples every row,
+and an epoch that takes its rows in any fixed grouping (contiguous blocks of the file, even
+113 rows each in a random block order; or random sets sorted by row) stalls far from the
+stopping rule where a fresh random permutation of all rows converges in ~45 epochs
+(measured on 50K messages' counts). Nor the whole map with its pages dropped whenever they
+pass the budget: random rows then cost a page fault each (fault-around maps 16 pages for
+one row), 1.7 to 3.4 times the time of the reads (docs/performance.md).
+
 Compiled with numba (cached in ``__pycache__``); no fast-math, so no
 reassociated sums and the same results on every x86-64 CPU.
 """
 
 from __future__ import annotations
 
+import mmap
+import os
+import weakref
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numba
 import numpy as np
@@ -35,6 +51,7 @@ from sentinelle.features.tfidf import smooth_idf
 TOL = 1e-4  # LinearSVC's default
 MAX_ITER = 1000  # LinearSVC's default
 BIAS = 1.0  # LinearSVC's intercept_scaling
+MAPPED_BUDGET = 4 * 2**30  # bytes of mapped counts above which the kernels read rows instead
 
 _JIT = dict(cache=True, nogil=True, fastmath=False, boundscheck=False)
 
@@ -42,13 +59,16 @@ _JIT = dict(cache=True, nogil=True, fastmath=False, boundscheck=False)
 @dataclass
 class Counts:
     """A CSR count matrix (integer counts, int32 columns) whose columns form contiguous blocks
-    (one per vectoriser; ``block_end[b]`` is the end of block ``b``)."""
+    (one per vectoriser; ``block_end[b]`` is the end of block ``b``). With ``files``
+    (``within``), the kernels read rows from the arrays' files instead of the arrays."""
 
     indptr: np.ndarray
     indices: np.ndarray
     data: np.ndarray
     block_end: np.ndarray
     tf: np.ndarray  # tf[count]: the term-frequency weight of a count (1 + log(count) if sublinear)
+    # The indices' and the data's file descriptor and byte offset, or -1: read the arrays.
+    files: np.ndarray = field(default_factory=lambda: np.full(4, -1, dtype=np.int64))
 
     @classmethod
     def of(
@@ -59,7 +79,7 @@ class Counts:
         block_sizes: list[int],
         sublinear_tf: bool,
     ) -> Counts:
-        counts = np.arange(int(data.max(initial=0)) + 1, dtype=np.float64)
+        counts = np.arange(_largest(data) + 1, dtype=np.float64)
         with np.errstate(divide="ignore"):
             tf = np.where(counts > 0, 1 + np.log(counts), 0.0) if sublinear_tf else counts
         return cls(
@@ -78,20 +98,39 @@ class Counts:
     def n_columns(self) -> int:
         return int(self.block_end[-1])
 
+    def within(self, budget: int) -> Counts:
+        """These counts, read row by row from their files (``files``) if they are mapped
+        files bigger than ``budget`` bytes; else as they are."""
+        arrays = (self.indices, self.data)
+        if (
+            any(getattr(a, "filename", None) is None for a in arrays)
+            or sum(a.nbytes for a in arrays) <= budget
+        ):
+            return self
+        fds = [os.open(a.filename, os.O_RDONLY) for a in arrays]  # type: ignore[attr-defined]
+        offsets = [a.offset for a in arrays]  # type: ignore[attr-defined]
+        held = replace(self, files=np.array([fds[0], offsets[0], fds[1], offsets[1]]))
+        weakref.finalize(held, lambda: [os.close(fd) for fd in fds])
+        for a in arrays:  # pages mapped before (_largest's), dropped
+            a._mmap.madvise(mmap.MADV_DONTNEED)  # type: ignore[attr-defined]
+        return held
+
+    def source(self) -> tuple:
+        """The kernels' arguments for reading rows: the arrays, ``files`` and a row's buffers."""
+        longest = int(np.diff(self.indptr).max(initial=0)) if self.files[0] >= 0 else 0
+        buffers = np.empty(longest, self.indices.dtype), np.empty(longest, self.data.dtype)
+        return (self.indptr, self.indices, self.data, self.files, *buffers)
+
     def document_frequency(self, rows: np.ndarray) -> np.ndarray:
-        return _document_frequency(self.indptr, self.indices, rows, self.n_columns)
+        return _document_frequency(*self.source(), rows, self.n_columns)
 
     def scales(self, rows: np.ndarray, weight: np.ndarray) -> np.ndarray:
-        return _row_scales(
-            self.indptr, self.indices, self.data, rows, weight, self.block_end, self.tf
-        )
+        return _row_scales(*self.source(), rows, weight, self.block_end, self.tf)
 
     def decision(
         self, rows: np.ndarray, weight: np.ndarray, scale: np.ndarray, w: np.ndarray, b: float
     ) -> np.ndarray:
-        return _decision(
-            self.indptr, self.indices, self.data, rows, weight, scale, self.block_end, self.tf, w, b
-        )
+        return _decision(*self.source(), rows, weight, scale, self.block_end, self.tf, w, b)
 
 
 def fit(
@@ -114,9 +153,7 @@ def fit(
         c[positive] *= len(rows) / (2 * n_pos)
         c[~positive] *= len(rows) / (2 * (len(rows) - n_pos))
     w, wb, iterations = _dual_cd(
-        counts.indptr,
-        counts.indices,
-        counts.data,
+        *counts.source(),
         rows,
         y,
         c,
@@ -141,6 +178,7 @@ def fit_folds(
     class_weight: str | None,
     seed: int,
     jobs: int,
+    budget: int | None = None,
 ) -> tuple[list[np.ndarray], tuple[np.ndarray, float, int, np.ndarray] | None]:
     """Cross-validation and final fit, ``jobs`` at a time in threads (the kernels release the GIL).
 
@@ -148,8 +186,10 @@ def fit_folds(
     an SVM fitted on ``train_idx`` with the split's own idf (smoothed document
     frequencies of ``train_idx``; 0 for columns below ``min_df``). With ``weight``
     (the final vectorisers' idf): ``(coef, intercept, iterations, decision values)``
-    of the fit on every row, else None.
+    of the fit on every row, else None. Mapped counts bigger than ``budget`` bytes
+    (``MAPPED_BUDGET`` if None) are read row by row from their files (``Counts.within``).
     """
+    counts = counts.within(MAPPED_BUDGET if budget is None else budget)
 
     def fold(split: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         train_idx, test_idx = split
@@ -176,12 +216,39 @@ def fit_folds(
 
 
 @numba.njit(**_JIT)
-def _document_frequency(indptr, indices, rows, n_columns):
+def _document_frequency(indptr, indices, data, files, ind_buf, dat_buf, rows, n_columns):
     df = np.zeros(n_columns, dtype=np.int64)
     for i in rows:
-        for k in range(indptr[i], indptr[i + 1]):
-            df[indices[k]] += 1
+        ind, _ = _row(indptr, indices, data, files, ind_buf, dat_buf, i)
+        for k in range(len(ind)):
+            df[ind[k]] += 1
     return df
+
+
+@numba.njit(**_JIT)
+def _row(indptr, indices, data, files, ind_buf, dat_buf, i):
+    """Row ``i``'s column indices and counts: views of the arrays, or read from ``files``
+    into the buffers."""
+    start, end = indptr[i], indptr[i + 1]
+    if files[0] < 0:
+        return indices[start:end], data[start:end]
+    _read(files[0], files[1], ind_buf, start, end)
+    _read(files[2], files[3], dat_buf, start, end)
+    return ind_buf[: end - start], dat_buf[: end - start]
+
+
+@numba.njit(**_JIT)
+def _read(fd, offset, buf, start, end):
+    """Values ``start`` to ``end`` of the array at ``offset`` in file ``fd``, into ``buf``."""
+    size = (end - start) * buf.itemsize
+    if _pread(np.int32(fd), buf.ctypes.data, size, offset + start * buf.itemsize) != size:
+        raise OSError("a short read of the count file")
+
+
+_pread = numba.types.ExternalFunction(  # libc's: (fd, buffer, bytes, offset) -> bytes read
+    "pread",
+    numba.types.int64(numba.types.int32, numba.types.uintp, numba.types.uintp, numba.types.int64),
+)
 
 
 @numba.njit(**_JIT)
@@ -193,16 +260,17 @@ def _block(j, block_end):
 
 
 @numba.njit(**_JIT)
-def _row_scales(indptr, indices, data, rows, weight, block_end, tf):
+def _row_scales(indptr, indices, data, files, ind_buf, dat_buf, rows, weight, block_end, tf):
     n_blocks = len(block_end)
     scale = np.ones((len(rows), n_blocks))
     squares = np.zeros(n_blocks)
     for a in range(len(rows)):
         i = rows[a]
         squares[:] = 0.0
-        for k in range(indptr[i], indptr[i + 1]):
-            j = indices[k]
-            x = tf[int(data[k])] * weight[j]
+        ind, dat = _row(indptr, indices, data, files, ind_buf, dat_buf, i)
+        for k in range(len(ind)):
+            j = ind[k]
+            x = tf[int(dat[k])] * weight[j]
             squares[_block(j, block_end)] += x * x
         for b in range(n_blocks):
             if squares[b] > 0:
@@ -211,14 +279,17 @@ def _row_scales(indptr, indices, data, rows, weight, block_end, tf):
 
 
 @numba.njit(**_JIT)
-def _decision(indptr, indices, data, rows, weight, scale, block_end, tf, w, b):
+def _decision(
+    indptr, indices, data, files, ind_buf, dat_buf, rows, weight, scale, block_end, tf, w, b
+):
     out = np.empty(len(rows))
     for a in range(len(rows)):
         i = rows[a]
         s = 0.0
-        for k in range(indptr[i], indptr[i + 1]):
-            j = indices[k]
-            s += w[j] * (tf[int(data[k])] * weight[j] * scale[a, _block(j, block_end)])
+        ind, dat = _row(indptr, indices, data, files, ind_buf, dat_buf, i)
+        for k in range(len(ind)):
+            j = ind[k]
+            s += w[j] * (tf[int(dat[k])] * weight[j] * scale[a, _block(j, block_end)])
         out[a] = s + b
     return out
 
@@ -230,7 +301,24 @@ def _next(state):
 
 
 @numba.njit(**_JIT)
-def _dual_cd(indptr, indices, data, rows, y, c, weight, scale, block_end, tf, eps, max_iter, seed):
+def _dual_cd(
+    indptr,
+    indices,
+    data,
+    files,
+    ind_buf,
+    dat_buf,
+    rows,
+    y,
+    c,
+    weight,
+    scale,
+    block_end,
+    tf,
+    eps,
+    max_iter,
+    seed,
+):
     """liblinear's ``solve_l2r_l1l2_svc`` for the L2 loss (upper bound infinite, diag 0.5 / C)."""
     n = len(rows)
     w = np.zeros(len(weight))
@@ -241,9 +329,10 @@ def _dual_cd(indptr, indices, data, rows, y, c, weight, scale, block_end, tf, ep
     for a in range(n):
         i = rows[a]
         q = BIAS * BIAS
-        for k in range(indptr[i], indptr[i + 1]):
-            j = indices[k]
-            x = tf[int(data[k])] * weight[j] * scale[a, _block(j, block_end)]
+        ind, dat = _row(indptr, indices, data, files, ind_buf, dat_buf, i)
+        for k in range(len(ind)):
+            j = ind[k]
+            x = tf[int(dat[k])] * weight[j] * scale[a, _block(j, block_end)]
             q += x * x
         qd[a] = diag[a] + q
     index = np.arange(n)
@@ -261,10 +350,11 @@ def _dual_cd(indptr, indices, data, rows, y, c, weight, scale, block_end, tf, ep
         while s < active:
             a = index[s]
             i = rows[a]
+            ind, dat = _row(indptr, indices, data, files, ind_buf, dat_buf, i)
             g = wb * BIAS
-            for k in range(indptr[i], indptr[i + 1]):
-                j = indices[k]
-                g += w[j] * (tf[int(data[k])] * weight[j] * scale[a, _block(j, block_end)])
+            for k in range(len(ind)):
+                j = ind[k]
+                g += w[j] * (tf[int(dat[k])] * weight[j] * scale[a, _block(j, block_end)])
             g = g * y[a] - 1 + alpha[a] * diag[a]
             pg = 0.0
             if alpha[a] == 0:
@@ -282,9 +372,9 @@ def _dual_cd(indptr, indices, data, rows, y, c, weight, scale, block_end, tf, ep
                 old = alpha[a]
                 alpha[a] = max(old - g / qd[a], 0.0)
                 delta = (alpha[a] - old) * y[a]
-                for k in range(indptr[i], indptr[i + 1]):
-                    j = indices[k]
-                    w[j] += delta * (tf[int(data[k])] * weight[j] * scale[a, _block(j, block_end)])
+                for k in range(len(ind)):
+                    j = ind[k]
+                    w[j] += delta * (tf[int(dat[k])] * weight[j] * scale[a, _block(j, block_end)])
                 wb += delta * BIAS
             s += 1
         iteration += 1
@@ -300,6 +390,17 @@ def _dual_cd(indptr, indices, data, rows, y, c, weight, scale, block_end, tf, ep
         if pg_min_old >= 0:
             pg_min_old = -np.inf
     return w, wb, iteration
+
+
+def _largest(data: np.ndarray, step: int = 2**24) -> int:
+    """``int(data.max(initial=0))``, ``step`` values at a time, a mapped array's pages
+    dropped after each (so never all resident at once)."""
+    largest = 0
+    for start in range(0, len(data), step):
+        largest = max(largest, int(data[start : start + step].max(initial=0)))
+        if getattr(data, "_mmap", None) is not None:
+            data._mmap.madvise(mmap.MADV_DONTNEED)  # type: ignore[attr-defined]
+    return largest
 
 
 def compile_kernels() -> None:

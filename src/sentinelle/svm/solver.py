@@ -63,6 +63,7 @@ class Solver:
         class_weight: str | None,
         seed: int,
         jobs: int,
+        budget: int | None = None,
     ) -> tuple[list[np.ndarray], tuple[np.ndarray, float, int, np.ndarray] | None]:
         """``linear.fit_folds`` (same arguments and result) in the solver process, on the
         file's counts."""
@@ -78,6 +79,7 @@ class Solver:
             "class_weight": class_weight,
             "seed": seed,
             "jobs": jobs,
+            "budget": budget,
         }
         arrays = {"indptr": indptr, "positive": positive}
         for i, (train_idx, test_idx) in enumerate(splits):
@@ -160,6 +162,7 @@ def main() -> None:
         job["class_weight"],
         job["seed"],
         job["jobs"],
+        job["budget"],
     )
     results = {f"fold{i}": scores for i, scores in enumerate(folds)}
     header: dict[str, Any] = {}
