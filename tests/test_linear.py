@@ -186,10 +186,9 @@ def test_the_solver_process_holds_a_big_count_file_to_its_budget(tmp_path) -> No
     rng = np.random.default_rng(0)
     with CountFile() as file:
         file.start(rows * per_row, np.uint16, np.int32)
-        for chunk in range(rows // 10_000):  # random counts and columns
+        for _ in range(rows // 10_000):  # random counts and columns
             n = 10_000 * per_row
-            file.write_chunk(chunk, rng.integers(1, 4, n), rng.integers(0, 2000, n))
-            file.append_chunk(chunk)
+            file.append(rng.integers(1, 4, n), rng.integers(0, 2000, n))
         file.finish()
         size = file.data_path.stat().st_size + file.indices_path.stat().st_size
         np.savez(

@@ -90,7 +90,9 @@ def count(vectorisers: list[Any], texts: np.ndarray, file: CountFile | None = No
     # Pass 2: each chunk's counts of the kept terms, into the file in order: pass 1's
     # if it kept them (small data), otherwise counted again, pieces as tasks.
     sizes = [len(v.vocabulary_) for v in vectorisers]
-    index = np.int32 if max(nnz, sum(sizes)) < 2**31 else np.int64
+    # Column numbers fit int32 (4 bytes a non-zero); past 2**31 non-zeros only the row
+    # offsets need int64 (scipy then widens the indices of ``Combined.matrix`` as it maps it).
+    index = np.int32 if sum(sizes) < 2**31 else np.int64
     # Counts are small integers: uint16 (2 bytes) when they fit, else float32 (exact to 2**24).
     file.start(nnz, np.uint16 if max_count <= np.iinfo(np.uint16).max else np.float32, index)
     row_nnz = []
@@ -106,7 +108,7 @@ def count(vectorisers: list[Any], texts: np.ndarray, file: CountFile | None = No
         file.append(data, indices)
         row_nnz.append(nnz_of_rows)
     file.finish()
-    indptr = np.concatenate([[0], *row_nnz]).cumsum().astype(index)
+    indptr = np.concatenate([[0], *row_nnz]).cumsum().astype(index if nnz < 2**31 else np.int64)
     assert indptr[-1] == nnz
     return Combined(file, indptr, _column_block(sizes), len(sizes), df)
 
