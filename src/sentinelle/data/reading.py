@@ -68,18 +68,15 @@ def read_source(p: IngestParams) -> Read:
         )
     first = parts[0]
     texts: list[str] = []
-    labels: list[str] = []
     dropped = dict.fromkeys(first.valid.dropped, 0)
     for part in parts:
         texts += part.valid.texts
-        labels += part.valid.labels
         for reason, n in part.valid.dropped.items():
             dropped[reason] += n
-    # Line numbers and file indices as arrays: 12 bytes a row, not two Python objects.
     valid = cleaning.Valid(
         texts,
-        labels,
-        np.concatenate([np.asarray(part.valid.rows, dtype=np.int64) for part in parts]),
+        np.concatenate([part.valid.spam for part in parts]),
+        np.concatenate([part.valid.rows for part in parts]),
         dropped,
         files=[f.name for f in files],
         file_of=np.repeat(

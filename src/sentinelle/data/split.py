@@ -44,9 +44,7 @@ def split(frame: pd.DataFrame, test_size: float, seed: int) -> tuple[pd.DataFram
     # Grouped by a 128-bit digest of each canonical form (16 bytes, not the form itself: 10M
     # messages' forms would be 1.5 GB): the same groups, numbered the same, unless two of
     # the forms collide, which at 10M messages has a chance of about 1e-25.
-    digests = canonical_digests(frame["text"].tolist())
-    group = pd.factorize(np.asarray(digests, dtype=object))[0]
-    del digests
+    group = first_appearance_codes(canonical_digests(frame["text"].tolist()))
     # A group is split by the label of its first message (a group whose messages
     # differ in label is rare, and must still go to one side as a whole).
     first = pd.Series(frame["label"].to_numpy()).groupby(group).first()
@@ -78,6 +76,15 @@ def split(frame: pd.DataFrame, test_size: float, seed: int) -> tuple[pd.DataFram
             )
     assert_no_leakage(train, test)
     return train.reset_index(drop=True), test.reset_index(drop=True)
+
+
+def first_appearance_codes(keys: np.ndarray) -> np.ndarray:
+    """Each row of ``keys`` (an ``(n, 2)`` uint64 array) numbered 0, 1, ... in order of first
+    appearance, equal rows alike: ``pd.factorize`` of the pairs, on integer arrays."""
+    high, _ = pd.factorize(keys[:, 0])
+    low, low_uniques = pd.factorize(keys[:, 1])
+    codes, _ = pd.factorize(high.astype(np.int64) * len(low_uniques) + low)
+    return codes
 
 
 def assert_no_leakage(train: pd.DataFrame, test: pd.DataFrame) -> None:

@@ -15,7 +15,9 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
-from sentinelle.compute import map_texts
+import numpy as np
+
+from sentinelle.compute import chunks, map_texts, ordered_map
 
 # Placeholders are words of their own: letters and underscores only, so that
 # neither tokenisation nor stemming changes them.
@@ -199,16 +201,19 @@ def canonical_many(texts: Iterable[str], placeholders: bool = True) -> list[str]
     return map_texts(canonical if placeholders else _canonical_plain, texts)
 
 
-def canonical_digests(texts: list[str]) -> list[bytes]:
-    """A 16-byte BLAKE2b digest of each text's ``canonical`` form (as Dask tasks for large
-    inputs): a key for grouping near-duplicates that is a tenth of the form's size."""
-    return map_texts(_canonical_digest, texts)
+def canonical_digests(texts: list[str]) -> np.ndarray:
+    """A 16-byte BLAKE2b digest of each text's ``canonical`` form, as an ``(n, 2)`` uint64
+    array (Dask tasks for large inputs): a key for grouping near-duplicates, 16 bytes a text."""
+    pieces = [texts[a:b] for a, b in chunks(len(texts))]
+    blobs = list(ordered_map(_digests, pieces, len(texts)))
+    return np.frombuffer(b"".join(blobs), dtype=np.uint64).reshape(-1, 2)
 
 
-def _canonical_digest(text: str) -> bytes:
-    return hashlib.blake2b(
-        canonical(text).encode("utf-8", "surrogatepass"), digest_size=16
-    ).digest()
+def _digests(texts: list[str]) -> bytes:
+    return b"".join(
+        hashlib.blake2b(canonical(t).encode("utf-8", "surrogatepass"), digest_size=16).digest()
+        for t in texts
+    )
 
 
 def _canonical_plain(text: str) -> str:
