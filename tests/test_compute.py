@@ -51,7 +51,7 @@ def test_a_local_cluster_gives_the_serial_results_in_order() -> None:
         assert canonical_many(TEXTS) == serial  # 6 pieces, as tasks
         assert normalise.many(TEXTS) == normalised
         out = list(compute.ordered_map(_pid, range(12), 12, 100))
-        client, workers = compute._active
+        client, workers, _ = compute._active
     assert workers == 2 and client.status == "closed"  # stopped with the session
     assert [value for value, _ in out] == list(range(100, 112))
     pids = {pid for _, pid in out}

@@ -15,6 +15,7 @@ At most two tasks per worker are in flight, so the results waiting here stay few
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
@@ -41,8 +42,8 @@ class Settings:
 
 _settings = Settings()
 _settings_pid = os.getpid()  # a forked child (processes.Forked) works serially
-_session: contextlib.ExitStack | None = None
-_active: tuple[Any, int] | None = None  # (client, workers) once a cluster is in use
+# Once a cluster is in use: its client, its number of workers, and what stops it.
+_active: tuple[Any, int, contextlib.ExitStack] | None = None
 
 
 def configure(p: Any) -> None:
@@ -141,28 +142,37 @@ def _apply(texts: list[str], func: Callable[[str], Any]) -> list[Any]:
 def session(p: Any) -> Iterator[None]:
     """``configure(p)`` for the ``with`` block; a cluster started in it is stopped on leaving,
     and the settings before it come back."""
-    global _session, _active, _settings
+    global _settings
     before = _settings
     configure(p)
-    _session = contextlib.ExitStack()
     try:
-        with _session:
-            yield
+        yield
     finally:
-        _session, _active, _settings = None, None, before
+        release()
+        _settings = before
+
+
+def release() -> None:
+    """Stop the cluster this process started (or leave the one it reached), if any; the next
+    task starts or reaches one again. The workers' memory goes back to the machine."""
+    global _active
+    if _active is not None:
+        stack, _active = _active[2], None
+        stack.close()
 
 
 def _client_in_use() -> tuple[Any, int]:
     """The client of this process's cluster, started (or reached) on first use."""
     global _active
     if _active is None:
-        stack = _session if _session is not None else contextlib.ExitStack()
+        stack = contextlib.ExitStack()
         client, where, workers = stack.enter_context(
             client_for(_settings.scheduler, _settings.workers, _settings.memory_per_worker)
         )
         log.info("compute: %s", where)
-        _active = (client, workers)
-    return _active
+        _active = (client, workers, stack)
+        atexit.register(release)
+    return _active[0], _active[1]
 
 
 @contextlib.contextmanager

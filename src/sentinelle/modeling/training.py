@@ -10,6 +10,7 @@ import numpy as np
 from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
 
+from sentinelle import compute
 from sentinelle.features.countfile import CountFile
 from sentinelle.features.counting import Combined, count
 from sentinelle.features.tfidf import smooth_idf, tfidf_rows
@@ -85,6 +86,7 @@ def _fit(
         pipeline = build_pipeline(p, seed)
         fitted = vectorisers(pipeline)
         counts = count(fitted, texts, file)
+        compute.release()  # the counting workers' memory goes back before the fits
         n_terms = [len(v.vocabulary_) for v in fitted]
         idf = np.split(smooth_idf(counts.df, len(texts)), np.cumsum(n_terms)[:-1])
         for vectoriser, weights in zip(fitted, idf, strict=True):
