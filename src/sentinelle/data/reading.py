@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
 from sentinelle import compute
 from sentinelle.data import cleaning, formats, sources
@@ -67,14 +68,12 @@ def read_source(p: IngestParams) -> Read:
             f"pins {p.sha256}; the content changed: check it, then update or clear ingest.sha256"
         )
     first = parts[0]
-    texts: list[str] = []
     dropped = dict.fromkeys(first.valid.dropped, 0)
     for part in parts:
-        texts += part.valid.texts
         for reason, n in part.valid.dropped.items():
             dropped[reason] += n
     valid = cleaning.Valid(
-        texts,
+        pa.concat_arrays([part.valid.texts for part in parts]),
         np.concatenate([part.valid.spam for part in parts]),
         np.concatenate([part.valid.rows for part in parts]),
         dropped,

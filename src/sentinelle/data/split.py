@@ -44,7 +44,7 @@ def split(frame: pd.DataFrame, test_size: float, seed: int) -> tuple[pd.DataFram
     # Grouped by a 128-bit digest of each canonical form (16 bytes, not the form itself: 10M
     # messages' forms would be 1.5 GB): the same groups, numbered the same, unless two of
     # the forms collide, which at 10M messages has a chance of about 1e-25.
-    group = first_appearance_codes(canonical_digests(frame["text"].tolist()))
+    group = first_appearance_codes(canonical_digests(frame["text"].array))
     # A group is split by the label of its first message (a group whose messages
     # differ in label is rare, and must still go to one side as a whole).
     first = pd.Series(frame["label"].to_numpy()).groupby(group).first()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -201,10 +201,12 @@ def canonical_many(texts: Iterable[str], placeholders: bool = True) -> list[str]
     return map_texts(canonical if placeholders else _canonical_plain, texts)
 
 
-def canonical_digests(texts: list[str]) -> np.ndarray:
+def canonical_digests(texts: Sequence[str]) -> np.ndarray:
     """A 16-byte BLAKE2b digest of each text's ``canonical`` form, as an ``(n, 2)`` uint64
-    array (Dask tasks for large inputs): a key for grouping near-duplicates, 16 bytes a text."""
-    pieces = [texts[a:b] for a, b in chunks(len(texts))]
+    array (Dask tasks for large inputs): a key for grouping near-duplicates, 16 bytes a text.
+    ``texts`` (a list, or a pandas Series or array of Arrow strings) become Python strings a
+    piece at a time."""
+    pieces = (list(texts[a:b]) for a, b in chunks(len(texts)))
     blobs = list(ordered_map(_digests, pieces, len(texts)))
     return np.frombuffer(b"".join(blobs), dtype=np.uint64).reshape(-1, 2)
 
