@@ -14,6 +14,7 @@ Writes data/raw/{train,test}.parquet (a folder of parts when larger than
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +38,13 @@ def main(params: Params) -> None:
     p = params.ingest
     # One file, or a folder of partitions (each read and checked as a Dask task when large).
     read = reading.read_source(p)
+    assert read.valid is not None
     cleaned = cleaning.deduplicate(read.valid, read.where, read.unit, p)
+    read = dataclasses.replace(read, valid=None)
     check_sizes(cleaned.frame, read.where, p.test_size, p.min_rows)
+    lengths = cleaned.frame["text"].str.len().to_numpy()
     train, test = split(cleaned.frame, p.test_size, params.base.seed)
+    cleaned = dataclasses.replace(cleaned, frame=None)  # train and test hold the texts now
     merged = None
     if p.feedback is not None:
         train, merged = feedback.merge(train, test, feedback.read(p), p)
@@ -55,7 +60,7 @@ def main(params: Params) -> None:
             100 * merged["train_spam_share"]["after"],
         )
 
-    report = build_report(p.source, read, cleaned, train, test)
+    report = build_report(p.source, read, cleaned, lengths, train, test)
     if merged is not None:
         report["feedback"] = merged
     # A large split is a partitioned table: a folder of compute.partition_rows-row parts.
@@ -93,11 +98,11 @@ def build_report(
     source: str,
     read: reading.Read,
     cleaned: cleaning.Cleaned,
+    lengths: np.ndarray,
     train: pd.DataFrame,
     test: pd.DataFrame,
 ) -> dict[str, Any]:
     """The data report: where the data came from, what was dropped and why, what is left."""
-    lengths = cleaned.frame["text"].str.len().to_numpy()
     pct = np.percentile(lengths, PERCENTILES)
     report = {
         "source": source,
@@ -115,7 +120,7 @@ def build_report(
         "dropped": cleaned.dropped,
         "duplicates": cleaned.exact_duplicates,
         "conflicts": {"texts": cleaned.conflicting_texts, "rows_dropped": cleaned.conflicting},
-        "rows": len(cleaned.frame),
+        "rows": len(lengths),
         "splits": {
             name: {
                 "rows": len(part),

@@ -30,7 +30,7 @@ BYTES_PER_MESSAGE = 100  # a folder of N bytes counts as N / this messages for c
 class Read:
     """What was read, and how: the data report's account of the source and its layout."""
 
-    valid: cleaning.Valid
+    valid: cleaning.Valid | None  # None once deduplicated (its memory goes back)
     where: str  # how errors name the source
     unit: str  # line | row
     sha256: str
@@ -74,6 +74,7 @@ def read_source(p: IngestParams) -> Read:
             dropped[reason] += n
     valid = cleaning.Valid(
         pa.concat_arrays([part.valid.texts for part in parts]),
+        np.concatenate([part.valid.digests for part in parts]),
         np.concatenate([part.valid.spam for part in parts]),
         np.concatenate([part.valid.rows for part in parts]),
         dropped,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from sentinelle.data.cleaning import first_appearance_codes
 from sentinelle.errors import UserError
 from sentinelle.text.canonical import canonical, canonical_digests
 
@@ -76,15 +77,6 @@ def split(frame: pd.DataFrame, test_size: float, seed: int) -> tuple[pd.DataFram
             )
     assert_no_leakage(train, test)
     return train.reset_index(drop=True), test.reset_index(drop=True)
-
-
-def first_appearance_codes(keys: np.ndarray) -> np.ndarray:
-    """Each row of ``keys`` (an ``(n, 2)`` uint64 array) numbered 0, 1, ... in order of first
-    appearance, equal rows alike: ``pd.factorize`` of the pairs, on integer arrays."""
-    high, _ = pd.factorize(keys[:, 0])
-    low, low_uniques = pd.factorize(keys[:, 1])
-    codes, _ = pd.factorize(high.astype(np.int64) * len(low_uniques) + low)
-    return codes
 
 
 def assert_no_leakage(train: pd.DataFrame, test: pd.DataFrame) -> None:
