@@ -22,6 +22,7 @@ from sentinelle.text.normaliser import Normaliser
 
 RAW = Path("data/raw")
 PROCESSED = Path("data/processed")
+SPLITS = ("train", "test")
 
 
 def main(params: Params) -> None:
@@ -29,17 +30,25 @@ def main(params: Params) -> None:
     normalise = Normaliser(
         placeholders=p.placeholders, stem=p.stem, remove_stopwords=p.remove_stopwords
     )
-    for split in ("train", "test"):
-        parts = io.table_parts(RAW / f"{split}.parquet")
+    parts = {split: io.table_parts(RAW / f"{split}.parquet") for split in SPLITS}
+    # Both splits' work counts towards compute.min_rows: a small test split of a large
+    # corpus is normalised as tasks too.
+    total = sum(io.table_rows(files) for files in parts.values())
+    for split, files in parts.items():
         dest = PROCESSED / f"{split}.parquet"
-        if len(parts) == 1:
-            rows = len(frame := normalised(io.read_table(parts[0]), normalise))
+        if len(files) > 1:
+            frames = (io.read_table(part) for part in files)  # read as the tasks are sent
+            rows = io.write_parts(dest, compute.ordered_map(normalised, frames, total, normalise))
+        elif compute.uses_dask(total):  # one file: in pieces, as tasks
+            raw = io.read_table(files[0])
+            size = max(1000, compute.settings().partition_rows // 4)
+            pieces = (raw.iloc[a:b] for a, b in compute.chunks(len(raw), size))
+            done = list(compute.ordered_map(normalised, pieces, total, normalise))
+            rows = len(frame := pd.concat(done, ignore_index=True))
             io.write_table(dest, frame)
         else:
-            frames = (io.read_table(part) for part in parts)  # read as the tasks are sent
-            rows = io.write_parts(
-                dest, compute.ordered_map(normalised, frames, io.table_rows(parts), normalise)
-            )
+            rows = len(frame := normalised(io.read_table(files[0]), normalise))
+            io.write_table(dest, frame)
         log.info("%s: %d messages normalised", split, rows)
 
 

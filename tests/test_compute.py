@@ -130,6 +130,14 @@ def test_partitions_on_a_real_cluster_are_the_bytes_of_the_serial_run(
             there = io.read_table(single / f"data/{folder}/{split}.parquet")
             assert here.equals(there), (folder, split)
     assert io.read_json(single / "data/report.json")["splits"] == report["splits"]
+    # Splits of one file each, normalised in pieces as tasks: the bytes of the whole frame.
+    pieces = _workdir(
+        tmp_path / "pieces", str(whole), scheduler=address, partition_rows=4000, min_rows=0
+    )
+    for stage in ("ingest", "preprocess"):
+        assert _stage(pieces, stage).returncode == 0
+    assert _outputs(pieces) == _outputs(single)
+    assert (pieces / "data/processed/train.parquet").is_file()  # 3,600 rows: 4 pieces of 1,000
 
 
 def test_a_bad_row_in_a_partition_is_named_by_its_file_and_line(tmp_path: Path) -> None:
