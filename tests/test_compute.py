@@ -180,6 +180,13 @@ def test_stage_flags_override_the_compute_params(tmp_path: Path) -> None:
         cwd=workdir, capture_output=True, text=True, env=env(), timeout=300,
     )  # fmt: skip
     assert bad.returncode == 2
+    # Without flags, errors name params.yaml alone.
+    (workdir / "params.yaml").write_text(
+        (workdir / "params.yaml").read_text().replace("min_rows: 0", "min_rows: -1")
+    )
+    plain = _stage(workdir, "ingest")
+    assert plain.returncode == 2
+    assert plain.stderr.startswith("ingest: error: params.yaml: compute.min_rows = -1 is invalid")
     assert bad.stderr.strip().splitlines() == [
         "ingest: error: params.yaml with compute.scheduler from the command line: "
         "compute.scheduler = 'tcp:/x' is invalid: must be a string 'none', 'local' or a "

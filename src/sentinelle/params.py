@@ -384,7 +384,7 @@ def load(path: Path = DEFAULT_PARAMS, overrides: dict[str, dict[str, Any]] | Non
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise UserError(f"{path}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
     source = str(path)
-    if overrides:
+    if overrides and any(overrides.values()):
         for section, values in overrides.items():
             if isinstance(data, dict) and isinstance(data.get(section), dict):
                 data[section] = {**data[section], **values}

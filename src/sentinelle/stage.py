@@ -46,7 +46,8 @@ def run(main: Callable[[Params], None], name: str, description: str) -> None:
     args = parser.parse_args()
     flags = {"scheduler": args.scheduler, "workers": args.workers}
     flags["memory_per_worker"] = args.memory_per_worker
-    overrides = {"compute": {k: v for k, v in flags.items() if v is not None}}
+    given = {k: v for k, v in flags.items() if v is not None}
+    overrides = {"compute": given} if given else None
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format=f"{name}: %(message)s",
