@@ -10,7 +10,7 @@ stage (stopped when the stage ends); an address (``tcp://host:8786``) uses a run
 cluster (``dask scheduler`` + ``dask worker``, dask-jobqueue, dask-kubernetes, Coiled).
 At most two tasks per worker are in flight, so the results waiting here stay few.
 
-``client`` is also the Dask client of ``sentinelle score --scheduler``.
+``client_for`` is also the Dask client of ``sentinelle score --scheduler``.
 """
 
 from __future__ import annotations
