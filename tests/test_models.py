@@ -205,9 +205,23 @@ def test_two_pass_counting_gives_scikit_learns_counts(monkeypatch, keep_nnz, sch
     monkeypatch.setattr(counting, "COUNT_KEEP_NNZ", keep_nnz)
     p = dataclasses.replace(PARAMS.train, min_df=2)
     vectorisers = vectorisers_of(build_pipeline(p, seed=1))
+    returned = []  # what pass-2 tasks send back (from a worker, on a cluster)
+    real_map = counting.ordered_map
+
+    def recording(func, items, n, *shared):
+        for out in real_map(func, items, n, *shared):
+            if func is counting._second_pass:
+                returned.append(out)
+            yield out
+
+    monkeypatch.setattr(counting, "ordered_map", recording)
     with compute.session(compute.Settings(scheduler, min_rows=0)):
         counts = counting.count(vectorisers, texts)
         assert (compute._active is not None) == (scheduler == "local")
+    # Counts travel as the file stores them, 6 bytes a non-zero (not int64 + int32).
+    assert bool(returned) == (keep_nnz < 10**9)  # pass 1 kept every chunk at 10**9
+    for data, indices, row_nnz in returned:
+        assert (data.dtype, indices.dtype, row_nnz.dtype) == (np.uint16, np.int32, np.int32)
     expected = []
     for ours in vectorisers:
         theirs = CountVectorizer(

@@ -7,6 +7,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -38,6 +39,27 @@ def test_stages_run_in_order_without_dvc(workdir: Path) -> None:
         metrics["tp"] + metrics["fn"] + metrics["tn"] + metrics["fp"]
         == json.loads((workdir / "data/report.json").read_text())["splits"]["test"]["rows"]
     )
+
+
+def test_robustness_halves_score_as_the_whole(workdir: Path, monkeypatch) -> None:
+    # evaluate scores the obfuscated test messages in two children, a half each: the
+    # halves must be obfuscated as one seeded stream over all the messages.
+    monkeypatch.chdir(workdir)
+    monkeypatch.syspath_prepend(str(workdir / "src"))
+    import evaluate
+    from sentinelle import io
+    from sentinelle.modeling.persistence import load_with_metadata
+
+    model, meta = load_with_metadata()
+    messages = io.read_table(workdir / "data/processed/test.parquet")["message"].tolist()
+    args = (model, messages, meta["params"]["preprocess"], 42, 0.3)
+    whole = evaluate.obfuscated_scores(*args)
+    half = len(messages) // 2
+    halves = [
+        evaluate.obfuscated_scores(*args, part) for part in (slice(0, half), slice(half, None))
+    ]
+    np.testing.assert_array_equal(np.concatenate(halves), whole)
+    assert not np.array_equal(whole, evaluate.obfuscated_scores(model, messages, *args[2:4], 0.0))
 
 
 def test_outputs_hold_no_absolute_paths(workdir: Path) -> None:
@@ -112,8 +134,7 @@ def _squares_in_a_pool(n: int) -> list[int]:
 
 
 def test_forked_child_may_start_its_own_workers() -> None:
-    # evaluate's robustness check normalises with text.parallel_map (forked_map workers) in a
-    # Forked child
+    # A Forked child is not a daemon: what it runs may use a process pool of its own.
     from sentinelle.processes import Forked
 
     assert Forked(_squares_in_a_pool, 3).result() == [3, 2, 1]

@@ -94,7 +94,8 @@ def count(vectorisers: list[Any], texts: np.ndarray, file: CountFile | None = No
     # offsets need int64 (scipy then widens the indices of ``Combined.matrix`` as it maps it).
     index = np.int32 if sum(sizes) < 2**31 else np.int64
     # Counts are small integers: uint16 (2 bytes) when they fit, else float32 (exact to 2**24).
-    file.start(nnz, np.uint16 if max_count <= np.iinfo(np.uint16).max else np.float32, index)
+    dtypes = (np.uint16 if max_count <= np.iinfo(np.uint16).max else np.float32, index)
+    file.start(nnz, *dtypes)
     row_nnz = []
     kept, counted = min(len(blocks) for blocks in kept_blocks), 0
     for c in range(kept):
@@ -104,7 +105,8 @@ def count(vectorisers: list[Any], texts: np.ndarray, file: CountFile | None = No
         counted += block.shape[0]
     kept_blocks.clear()
     pieces = [docs[start : start + PASS2_DOCS] for start in range(counted, n, PASS2_DOCS)]
-    for data, indices, nnz_of_rows in ordered_map(_second_pass, pieces, n, vectorisers, caches):
+    passes = ordered_map(_second_pass, pieces, n, vectorisers, caches, dtypes)
+    for data, indices, nnz_of_rows in passes:
         file.append(data, indices)
         row_nnz.append(nnz_of_rows)
     file.finish()
@@ -157,10 +159,11 @@ def _first_pass(
 
 
 def _second_pass(
-    docs: list[str], vectorisers: list[Any], caches: list[dict[str, Any]]
+    docs: list[str], vectorisers: list[Any], caches: list[dict[str, Any]], dtypes: tuple[Any, Any]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The counts of ``docs``' kept terms, vectorisers side by side, ``COUNT_CHUNK`` at a time:
-    the values, the column indices and each row's number of non-zeros."""
+    the values and the column indices, as the file's ``dtypes`` (what travels back from a
+    worker: 6 bytes a non-zero, not 12), and each row's number of non-zeros."""
     blocks = [
         _side_by_side(
             [
@@ -171,7 +174,9 @@ def _second_pass(
         for start in range(0, len(docs), COUNT_CHUNK)
     ]
     block = sp.vstack(blocks, format="csr") if len(blocks) > 1 else blocks[0]
-    return block.data, block.indices, np.diff(block.indptr)
+    data_dtype, index_dtype = dtypes
+    data, indices = block.data.astype(data_dtype), block.indices.astype(index_dtype, copy=False)
+    return data, indices, np.diff(block.indptr).astype(np.int32)
 
 
 def _side_by_side(pieces: list[Any]) -> Any:
