@@ -21,7 +21,8 @@ def dask_cli(*args: str) -> list[str]:
 def start(cmd: list[str], log: Path) -> subprocess.Popen[bytes]:
     e = env()
     e["PYTHONPATH"] = str(ROOT / "src")
-    return subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=e)
+    with log.open("wb") as out:  # the child has its own copy of the file
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=e)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:

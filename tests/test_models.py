@@ -13,7 +13,7 @@ from helpers import ROOT
 from sentinelle import compute, io
 from sentinelle.errors import UserError
 from sentinelle.features import counting
-from sentinelle.features.countfile import CountFile
+from sentinelle.features.countfile import CountFile, write_piece
 from sentinelle.features.vectorizer import CompactTfidfVectorizer
 from sentinelle.modeling import inference, persistence, training
 from sentinelle.modeling.folds import grouped_stratified_folds
@@ -218,10 +218,14 @@ def test_two_pass_counting_gives_scikit_learns_counts(monkeypatch, keep_nnz, sch
     with compute.session(compute.Settings(scheduler, min_rows=0)):
         counts = counting.count(vectorisers, texts)
         assert (compute._active is not None) == (scheduler == "local")
-    # Counts travel as the file stores them, 6 bytes a non-zero (not int64 + int32).
     assert bool(returned) == (keep_nnz < 10**9)  # pass 1 kept every chunk at 10**9
-    for data, indices, row_nnz in returned:
-        assert (data.dtype, indices.dtype, row_nnz.dtype) == (np.uint16, np.int32, np.int32)
+    for piece, row_nnz in returned:
+        assert row_nnz.dtype == np.int32
+        if scheduler == "none":  # as the file stores them, 6 bytes a non-zero (not 12)
+            assert (piece[0].dtype, piece[1].dtype) == (np.uint16, np.int32)
+        else:  # local workers wrote them beside the file, which copied them in
+            assert [path.parent for path in piece] == [counts.file.folder] * 2
+            assert not any(path.exists() for path in piece)
     expected = []
     for ours in vectorisers:
         theirs = CountVectorizer(
@@ -292,7 +296,11 @@ def test_count_file_chunks_are_appended_in_order_and_checked() -> None:
     with CountFile() as file:
         file.start(5, np.uint16, np.int32)
         file.append(np.array([1, 2]), np.array([1, 2]))
-        file.append(np.array([7, 8, 9]), np.array([0, 1, 2]))
+        # A piece a worker wrote beside the file, in the file's types: copied in, then removed.
+        piece = write_piece(
+            file.folder, "p", np.array([7, 8, 9], np.uint16), np.arange(3, dtype=np.int32)
+        )
+        file.append_piece(piece)
         assert sorted(p.name for p in file.data_path.parent.iterdir()) == [
             "data.npy",
             "indices.npy",
@@ -305,3 +313,6 @@ def test_count_file_chunks_are_appended_in_order_and_checked() -> None:
             file.append(np.array([1, 2]), np.array([0, 1]))
         with pytest.raises(ValueError, match="chunk of 1 values but 2 indices"):
             file.append(np.array([1]), np.array([0, 1]))
+        piece = write_piece(file.folder, "q", np.array([1], np.uint16), np.array([0, 1], np.int32))
+        with pytest.raises(ValueError, match="piece of 1 values but 2 indices"):
+            file.append_piece(piece)

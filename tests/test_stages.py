@@ -142,8 +142,8 @@ def test_forked_child_may_start_its_own_workers() -> None:
 
 def test_stages_run_with_imports_frozen_and_the_cyclic_collector_slowed() -> None:
     code = (
-        "import gc\nfrom sentinelle.stage import run, GC_THRESHOLD\n"
+        "import gc\nfrom sentinelle.stage import run\nfrom sentinelle.collector import THRESHOLD\n"
         "run(lambda p: print(gc.isenabled(), gc.get_freeze_count() > 10_000, "
-        "gc.get_threshold() == GC_THRESHOLD), 'x', '')"
+        "gc.get_threshold() == THRESHOLD), 'x', '')"
     )
     assert sh(sys.executable, "-c", code, cwd=ROOT).stdout.split() == ["True", "True", "True"]

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sentinelle import collector
 from sentinelle.errors import UserError
 
 log = logging.getLogger("sentinelle")
@@ -64,6 +65,12 @@ def uses_dask(n_rows: int) -> bool:
         and n_rows >= _settings.min_rows
         and os.getpid() == _settings_pid
     )
+
+
+def on_this_machine() -> bool:
+    """Whether tasks run on this machine (``local``, or here), so they may write files in
+    this process's temporary folders for it to read."""
+    return _settings.scheduler in ("none", "local")
 
 
 def chunks(n: int, size: int | None = None) -> list[tuple[int, int]]:
@@ -201,6 +208,7 @@ def client_for(
             ) as cluster,
             Client(cluster) as client,
         ):
+            _relax_collectors(client)
             yield client, f"local cluster of {n} workers", n
         return
     try:
@@ -211,4 +219,11 @@ def client_for(
         n = len(client.scheduler_info()["workers"])
         if n == 0:
             raise UserError(f"scheduler {scheduler}: the cluster has no workers")
+        _relax_collectors(client)
         yield client, f"scheduler {scheduler} with {n} workers", n
+
+
+def _relax_collectors(client: Any) -> None:
+    """Every worker, now and joining later (a restarted one too), runs the garbage collector
+    as the stages do (``collector.relax``): Python-heavy tasks ran 1.4x slower without."""
+    client.register_worker_callbacks(setup=collector.relax)

@@ -129,7 +129,13 @@ def _remove_parts(dest: Path) -> None:
 
 
 def _parquet(frame: pd.DataFrame, path: Path) -> None:
-    frame.to_parquet(path, engine="pyarrow", index=False, compression="zstd")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    # One chunk per column: the bytes do not depend on how the frame was put together
+    # (read in batches, or joined from pieces normalised apart).
+    table = pa.Table.from_pandas(frame, preserve_index=False).combine_chunks()
+    pq.write_table(table, path, compression="zstd")
 
 
 def table_parts(path: Path) -> list[Path]:

@@ -9,14 +9,11 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from sentinelle import compute
+from sentinelle import collector, compute
 from sentinelle.errors import UserError
 from sentinelle.params import DEFAULT_PARAMS, Params, load
 
 log = logging.getLogger("sentinelle")
-
-# Allocations between youngest-generation collections (Python's default is 2,000).
-GC_THRESHOLD = (100_000, 50, 100)
 
 
 def run(main: Callable[[Params], None], name: str, description: str) -> None:
@@ -26,7 +23,7 @@ def run(main: Callable[[Params], None], name: str, description: str) -> None:
     with ``--verbose``); params are validated before ``main`` can touch any output.
 
     The objects the imports created are frozen out of the cyclic garbage collector, which
-    also runs less often (``GC_THRESHOLD``), and everything is frozen again before exit: the
+    also runs less often (``collector.relax``), and everything is frozen again before exit: the
     collector would otherwise walk, again and again, the hundreds of thousands of objects
     the libraries create as they are imported, and once more at exit. A stage's own memory is arrays
     and strings, freed by reference counting. About 1.3 s of a 5.5K-message pipeline
@@ -53,8 +50,7 @@ def run(main: Callable[[Params], None], name: str, description: str) -> None:
         format=f"{name}: %(message)s",
         stream=sys.stderr,
     )
-    gc.freeze()  # what is imported so far is permanent: no collection will walk it
-    gc.set_threshold(*GC_THRESHOLD)
+    collector.relax()  # what is imported so far is permanent: no collection will walk it
     try:
         params = load(args.params, overrides)
         with compute.session(params.compute):  # a Dask cluster started by the stage stops here

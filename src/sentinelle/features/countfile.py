@@ -2,7 +2,8 @@
 temporary folder.
 
 The process that counts (``features.counting``) appends each chunk as it arrives, in
-order (``append``). So no process holds or maps the whole matrix;
+order (``append``), or copies in a chunk that a worker on this machine wrote beside the
+files (``write_piece``, then ``append_piece``). So no process holds or maps the whole matrix;
 whoever needs it, the stage for the other classifiers or the SVM solver process
 (``sentinelle.svm.solver``), maps the files (``np.load(..., mmap_mode="c")``). The folder
 is removed when the file is closed.
@@ -10,6 +11,7 @@ is removed when the file is closed.
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -54,6 +56,33 @@ class CountFile:
             fh.write(np.ascontiguousarray(values, dtype=dtype).data)
         self._written += len(data)
 
+    @property
+    def folder(self) -> Path:
+        """The temporary folder of the two files, where ``write_piece`` may write pieces."""
+        return self.data_path.parent
+
+    def append_piece(self, piece: tuple[Path, Path]) -> None:
+        """The next chunk, from the two files ``write_piece`` wrote (in the file's types),
+        copied in by the kernel and then removed."""
+        sizes = [
+            path.stat().st_size // dtype.itemsize
+            for path, (_, dtype) in zip(piece, self._files, strict=True)
+        ]
+        if sizes[0] != sizes[1]:
+            raise ValueError(f"piece of {sizes[0]} values but {sizes[1]} indices: {piece[0]}")
+        if self._written + sizes[0] > self.nnz:
+            raise ValueError(
+                f"piece of {sizes[0]} values past the {self.nnz} the file was started for"
+            )
+        for (fh, _), path in zip(self._files, piece, strict=True):
+            fh.flush()
+            with path.open("rb") as src:
+                left = path.stat().st_size
+                while left:
+                    left -= os.copy_file_range(src.fileno(), fh.fileno(), left)
+            path.unlink()
+        self._written += sizes[0]
+
     def finish(self) -> None:
         """Close both files; every value the file was started for must have been appended."""
         for fh, _ in self._files:
@@ -84,3 +113,15 @@ class CountFile:
 
     def __exit__(self, *_: Any) -> None:
         self.close()
+
+
+def write_piece(
+    folder: Path, name: str, data: np.ndarray, indices: np.ndarray
+) -> tuple[Path, Path]:
+    """A chunk's values and indices as two raw files in ``folder`` (``CountFile.folder``), for
+    the counting process to copy in with ``append_piece``: what a worker on the same machine
+    does instead of sending them back (docs/performance.md)."""
+    paths = (Path(folder) / f"{name}.data", Path(folder) / f"{name}.indices")
+    for path, values in zip(paths, (data, indices), strict=True):
+        values.tofile(path)  # a rerun task (a worker lost) writes it again, whole
+    return paths

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import CountVectorizer
 
+from sentinelle import compute
 from sentinelle.compute import ordered_map
-from sentinelle.features.countfile import CountFile
+from sentinelle.features.countfile import CountFile, write_piece
 from sentinelle.features.ngrams import COUNT_CHUNK, count_chunk, countable
 
 COUNT_KEEP_NNZ = 2_000_000  # count keeps pass-1 counts up to this size instead of counting twice
@@ -104,10 +106,15 @@ def count(vectorisers: list[Any], texts: np.ndarray, file: CountFile | None = No
         row_nnz.append(np.diff(block.indptr))
         counted += block.shape[0]
     kept_blocks.clear()
-    pieces = [docs[start : start + PASS2_DOCS] for start in range(counted, n, PASS2_DOCS)]
-    passes = ordered_map(_second_pass, pieces, n, vectorisers, caches, dtypes)
-    for data, indices, nnz_of_rows in passes:
-        file.append(data, indices)
+    pieces = [(start, docs[start : start + PASS2_DOCS]) for start in range(counted, n, PASS2_DOCS)]
+    # Workers on this machine write their counts beside the file rather than send them back.
+    beside = file.folder if compute.uses_dask(n) and compute.on_this_machine() else None
+    passes = ordered_map(_second_pass, pieces, n, vectorisers, caches, dtypes, beside)
+    for counts, nnz_of_rows in passes:
+        if beside is None:
+            file.append(*counts)
+        else:
+            file.append_piece(counts)
         row_nnz.append(nnz_of_rows)
     file.finish()
     indptr = np.concatenate([[0], *row_nnz]).cumsum().astype(index if nnz < 2**31 else np.int64)
@@ -159,11 +166,18 @@ def _first_pass(
 
 
 def _second_pass(
-    docs: list[str], vectorisers: list[Any], caches: list[dict[str, Any]], dtypes: tuple[Any, Any]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The counts of ``docs``' kept terms, vectorisers side by side, ``COUNT_CHUNK`` at a time:
-    the values and the column indices, as the file's ``dtypes`` (what travels back from a
-    worker: 6 bytes a non-zero, not 12), and each row's number of non-zeros."""
+    piece: tuple[int, list[str]],
+    vectorisers: list[Any],
+    caches: list[dict[str, Any]],
+    dtypes: tuple[Any, Any],
+    beside: Path | None,
+) -> tuple[tuple[Any, Any], np.ndarray]:
+    """The counts of a piece's kept terms (its first document's number and its documents),
+    vectorisers side by side, ``COUNT_CHUNK`` documents at a time: the values and the column
+    indices as the file's ``dtypes`` (6 bytes a non-zero, not 12), written to two files in
+    ``beside`` if given (``countfile.write_piece``: their paths instead), and each row's
+    number of non-zeros."""
+    start, docs = piece
     blocks = [
         _side_by_side(
             [
@@ -175,8 +189,10 @@ def _second_pass(
     ]
     block = sp.vstack(blocks, format="csr") if len(blocks) > 1 else blocks[0]
     data_dtype, index_dtype = dtypes
-    data, indices = block.data.astype(data_dtype), block.indices.astype(index_dtype, copy=False)
-    return data, indices, np.diff(block.indptr).astype(np.int32)
+    counts = block.data.astype(data_dtype), block.indices.astype(index_dtype, copy=False)
+    if beside is not None:
+        counts = write_piece(beside, f"piece-{start:012d}", *counts)
+    return counts, np.diff(block.indptr).astype(np.int32)
 
 
 def _side_by_side(pieces: list[Any]) -> Any:

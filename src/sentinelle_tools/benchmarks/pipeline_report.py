@@ -10,8 +10,14 @@ from typing import Any
 
 from sentinelle import io
 
-# Targets of issue 8 on a 2-core machine: size -> (cold seconds, peak RSS MB).
-TARGETS = {5574: (7.0, None), 100_000: (30.0, 500.0), 1_000_000: (600.0, 4096.0)}
+# Targets on a 2-core machine: size -> (cold seconds, peak RSS MB); issue 8, and issue 19's
+# out-of-core run (10M messages within 8 GB per process, no time bound).
+TARGETS = {
+    5574: (7.0, None),
+    100_000: (30.0, 500.0),
+    1_000_000: (600.0, 4096.0),
+    10_000_000: (None, 8192.0),
+}
 NOOP_TARGET = 0.7
 
 
@@ -104,10 +110,11 @@ def markdown(results: dict[str, Any]) -> str:
         if r["config"] != "default" or r["size"] not in TARGETS:
             continue
         seconds, mb = TARGETS[r["size"]]
-        verdict = (
-            f"cold {min(r['cold_s']):.1f} s (target <= {seconds:g} s: "
-            f"{'met' if min(r['cold_s']) <= seconds else 'missed'})"
-        )
+        verdict = f"cold {min(r['cold_s']):.1f} s"
+        if seconds is not None:
+            verdict += (
+                f" (target <= {seconds:g} s: {'met' if min(r['cold_s']) <= seconds else 'missed'})"
+            )
         if mb is not None:
             verdict += (
                 f", peak {_peak(r):.0f} MB (target <= {mb:g} MB: "
