@@ -178,21 +178,23 @@ def _second_pass(
     ``beside`` if given (``countfile.write_piece``: their paths instead), and each row's
     number of non-zeros."""
     start, docs = piece
-    blocks = [
-        _side_by_side(
+    data_dtype, index_dtype = dtypes
+    data, indices, row_nnz = [], [], []
+    for first in range(0, len(docs), COUNT_CHUNK):
+        chunk = docs[first : first + COUNT_CHUNK]
+        block = _side_by_side(
             [
-                count_chunk(v, docs[start : start + COUNT_CHUNK], v.vocabulary_, True, cache)
+                count_chunk(v, chunk, v.vocabulary_, True, cache)
                 for v, cache in zip(vectorisers, caches, strict=True)
             ]
         )
-        for start in range(0, len(docs), COUNT_CHUNK)
-    ]
-    block = sp.vstack(blocks, format="csr") if len(blocks) > 1 else blocks[0]
-    data_dtype, index_dtype = dtypes
-    counts = block.data.astype(data_dtype), block.indices.astype(index_dtype, copy=False)
+        data.append(block.data.astype(data_dtype))
+        indices.append(block.indices.astype(index_dtype, copy=False))
+        row_nnz.append(np.diff(block.indptr).astype(np.int32))
+    counts = np.concatenate(data), np.concatenate(indices)
     if beside is not None:
         counts = write_piece(beside, f"piece-{start:012d}", *counts)
-    return counts, np.diff(block.indptr).astype(np.int32)
+    return counts, np.concatenate(row_nnz)
 
 
 def _side_by_side(pieces: list[Any]) -> Any:
