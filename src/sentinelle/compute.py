@@ -8,7 +8,8 @@ is never imported (a 5.5K-message run does not pay for it). Above it, they are t
 Dask cluster: ``local`` starts a ``LocalCluster`` of worker processes on 127.0.0.1 for the
 stage (stopped when the stage ends); an address (``tcp://host:8786``) uses a running
 cluster (``dask scheduler`` + ``dask worker``, dask-jobqueue, dask-kubernetes, Coiled).
-At most two tasks per worker are in flight, so the results waiting here stay few.
+At most two tasks per worker are in flight, so the results waiting here stay few. Every
+worker runs the garbage collector as the stages do (``collector.relax``).
 
 ``client_for`` is also the Dask client of ``sentinelle score --scheduler``.
 """
