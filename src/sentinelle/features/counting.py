@@ -15,8 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import CountVectorizer
 
-from sentinelle import compute
-from sentinelle.compute import ordered_map
+from sentinelle.compute import on_this_machine, ordered_map, uses_dask
 from sentinelle.features.countfile import CountFile, write_piece
 from sentinelle.features.ngrams import COUNT_CHUNK, count_chunk, countable
 
@@ -108,7 +107,7 @@ def count(vectorisers: list[Any], texts: np.ndarray, file: CountFile | None = No
     kept_blocks.clear()
     pieces = [(start, docs[start : start + PASS2_DOCS]) for start in range(counted, n, PASS2_DOCS)]
     # Workers on this machine write their counts beside the file rather than send them back.
-    beside = file.folder if compute.uses_dask(n) and compute.on_this_machine() else None
+    beside = file.folder if uses_dask(n) and on_this_machine() else None
     passes = ordered_map(_second_pass, pieces, n, vectorisers, caches, dtypes, beside)
     for counts, nnz_of_rows in passes:
         if beside is None:
