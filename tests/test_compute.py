@@ -62,6 +62,34 @@ def test_a_local_cluster_gives_the_serial_results_in_order() -> None:
     assert compute.settings() == compute.Settings()  # as before the session
 
 
+SCRIPT = """\
+from pathlib import Path
+if __name__ != "__main__":  # imported by a worker as __mp_main__
+    Path(__file__).with_suffix(".imported").write_text(__name__)
+from sentinelle import compute
+def main():
+    with compute.client_for("local", 1) as (client, _, _):
+        print(client.submit(sum, [1, 2]).result(), Path(__file__).name)
+if __name__ == "__main__":
+    main()
+"""
+
+
+def test_the_workers_of_a_local_cluster_do_not_import_the_running_script(
+    tmp_path: Path,
+) -> None:
+    # multiprocessing's spawn would import the stage script in every worker (its imports
+    # cost each worker ~1 s); the tasks are library functions and do not need it.
+    script = tmp_path / "stage.py"
+    script.write_text(SCRIPT)
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, env=env(), timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["3", "stage.py"]  # and the script's __file__ is back
+    assert not (tmp_path / "stage.imported").exists()
+
+
 def test_every_worker_runs_the_collector_as_the_stages_do(
     cluster: tuple[str, list[subprocess.Popen[bytes]]],  # noqa: F811 (the fixture)
     tmp_path: Path,
