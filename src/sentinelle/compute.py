@@ -232,7 +232,7 @@ def _script_not_imported_by_workers() -> Iterator[None]:
     each child (as ``__mp_main__``) so that functions defined in it unpickle. The tasks here
     are library functions (one defined in a script would travel by value, with
     cloudpickle), so that import only costs: a stage's imports (scikit-learn, DVCLive,
-    skops) took each worker ~1 s, and the cluster 2.1-2.5 s to start instead of 1.0-1.1 s.
+    skops) took each worker ~1 s, and the cluster 2.8-3.0 s to start instead of 1.1-1.2 s.
     A worker restarted later imports the script again, which costs that second once more.
     """
     main = sys.modules["__main__"]
