@@ -13,6 +13,10 @@ import pytest
 from helpers import ROOT, env
 from test_api import free_port
 
+# As the README starts workers: with glibc's malloc defaults, not Dask's trim threshold
+# (sentinelle.compute.GLIBC_MALLOC).
+WORKER_ENVIRON = {"DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON": '{"MALLOC_TRIM_THRESHOLD_": None}'}
+
 
 def dask_cli(*args: str) -> list[str]:
     return [str(Path(sys.executable).parent / "dask"), *args]
@@ -21,6 +25,7 @@ def dask_cli(*args: str) -> list[str]:
 def start(cmd: list[str], log: Path) -> subprocess.Popen[bytes]:
     e = env()
     e["PYTHONPATH"] = str(ROOT / "src")
+    e.update(WORKER_ENVIRON)
     with log.open("wb") as out:  # the child has its own copy of the file
         return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=e)
 

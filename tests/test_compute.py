@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import gc
 import os
+import resource
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -90,6 +92,28 @@ def test_the_workers_of_a_local_cluster_do_not_import_the_running_script(
     assert not (tmp_path / "stage.imported").exists()
 
 
+def _page_faults_of_a_reused_array(client: object) -> dict[str, int]:
+    """In each worker of ``client``: the minor page faults of filling a new 4 MiB array 200
+    times, each freed."""
+
+    def faults() -> int:  # nested, so it travels by value: workers need not import this file
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        for _ in range(200):
+            np.ones(1 << 19)
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+    return client.run(faults)
+
+
+def test_local_workers_reuse_freed_memory_as_the_stages_do() -> None:
+    # Dask's MALLOC_TRIM_THRESHOLD_=65536 maps every array over 128 KiB fresh: 100K faults
+    # here (a page of each array, each time), and a 1M count 1.3x slower (docs/performance.md).
+    with compute.client_for("local", 2) as (client, _, _):
+        faults = _page_faults_of_a_reused_array(client)
+    assert len(faults) == 2
+    assert max(faults.values()) < 10_000, faults  # ~1,000: the first array's pages only
+
+
 def test_every_worker_runs_the_collector_as_the_stages_do(
     cluster: tuple[str, list[subprocess.Popen[bytes]]],  # noqa: F811 (the fixture)
     tmp_path: Path,
@@ -99,6 +123,8 @@ def test_every_worker_runs_the_collector_as_the_stages_do(
     with compute.client_for(address) as (client, _, workers):
         assert workers == 2
         assert set(client.run(gc.get_threshold).values()) == {collector.THRESHOLD}
+        # Started with the README's environment, they reuse freed memory (glibc's defaults).
+        assert max(_page_faults_of_a_reused_array(client).values()) < 10_000
         late = start(
             dask_cli("worker", address, "--host", "127.0.0.1", "--nthreads", "1", "--no-dashboard"),
             tmp_path / "late-worker.log",

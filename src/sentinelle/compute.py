@@ -193,13 +193,14 @@ def client_for(
     if scheduler in (None, "none"):
         yield None, "in-process", 1
         return
+    import dask
     from distributed import Client, LocalCluster
 
     # The cluster's own chatter (start, stop, comms) is not the command's output.
     logging.getLogger("distributed").setLevel(logging.WARNING)
     if scheduler == "local":
         n = workers or len(os.sched_getaffinity(0))
-        with _script_not_imported_by_workers():
+        with _script_not_imported_by_workers(), dask.config.set(GLIBC_MALLOC):
             cluster = LocalCluster(
                 n_workers=n,
                 threads_per_worker=1,
@@ -222,6 +223,15 @@ def client_for(
             raise UserError(f"scheduler {scheduler}: the cluster has no workers")
         _relax_collectors(client)
         yield client, f"scheduler {scheduler} with {n} workers", n
+
+
+# Dask's nannies start workers with MALLOC_TRIM_THRESHOLD_=65536, and setting it turns off
+# glibc's dynamic mmap threshold: every array over 128 KiB is then mapped fresh and
+# unmapped when freed. A 1M-message count took 3.4-4.2M page faults and 10-12 s of
+# system time per worker that way, 0.2M and 2-3 s with glibc's defaults, and 52-64 s
+# instead of 40-44 s (docs/performance.md). Local workers keep glibc's defaults, as the
+# stages do; a MALLOC_TRIM_THRESHOLD_ set in the environment still reaches them.
+GLIBC_MALLOC = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
 
 
 @contextlib.contextmanager
