@@ -106,8 +106,8 @@ def _page_faults_of_a_reused_array(client: object) -> dict[str, int]:
 
 
 def test_local_workers_reuse_freed_memory_as_the_stages_do() -> None:
-    # Dask's MALLOC_TRIM_THRESHOLD_=65536 maps every array over 128 KiB fresh: 100K faults
-    # here (a page of each array, each time), and a 1M count 1.3x slower (docs/performance.md).
+    # Dask's MALLOC_TRIM_THRESHOLD_=65536 maps every array over 128 KiB fresh: ~100K faults
+    # here (every new array's pages faulted in again), a 1M count 1.3x slower (docs/performance.md).
     with compute.client_for("local", 2) as (client, _, _):
         faults = _page_faults_of_a_reused_array(client)
     assert len(faults) == 2
