@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import re
+import sys
+import unicodedata
+from types import SimpleNamespace
+
 import pytest
 
+from sentinelle.text import canonical as canonical_module
 from sentinelle.text.canonical import canonical
 from sentinelle.text.normaliser import Normaliser
 
@@ -25,6 +31,42 @@ from sentinelle.text.normaliser import Normaliser
 )
 def test_canonical(raw: str, expected: str) -> None:
     assert canonical(raw) == expected
+
+
+# canonical's shortcuts (docs/performance.md, "The canonical form"), each with what it rests on.
+
+
+def test_ascii_text_skips_the_unicode_folding_that_would_not_change_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ascii_text = "".join(map(chr, range(128)))
+    # What the shortcut rests on: none of these steps changes ASCII text.
+    assert unicodedata.normalize("NFKC", ascii_text) == ascii_text
+    assert ascii_text.translate(canonical_module._INVISIBLE) == ascii_text
+    assert ascii_text.translate(canonical_module._CONFUSABLES) == ascii_text
+    assert ascii_text.casefold() == ascii_text.lower()
+    # And the shortcut is taken: ASCII text never reaches unicodedata.
+    broken = SimpleNamespace(normalize=None, category=None)  # calling either fails
+    monkeypatch.setattr(canonical_module, "unicodedata", broken)
+    assert canonical("WIN a FREE prize") == "win a free prize"
+    with pytest.raises(TypeError):
+        canonical("WIN a FRÉE prize")
+
+
+def test_str_split_splits_on_exactly_what_the_regex_white_space_matches() -> None:
+    # canonical collapses white space with " ".join(text.split()), as re.sub(r"\s+", " ",
+    # text).strip() would: the same characters, in every Unicode version Python ships.
+    chars = [chr(i) for i in range(sys.maxunicode + 1)]
+    assert [c for c in chars if c.isspace()] == [c for c in chars if re.fullmatch(r"\s", c)]
+    text = " \u3000a\t\x1c\x85 b\u2028 "
+    assert canonical(text, placeholders=False) == "a b" == re.sub(r"\s+", " ", text).strip()
+
+
+def test_only_words_with_a_look_alike_reach_the_leet_reader() -> None:
+    words = "free prize fr33 c@sh win150 4get l00k s0"
+    # Without the lookahead, every word would be handed to _unleet (a Python call each).
+    assert canonical_module._LEET_WORD_RE.findall(words) == ["fr33", "c@sh", "win150", "l00k", "s0"]
+    assert canonical(words, placeholders=False) == "free prize free cash win150 4get look s0"
 
 
 def test_canonical_without_placeholders_keeps_numbers() -> None:
