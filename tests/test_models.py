@@ -219,6 +219,8 @@ def test_two_pass_counting_gives_scikit_learns_counts(monkeypatch, keep_nnz, sch
         counts = counting.count(vectorisers, texts)
         assert (compute._active is not None) == (scheduler == "local")
     assert bool(returned) == (keep_nnz < 10**9)  # pass 1 kept every chunk at 10**9
+    if returned:  # a task counts PASS2_DOCS texts; here a piece is one chunk (train's peak)
+        assert max(len(row_nnz) for _, row_nnz in returned) == (7 if scheduler == "none" else 20)
     for piece, row_nnz in returned:
         assert row_nnz.dtype == np.int32
         if scheduler == "none":  # as the file stores them, 6 bytes a non-zero (not 12)
