@@ -106,7 +106,7 @@ def count(vectorisers: list[Any], texts: np.ndarray, file: CountFile | None = No
         counted += block.shape[0]
     kept_blocks.clear()
     # A task counts PASS2_DOCS texts; here, a piece is one chunk, so that this process holds
-    # one chunk's counts, not a task's (100K messages: train's peak 565 -> 420 MB).
+    # one chunk's counts, not a task's (100K messages: train's peak 565 -> 401 MB).
     step = PASS2_DOCS if uses_dask(n) else COUNT_CHUNK
     pieces = [(start, docs[start : start + step]) for start in range(counted, n, step)]
     # Workers on this machine write their counts beside the file rather than send them back.
