@@ -33,10 +33,11 @@ def test_store_appends_whole_lines_and_stores_an_id_once(tmp_path: Path) -> None
     assert not stored and again == first  # the stored record, not the new one
     store.add(feedback.record("see you", "ham"))
     store.add(feedback.record("see you", "ham"))  # no id: nothing to deduplicate on
+    unset = {"reporter": None, "score": None, "model_version": None}
     assert lines(path) == [
-        {"id": "a1", "label": "spam", "source": "app", "text": "WIN a prize"},
-        {"id": None, "label": "ham", "source": None, "text": "see you"},
-        {"id": None, "label": "ham", "source": None, "text": "see you"},
+        {"id": "a1", "label": "spam", "source": "app", "text": "WIN a prize", **unset},
+        {"id": None, "label": "ham", "source": None, "text": "see you", **unset},
+        {"id": None, "label": "ham", "source": None, "text": "see you", **unset},
     ]
     # Another writer (a second store on the same file) sees the ids the first stored.
     other = feedback.Store(path)

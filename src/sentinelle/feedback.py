@@ -1,10 +1,13 @@
 """The feedback store: verdicts users report, kept durably in a JSON Lines file.
 
-One record a line, ``{"id": ..., "label": "spam"|"ham", "source": ..., "text": ...}``
-(``id`` and ``source`` may be null), appended with one ``os.write`` of the whole line
-to a file opened with ``O_APPEND`` and then ``fsync``-ed, under an exclusive
-``flock`` (several servers and ``sentinelle feedback`` may append at once). A record
-is acknowledged only once it is on disk; a record whose ``id`` is already stored is
+One record a line, ``{"id": ..., "label": "spam"|"ham", "model_version": ..., "reporter": ...,
+"score": ..., "source": ..., "text": ...}``: ``reporter`` is who may be held to it (the API
+token's name, or ``--reporter`` on the command line); ``score`` and ``model_version`` are the
+verdict the serving model gave the text when it was reported (null when none was at hand).
+Every field but ``text`` and ``label`` may be null or absent. Appended with one
+``os.write`` of the whole line to a file opened with ``O_APPEND`` and then ``fsync``-ed,
+under an exclusive ``flock`` (several servers and ``sentinelle feedback`` may append at
+once). A record is acknowledged only once it is on disk; a record whose ``id`` is already stored is
 not stored twice. A crash can at worst leave the last line incomplete (no newline):
 readers ignore it with a warning, and the next append cuts it off before writing.
 
@@ -20,7 +23,7 @@ import logging
 import os
 import threading
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -39,13 +42,24 @@ class Record:
     label: str
     id: str | None = None
     source: str | None = None
+    reporter: str | None = None
+    score: float | None = None  # the serving model's spam score when it was reported
+    model_version: str | None = None  # the model that gave that score
 
     def line(self) -> bytes:
         return (json.dumps(asdict(self), ensure_ascii=False, sort_keys=True) + "\n").encode()
 
 
 def record(
-    text: Any, label: Any, id: Any = None, source: Any = None, *, where: str = "feedback"
+    text: Any,
+    label: Any,
+    id: Any = None,
+    source: Any = None,
+    *,
+    reporter: Any = None,
+    score: Any = None,
+    model_version: Any = None,
+    where: str = "feedback",
 ) -> Record:
     """A validated record; a bad field is a one-line ``UserError`` naming it."""
     if not isinstance(text, str) or not text.strip():
@@ -56,7 +70,12 @@ def record(
         )
     if label not in LABELS:
         raise UserError(f"{where}: label {label!r} is invalid: must be one of spam, ham")
-    for name, value in (("id", id), ("source", source)):
+    for name, value in (
+        ("id", id),
+        ("source", source),
+        ("reporter", reporter),
+        ("model_version", model_version),
+    ):
         if value is not None and (
             not isinstance(value, str) or not value.strip() or len(value) > MAX_FIELD
         ):
@@ -64,7 +83,24 @@ def record(
                 f"{where}: {name} {value!r} is invalid: must be null or a non-empty string "
                 f"of at most {MAX_FIELD} characters"
             )
-    return Record(text, label, id, source)
+    if score is not None and (
+        isinstance(score, bool)
+        or not isinstance(score, int | float)
+        or not 0.0 <= float(score) <= 1.0
+    ):
+        raise UserError(f"{where}: score {score!r} is invalid: must be null or a number in [0, 1]")
+    return Record(
+        text,
+        label,
+        id,
+        source,
+        reporter,
+        None if score is None else float(score),
+        model_version,
+    )
+
+
+FIELDS = frozenset(f.name for f in fields(Record))
 
 
 def parse(data: bytes, where: str) -> list[Record]:
@@ -82,10 +118,10 @@ def parse(data: bytes, where: str) -> list[Record]:
             obj = json.loads(raw)
         except ValueError as exc:
             raise UserError(f"{where}: line {number}: not valid JSON: {exc}") from None
-        if not isinstance(obj, dict) or set(obj) - {"id", "label", "source", "text"}:
+        if not isinstance(obj, dict) or set(obj) - FIELDS:
             raise UserError(
                 f"{where}: line {number}: a record is an object with the keys "
-                "text, label, id, source"
+                f"{', '.join(sorted(FIELDS))}"
             )
         out.append(
             record(
@@ -93,6 +129,9 @@ def parse(data: bytes, where: str) -> list[Record]:
                 obj.get("label"),
                 obj.get("id"),
                 obj.get("source"),
+                reporter=obj.get("reporter"),
+                score=obj.get("score"),
+                model_version=obj.get("model_version"),
                 where=f"{where}: line {number}",
             )
         )
