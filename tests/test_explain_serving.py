@@ -53,10 +53,13 @@ def forest(forest_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     yield from running(forest_path, tmp_path_factory)
 
 
-def check_identity(explanation: dict) -> None:
+def check_identity(explanation: dict, text: str = SPAM) -> None:
+    """The words listed add up, with the intercept and the rest, to the decision; each is the
+    text at its offsets."""
     listed = explanation["spam"] + explanation["ham"]
     total = explanation["intercept"] + sum(i["contribution"] for i in listed) + explanation["rest"]
     assert abs(total - explanation["decision"]) <= 1e-9
+    assert all(text[i["start"] : i["end"]] == i["text"] for i in listed)
 
 
 def test_predict_explains_with_the_libraries_numbers(
@@ -68,8 +71,8 @@ def test_predict_explains_with_the_libraries_numbers(
     assert body["spam_score"] == pytest.approx(score) and body["is_spam"] is is_spam
     assert body["explanation"] == expected  # JSON keeps floats exactly
     top = body["explanation"]["spam"][0]
-    assert (top["ngram"], top["kind"], top["spans"]) == ("free", "word", [[6, 10]])
-    assert SPAM[6:10] == "FREE" and len(body["explanation"]["spam"]) == 3
+    assert (top["text"], top["start"], top["end"]) == ("FREE", 6, 10) and SPAM[6:10] == "FREE"
+    assert len(body["explanation"]["spam"]) == 3 and body["explanation"]["unplaced"] == 0.0
     check_identity(body["explanation"])
     # Without ?explain the answer is as before: no explanation key at all.
     plain = client.post("/predict", json={"text": SPAM}).json()
@@ -87,12 +90,28 @@ def test_batch_explains_each_message_in_order(client: httpx.Client, model_path: 
     scorer = Scorer.load(model_path)
     expected = scorer.predict_explained([SPAM, HAM], 2)
     body = client.post("/predict/batch?explain=2", json={"texts": [SPAM, HAM]}).json()
-    for got, (score, _, why) in zip(body["predictions"], expected, strict=True):
+    for got, (score, _, why), text in zip(body["predictions"], expected, [SPAM, HAM], strict=True):
         assert got["spam_score"] == pytest.approx(score)
         assert got["explanation"] == why
-        check_identity(got["explanation"])
+        check_identity(got["explanation"], text)
     plain = client.post("/predict/batch", json={"texts": [SPAM]}).json()
     assert set(plain["predictions"][0]) == {"spam_score", "is_spam"}
+
+
+def test_offsets_are_code_points_after_astral_characters(client: httpx.Client) -> None:
+    """Emoji (two UTF-16 units, one code point) before the words: offsets index the text as
+    Python and JSON decoders give it; the OpenAPI schema says what each field is."""
+    text = "😀👍🏽 WIN a FREE prize! 𝐂𝐚𝐥𝐥 now ❤️"
+    body = client.post("/predict", params={"explain": 50}, json={"text": text}).json()
+    why = body["explanation"]
+    check_identity(why, text)
+    listed = {i["text"] for i in why["spam"] + why["ham"]}
+    assert {"😀👍🏽", "FREE", "𝐂𝐚𝐥𝐥", "❤️"} <= listed
+    [free] = [i for i in why["spam"] + why["ham"] if i["text"] == "FREE"]
+    assert (free["start"], free["end"]) == (10, 14)
+    schema = client.get("/openapi.json").json()["components"]["schemas"]
+    assert list(schema["Contribution"]["properties"]) == ["text", "start", "end", "contribution"]
+    assert "unplaced" in schema["Explanation"]["properties"]
 
 
 @pytest.mark.parametrize(
@@ -143,7 +162,8 @@ def test_score_explain_adds_a_json_column(tmp_path: Path, model_path: Path) -> N
     assert done.returncode == 0, done.stderr.decode()
     [line] = done.stdout.decode().splitlines()
     record = json.loads(line)
-    assert record["explanation"]["spam"][0]["spans"] == [[6, 10]]
+    top = record["explanation"]["spam"][0]
+    assert (top["text"], top["start"], top["end"]) == ("FREE", 6, 10)
     check_identity(record["explanation"])
     plain = json.loads(cli("-", "--model", model_path, stdin=f"{SPAM}\n".encode()).stdout)
     assert plain == {k: v for k, v in record.items() if k != "explanation"}

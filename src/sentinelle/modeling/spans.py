@@ -1,4 +1,4 @@
-"""Where the model's n-grams are in the raw message: character spans for highlighting.
+"""Where the model's tokens are in the raw message, and the raw words they fall in.
 
 The model sees the normalised text (``text.normaliser``: canonical form, tokens, optional
 stemming), which is not character-aligned with the raw message. The rule:
@@ -11,10 +11,8 @@ stemming), which is not character-aligned with the raw message. The rule:
    they are the same except where normalising the whole message joins words ("f r e e"
    -> "free", "0906 170 1461" -> "_phone_"); such a token gets the span of all the raw
    words it came from. A token with no raw counterpart has no span.
-3. A word n-gram spans from its first token's start to its last token's end. A char
-   n-gram (``char_wb``: inside one space-padded token) gets the exact characters when
-   the token is, up to the n-gram's end, the lower-cased raw text of its span
-   ("fre" in "FREE"; "win" in "WINNING" stemmed to "win"), else the whole token's span.
+3. The words of an explanation (``raw_words``) are the raw words, joined where one token
+   spans several.
 
 Spans are ``[start, end)`` indices of Python ``str`` (code points) into the raw message.
 """
@@ -24,6 +22,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
+
+import numpy as np
 
 from sentinelle.text.normaliser import TOKEN_PATTERN, Normaliser
 
@@ -73,37 +73,29 @@ def token_spans(normaliser: Normaliser, raw: str) -> TokenSpans:
     return TokenSpans(raw, tokens, spans, where)
 
 
-def ngram_spans(where: TokenSpans, ngram: str, kind: str) -> list[list[int]]:
-    """Every ``[start, end)`` of ``ngram`` (a word or char_wb feature name) in the raw
-    message, sorted, without repeats."""
-    found: set[Span] = set()
-    tokens, spans = where.tokens, where.spans
-    if kind == "word":
-        words = ngram.split(" ")
-        n = len(words)
-        for i in where.where.get(words[0], ()):
-            first, last = spans[i], spans[min(i + n, len(spans)) - 1]
-            if tokens[i : i + n] == words and first is not None and last is not None:
-                found.add((first[0], last[1]))
-    else:
-        for token, positions in where.where.items():
-            padded = f" {token} "
-            at = padded.find(ngram)
-            while at >= 0:
-                # The n-gram's characters of the token itself (the padding is not text).
-                lo, hi = max(at - 1, 0), min(at + len(ngram) - 1, len(token))
-                for i in positions if lo < hi else ():
-                    span = spans[i]
-                    if span is not None:
-                        found.add(_char_span(where.raw, span, token, lo, hi))
-                at = padded.find(ngram, at + 1)
-    return [list(s) for s in sorted(found)]
+def raw_words(where: TokenSpans) -> tuple[np.ndarray, list[Span]]:
+    """The words of the raw message that its tokens fall in, and the word of each token.
 
-
-def _char_span(raw: str, span: Span, token: str, lo: int, hi: int) -> Span:
-    """Characters ``lo:hi`` of ``token`` in the raw text of ``span``, exactly when the token
-    matches that text up to ``hi``; else the whole span."""
-    text = raw[span[0] : span[1]]
-    if len(text) >= hi and text[:hi].lower() == token[:hi]:
-        return span[0] + lo, span[0] + hi
-    return span
+    A word is a run of non-white-space, or several runs that one token spans ("f r e e"
+    -> ``free``) joined into one. Returns each token's word index (-1: the token has no
+    span) and each word's ``(start, end)``, in message order; words without a token (only
+    invisible characters) are left out.
+    """
+    raw = [m.span() for m in _RAW_WORDS.finditer(where.raw)]
+    starts = np.array([s for s, _ in raw], dtype=np.int64)
+    placed = [i for i, span in enumerate(where.spans) if span is not None]
+    bounds = np.array([where.spans[i] for i in placed], dtype=np.int64).reshape(-1, 2)
+    first = np.searchsorted(starts, bounds[:, 0], "right") - 1
+    last = np.searchsorted(starts, bounds[:, 1] - 1, "right") - 1
+    new = np.ones(len(raw), dtype=bool)  # new[w]: raw word w starts a word
+    for a, b in zip(first[last > first], last[last > first], strict=True):
+        new[a + 1 : b + 1] = False
+    group = np.cumsum(new) - 1
+    heads = np.flatnonzero(new)
+    tails = np.append(heads[1:] - 1, len(raw) - 1)
+    used = np.unique(group[first])
+    number = np.full(len(heads), -1, dtype=np.int64)
+    number[used] = np.arange(len(used))
+    word_of = np.full(len(where.spans), -1, dtype=np.int64)
+    word_of[placed] = number[group[first]]
+    return word_of, [(raw[heads[g]][0], raw[tails[g]][1]) for g in used]

@@ -6,7 +6,7 @@
     POST /predict         {"text": "..."} -> spam_score, is_spam, threshold, operating_point,
                           model_version; ?operating_point=NAME picks a named threshold
     POST /predict/batch   {"texts": ["...", ...]} (at most ``max_batch``)
-                          both with ``?explain=K``: the K n-grams that pushed each way
+                          both with ``?explain=K``: the K words that pushed each way
     GET  /model           model version, thresholds (operating points) and metadata
     POST /feedback        {"text": ..., "label": "spam"|"ham", "id": ..., "source": ...}
                           (with ``sentinelle serve --feedback FILE``): 201 stored, 200 if

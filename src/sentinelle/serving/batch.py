@@ -165,7 +165,7 @@ def score_file(
     output format from ``output_format``, the ``dest`` suffix, or the input format
     (plain text in gives JSON Lines out). ``progress=None`` shows a bar only when
     stderr is a terminal. ``is_spam`` is decided at the named ``operating_point`` (``None``:
-    the model's own threshold). ``explain=K`` adds each row's K top n-grams each way
+    the model's own threshold). ``explain=K`` adds each row's K top words each way
     (``Scorer.explain``). Returns a ``Report``; raises ``UserError`` on the first
     bad row when ``on_error="fail"`` (a file ``dest`` is then left untouched).
     """

@@ -229,8 +229,9 @@ def parser() -> argparse.ArgumentParser:
         "--explain",
         type=int,
         metavar="K",
-        help=f"add an explanation column: the K (1 to {MAX_EXPLAIN}) n-grams that pushed "
-        "each row most towards spam and towards ham",
+        help=f"add an explanation column: the K (1 to {MAX_EXPLAIN}) words of each message "
+        "that pushed it most towards spam and towards ham, with their offsets and shares of "
+        "the decision",
     )
     score.set_defaults(run=_score)
 

@@ -76,21 +76,21 @@ class Scorer:
 
     @cached_property
     def explainer(self) -> Explainer:
-        """Built on first use (the feature names of a large vocabulary take a while);
-        raises ``ExplanationUnavailable`` for a model that cannot be explained."""
+        """Built on first use; raises ``ExplanationUnavailable`` for a model that cannot be
+        explained."""
         return Explainer(
             self.model, self.metadata.get("params", {}).get("train", {}).get("classifier")
         )
 
     def explain(self, texts: Sequence[str], k: int) -> tuple[np.ndarray, list[dict[str, Any]]]:
-        """Spam scores and the ``k`` top n-grams each way of each raw message
+        """Spam scores and the ``k`` top words each way of each raw message
         (``Explainer.explain``), from one feature matrix."""
         explainer = self.explainer
-        normalised = [self.normaliser(t) for t in texts]
+        spans = [token_spans(self.normaliser, t) for t in texts]
+        normalised = [" ".join(where.tokens) for where in spans]  # what self.normaliser gives
         with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
             features = self.features(normalised)
             scores = self._scores_of(features)
-        spans = [token_spans(self.normaliser, t) for t in texts]
         return scores, explainer.explain(features, k, spans)
 
     def predict(
