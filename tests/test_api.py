@@ -352,6 +352,10 @@ def test_the_model_card_has_top_ngrams_and_the_evaluation_of_this_model(tmp_path
         assert len(spam) == len(ham) == 20
         assert all(w > 0 for _, w in spam) and all(w < 0 for _, w in ham)
         assert [w for _, w in spam] == sorted((w for _, w in spam), reverse=True)
+        # Named as a person reads them: words, or quoted characters; no vectoriser prefix.
+        names = [name for name, _ in spam + ham]
+        assert not any("__" in name for name in names)
+        assert any(name.startswith("“") for name in names) and "free" in names
     finally:
         stop(proc)
     # An evaluation.json of another model is not shown as this one's.

@@ -14,7 +14,13 @@ import tiny_model
 from helpers import ROOT
 from sentinelle.errors import UserError
 from sentinelle.modeling.calibration import base_estimator
-from sentinelle.modeling.explanations import MAX_EXPLAIN, Explainer, ExplanationUnavailable
+from sentinelle.modeling.explanations import (
+    MAX_EXPLAIN,
+    Explainer,
+    ExplanationUnavailable,
+    feature_labels,
+    label,
+)
 from sentinelle.modeling.spans import raw_words, token_spans
 from sentinelle.modeling.training import train
 from sentinelle.params import load
@@ -199,3 +205,19 @@ def test_scorer_explain_matches_its_scores(tmp_path: Path) -> None:
     assert {i["text"] for i in items} >= {"😀"}
     assert all(texts[2][i["start"] : i["end"]] == i["text"] for i in items)
     json.dumps(explained, allow_nan=False)  # the API and `score --explain` write it as JSON
+
+
+def test_features_are_labelled_as_a_person_reads_them() -> None:
+    # Word n-grams as words; the SMS data's HTML entities ("&lt;", tokens "& lt ;") decoded.
+    assert label("have won", "word") == "have won"
+    assert label("& lt", "word") == "<" and label("& amp ;", "word") == "&"
+    assert label("lt ;#& gt", "word") == "lt ;#>" and label("t & c", "word") == "t & c"
+    # Character n-grams quoted, their word-boundary spaces shown as "·".
+    assert label(" fre", "char_wb") == "“·fre”" and label(" ", "char_wb") == "“·”"
+    assert label("&lt;", "char_wb") == "“<”"
+    model, _ = fitted("logreg")
+    labels = feature_labels(model)
+    names = model[:-1].get_feature_names_out()  # type: ignore[index]
+    assert len(labels) == len(names)
+    assert labels[list(names).index("word__free")] == "free"
+    assert labels[list(names).index("char__ fr")] == "“·fr”"

@@ -115,7 +115,26 @@ def pieces(driver: Any) -> list[tuple[str, str]]:
     ]
 
 
-def test_a_message_gets_its_verdict_and_highlighted_ngrams(browser: Any, server: str) -> None:
+def marks(driver: Any) -> list[tuple[str, int, int, str]]:
+    """Each <mark> of the highlighted message: its side, its code-point offsets, its text."""
+    out, at = [], 0
+    for cls, text in pieces(driver):
+        n = len(text)  # Python counts code points, as the API's offsets do
+        if cls:
+            out.append((cls.split()[0], at, at + n, text))
+        at += n
+    return out
+
+
+def listed(text: str, why: dict[str, Any]) -> list[tuple[str, int, int, str]]:
+    """The words an explanation lists, as ``marks`` gives them, in message order."""
+    items = [("spam", i) for i in why["spam"]] + [("ham", i) for i in why["ham"]]
+    out = [(side, i["start"], i["end"], i["text"]) for side, i in items]
+    assert all(text[start:end] == word for _, start, end, word in out)
+    return sorted(out, key=lambda m: m[1])
+
+
+def test_a_message_gets_its_verdict_and_highlighted_words(browser: Any, server: str) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import Select
@@ -123,7 +142,7 @@ def test_a_message_gets_its_verdict_and_highlighted_ngrams(browser: Any, server:
     model = httpx.get(f"{server}/model").json()
     expected = httpx.post(f"{server}/predict?explain=8", json={"text": SPAM}).json()
     top = expected["explanation"]["spam"][0]
-    assert expected["is_spam"] and (top["ngram"], top["spans"]) == ("free", [[6, 10]])
+    assert expected["is_spam"] and (top["text"], top["start"], top["end"]) == ("FREE", 6, 10)
 
     browser.get(server + "/")
     wait(browser, lambda d: "ready" in d.find_element(By.ID, "status").text)
@@ -135,18 +154,11 @@ def test_a_message_gets_its_verdict_and_highlighted_ngrams(browser: Any, server:
     score = browser.find_element(By.ID, "score-text").text
     assert f"{expected['spam_score']:.3f}" in score and "at or above the threshold 0.350" in score
 
-    # The message is all there, and the top spam-ward n-gram's characters are in a spam mark.
-    parts = pieces(browser)
-    assert "".join(text for _, text in parts) == SPAM
-    covered = set()
-    at = 0
-    for cls, text in parts:
-        if cls.startswith("spam"):
-            covered |= set(range(at, at + len(text)))
-        at += len(text)
-    assert set(range(6, 10)) <= covered  # "FREE"
-    first = browser.find_element(By.CSS_SELECTOR, "#spam-table tbody tr td code")
-    assert first.text == "free"
+    # The message is all there, and each listed word is a mark of its side, at its place.
+    assert "".join(text for _, text in pieces(browser)) == SPAM
+    assert marks(browser) == listed(SPAM, expected["explanation"])
+    first = browser.find_element(By.CSS_SELECTOR, "#spam-table tbody tr td q")
+    assert first.text == "FREE"
 
     # The operating points /model lists, the default one chosen; a stricter one flips it.
     select = Select(browser.find_element(By.ID, "operating-point"))
@@ -178,6 +190,23 @@ def test_a_message_gets_its_verdict_and_highlighted_ngrams(browser: Any, server:
     wait(browser, lambda d: "".join(t for _, t in pieces(d)) == ham)
     assert verdict.text == ("spam" if answer["is_spam"] else "not spam (ham)")
     assert any(cls.startswith("ham") for cls, _ in pieces(browser))
+    assert marks(browser) == listed(ham, answer["explanation"])
+
+    # Emoji and other astral characters (two UTF-16 units each in the browser) before,
+    # inside and between the words: every mark is still the word the API names.
+    emoji = "😀👍🏽 WIN a FREE prize! 𝐂𝐚𝐥𝐥 now ❤️ 😀"
+    answer = httpx.post(f"{server}/predict?explain=20", json={"text": emoji}).json()
+    words = listed(emoji, answer["explanation"])
+    assert {"😀👍🏽", "FREE", "𝐂𝐚𝐥𝐥"} <= {w for *_, w in words}
+    browser.find_element(By.ID, "explain-k").clear()
+    browser.find_element(By.ID, "explain-k").send_keys("20")
+    # As pasted: chromedriver's send_keys types only characters of the Basic Multilingual Plane.
+    browser.execute_script("arguments[0].value = arguments[1];", box, emoji)
+    browser.find_element(By.ID, "submit").click()
+    wait(browser, lambda d: "".join(t for _, t in pieces(d)) == emoji)
+    assert marks(browser) == words
+    browser.find_element(By.ID, "explain-k").clear()
+    browser.find_element(By.ID, "explain-k").send_keys("8")
 
     if os.environ.get("SENTINELLE_PAGE_SCREENSHOT"):
         box.clear()
@@ -209,6 +238,11 @@ def test_the_model_card_shows_the_plots(browser: Any, server: str, project: Path
     assert f"Recall (spam caught) {100 * metrics['recall']:.2f} %" in metrics_text
     data = browser.find_element(By.ID, "data-table").text
     assert "Rows read 120" in data and "train: spam / ham 10 / 70" in data
+    # The strongest weights, as /model names them (no `word__`/`char__` names).
+    top = httpx.get(f"{server}/model").json()["top_ngrams"]
+    cards = browser.find_elements(By.CSS_SELECTOR, "#top-ngrams li code")
+    assert [c.text for c in cards] == [name for name, _ in top["spam"] + top["ham"]]
+    assert not any("__" in c.text for c in cards)
     # The evaluation is of the served model (dvc.lock says so): no warning.
     assert httpx.get(f"{server}/model/evaluation").json()["of_served_model"] is True
     assert not browser.find_element(By.ID, "other-model").is_displayed()

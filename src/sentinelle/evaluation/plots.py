@@ -91,11 +91,8 @@ def plot_top_features(features: dict[str, list[tuple[str, float]]], title: str) 
         axes = fig.subplots(1, len(panels))
         axes = np.atleast_1d(axes)
         for ax, (label, items) in zip(axes, panels, strict=True):
-            # "char__ fre" -> "char ' fre'": quoted, so that spaces in n-grams show.
-            names = [
-                " ".join((*name.split("__", 1)[:-1], repr(name.split("__", 1)[-1])))
-                for name, _ in items
-            ][::-1]
+            # Named as a person reads them (explanations.label: "free", "“·fr”").
+            names = [name for name, _ in items][::-1]
             values = [abs(value) for _, value in items][::-1]
             ax.barh(range(len(items)), values, color="#c0392b" if label == "spam" else "#2e86c1")
             ax.set_yticks(range(len(items)), names, fontfamily="monospace")

@@ -37,6 +37,8 @@ words and ``unplaced``.
 
 from __future__ import annotations
 
+import html
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +50,8 @@ from sentinelle.modeling.spans import TokenSpans, raw_words
 
 MAX_EXPLAIN = 50  # the largest k a request may ask for
 ANALYZERS = ("word", "char_wb")  # the vectorisers whose n-grams can be traced to tokens
+# An HTML entity the tokenizer cut into "&" and its name ("&lt;" -> "& lt ;").
+_CUT_ENTITY = re.compile(r"& (#?\w+)(?: ;)?")
 
 
 class ExplanationUnavailable(UserError):
@@ -129,6 +133,31 @@ def feature_parts(pipeline: Any, name: str | None = None) -> list[Part]:
         parts.append(Part(vectoriser, analyzer, offset))
         offset += len(vectoriser.vocabulary_)
     return parts
+
+
+def feature_labels(pipeline: Any) -> list[str]:
+    """Each feature of ``pipeline`` as a person reads it (``label``), in column order."""
+    return [
+        label(str(term), part.analyzer)
+        for part in feature_parts(pipeline)
+        for term in part.vectoriser.get_feature_names_out()
+    ]
+
+
+def label(term: str, analyzer: str) -> str:
+    """A feature as a person reads it: a word n-gram as its words; a ``char_wb`` n-gram in
+    quotes with its spaces (word boundaries) shown as ``·`` ("“·fre”": "fre" starting a
+    word). HTML entities of the SMS data ("&lt;", cut by the tokenizer into "& lt ;") show
+    as their characters."""
+    if analyzer == "char_wb":
+        return "“" + html.unescape(term).replace(" ", "·") + "”"
+    return _CUT_ENTITY.sub(_entity, term)
+
+
+def _entity(match: re.Match[str]) -> str:
+    entity = f"&{match.group(1)};"
+    decoded = html.unescape(entity)
+    return match.group(0) if decoded == entity else decoded
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ import numpy as np
 from sklearn.pipeline import Pipeline
 
 from sentinelle.modeling.calibration import base_estimator
+from sentinelle.modeling.explanations import feature_labels
 
 SCORE_CHUNK = 5_000  # texts transformed at a time by spam_scores (bounds the TF-IDF matrix)
 
@@ -25,12 +26,13 @@ def spam_scores(model: Pipeline, texts: Any) -> np.ndarray:
 
 
 def top_features(model: Pipeline, n: int) -> dict[str, list[tuple[str, float]]]:
-    """The ``n`` features that push hardest towards spam and towards ham.
+    """The ``n`` features that push hardest towards spam and towards ham, each named as a
+    person reads it (``explanations.label``: "have won", "“·0”").
 
     Linear models: their weights; naive Bayes: the log-probability ratio; random
     forest: its (unsigned) impurity importances, all under "spam".
     """
-    names = model[:-1].get_feature_names_out()
+    names = feature_labels(model)
     classifier = base_estimator(model[-1])
     spam = list(classifier.classes_).index("spam")
     if hasattr(classifier, "coef_"):

@@ -97,7 +97,8 @@ class ModelInfo(BaseModel):
     default_operating_point: str
     operating_points: dict[str, OperatingPoint]
     top_ngrams: dict[str, list[tuple[str, float]]] = Field(
-        description="the n-grams that weigh most toward spam and toward ham (weight each)"
+        description="the n-grams that weigh most toward spam and toward ham (weight each), as "
+        "a person reads them: word n-grams as words, char n-grams quoted, · for a word boundary"
     )
     evaluation: dict[str, Any] | None = Field(
         description="the test headline of this model (evaluation.json beside the model file; "

@@ -42,7 +42,6 @@ async function api(path, options = {}) {
 
 const fmt = (x, digits = 3) => (typeof x === "number" ? x.toFixed(digits) : String(x));
 const signed = (x) => (x >= 0 ? "+" : "−") + Math.abs(x).toFixed(4);
-const shown = (ngram, kind) => (kind === "char" ? ngram.replaceAll(" ", "␣") : ngram);
 
 // ------------------------------------------------------------------ views
 
@@ -142,9 +141,11 @@ function showResult(text, body) {
   highlight(text, why);
   fillTable($("spam-table"), why.spam);
   fillTable($("ham-table"), why.ham);
+  const listed = [...why.spam, ...why.ham].reduce((sum, item) => sum + item.contribution, 0);
   $("decision-text").textContent =
-    `Decision ${signed(why.decision)} = intercept ${signed(why.intercept)} + the n-grams listed ` +
-    `${signed(why.decision - why.intercept - why.rest)} + all the others ${signed(why.rest)}.`;
+    `Decision ${signed(why.decision)} = intercept ${signed(why.intercept)} + the words listed ` +
+    `${signed(listed)} + all the other words ${signed(why.rest - (why.unplaced || 0))}` +
+    (why.unplaced ? ` + on no word ${signed(why.unplaced)}.` : ".");
   $("feedback").hidden = !state.feedback;
   $("feedback-status").textContent = "";
   $("wrong").disabled = false;
@@ -154,58 +155,38 @@ function showResult(text, body) {
 function fillTable(table, items) {
   const body = table.tBodies[0];
   body.replaceChildren();
-  if (!items.length) body.append(el("tr", {}, el("td", { colspan: "3" }, "none")));
+  if (!items.length) body.append(el("tr", {}, el("td", { colspan: "2" }, "none")));
   for (const item of items) {
     body.append(el("tr", {},
-      el("td", {}, el("code", {}, shown(item.ngram, item.kind))),
-      el("td", {}, item.kind),
+      el("td", {}, el("q", {}, item.text)),
       el("td", { class: "num" }, signed(item.contribution))));
   }
 }
 
-// Each character's share: the sum of the contributions of the listed n-grams over it
-// (spans are code-point offsets, hence Array.from). Runs of one sign become <mark>s.
+// The listed words in the message, each in a <mark> of its side, darker for a larger share.
+// Their offsets count code points, as Python does; a JavaScript string counts UTF-16 units,
+// so the message is cut with Array.from (one element per code point).
 function highlight(text, why) {
   const chars = Array.from(text);
-  const net = new Float64Array(chars.length);
-  const names = chars.map(() => new Set());
-  for (const item of [...why.spam, ...why.ham]) {
-    for (const [start, end] of item.spans) {
-      for (let i = start; i < end && i < chars.length; i++) {
-        net[i] += item.contribution;
-        names[i].add(`${shown(item.ngram, item.kind)} ${signed(item.contribution)}`);
-      }
-    }
-  }
-  const strongest = Math.max(1e-12, ...net.map(Math.abs));
+  const items = [...why.spam, ...why.ham].sort((a, b) => a.start - b.start);
+  const strongest = Math.max(1e-12, ...items.map((item) => Math.abs(item.contribution)));
   const out = $("highlighted");
   out.replaceChildren();
-  let i = 0;
-  while (i < chars.length) {
-    const sign = Math.sign(net[i]);
-    let j = i;
-    let peak = 0;
-    const labels = new Set();
-    while (j < chars.length && Math.sign(net[j]) === sign) {
-      peak = Math.max(peak, Math.abs(net[j]));
-      names[j].forEach((n) => labels.add(n));
-      j++;
-    }
-    const piece = chars.slice(i, j).join("");
-    if (sign === 0) {
-      out.append(piece);
-    } else {
-      const level = peak / strongest > 0.66 ? 3 : peak / strongest > 0.33 ? 2 : 1;
-      const kind = sign > 0 ? "spam" : "ham";
-      const mark = el("mark", {
-        class: `${kind} l${level}`,
-        title: `towards ${kind}: ${[...labels].join(", ")}`,
-        "data-ngrams": [...labels].join("\n"),
-      }, piece);
-      out.append(mark);
-    }
-    i = j;
+  let at = 0;
+  for (const item of items) {
+    if (item.start < at) continue; // words never overlap; guard against a malformed answer
+    out.append(chars.slice(at, item.start).join(""));
+    const share = Math.abs(item.contribution) / strongest;
+    const level = share > 0.66 ? 3 : share > 0.33 ? 2 : 1;
+    const kind = item.contribution > 0 ? "spam" : "ham";
+    out.append(el("mark", {
+      class: `${kind} l${level}`,
+      title: `towards ${kind}: ${signed(item.contribution)}`,
+      "data-contribution": String(item.contribution),
+    }, chars.slice(item.start, item.end).join("")));
+    at = item.end;
   }
+  out.append(chars.slice(at).join(""));
 }
 
 async function wrong() {
@@ -276,7 +257,7 @@ async function showModel() {
       el("img", { src: `/model/evaluation/images/${encodeURIComponent(name)}`, alt: `Plot: ${caption}` }),
       el("figcaption", {}, caption)));
   }
-  showTopNgrams(m.top_ngrams || m.top_features);
+  showTopNgrams(m.top_ngrams);
   const report = evaluation && evaluation.data_report;
   const data = [];
   if (report) {
@@ -322,6 +303,8 @@ function drawConfusion(counts) {
   }
 }
 
+// The model's strongest weights each way, named as a person reads them (GET /model: word
+// n-grams as words, character n-grams in quotes with · for a word boundary).
 function showTopNgrams(top) {
   const box = $("top-ngrams");
   if (!top || typeof top !== "object") return;
@@ -329,10 +312,7 @@ function showTopNgrams(top) {
   for (const [label, items] of Object.entries(top)) {
     if (!Array.isArray(items) || !items.length) continue;
     const list = el("ol");
-    for (const item of items) {
-      const [name, value] = Array.isArray(item) ? item
-        : [Object.values(item).find((v) => typeof v === "string"),
-           Object.values(item).find((v) => typeof v === "number")];
+    for (const [name, value] of items) {
       list.append(el("li", {}, el("code", {}, String(name)),
         typeof value === "number" ? ` ${signed(value)}` : ""));
     }
