@@ -60,3 +60,30 @@ def test_scorer_scores_equal_the_pipelines_on_the_processed_text(reproduced: Pat
     np.testing.assert_array_equal(
         scorer.scores(raw), inference.spam_scores(scorer.model, processed["text"])
     )
+
+
+def test_explanations_add_up_on_the_whole_test_split(reproduced: Path) -> None:
+    """Every message of the test split, folded onto its words: the words, the intercept and
+    what has no word give the classifier's own decision function; every word is the text at
+    its offsets."""
+    import numpy as np
+
+    from sentinelle.modeling.calibration import base_estimator
+    from sentinelle.modeling.spans import token_spans
+    from sentinelle.serving.scorer import Scorer
+
+    scorer = Scorer.load(reproduced / "models/model.skops")
+    raw = pd.read_parquet(reproduced / "data/processed/test.parquet")["message"].tolist()
+    spans = [token_spans(scorer.normaliser, text) for text in raw]
+    X = scorer.features([" ".join(where.tokens) for where in spans])
+    decision = base_estimator(scorer.model[-1]).decision_function(X)
+    folded = scorer.explainer.fold(X, spans)
+    total = np.array([f.intercept + f.values.sum() + f.unplaced for f in folded])
+    assert np.abs(total - decision).max() <= 1e-9
+    assert all(f.unplaced == 0.0 for f in folded)  # the default preprocessing places all
+    for text, f in zip(raw, folded, strict=True):
+        assert all(text[a:b].strip() == text[a:b] != "" for a, b in f.words)
+    scores, explained = scorer.explain(raw, 10)
+    np.testing.assert_array_equal(scores, scorer.scores(raw))
+    for text, why in zip(raw, explained, strict=True):
+        assert all(text[i["start"] : i["end"]] == i["text"] for i in why["spam"] + why["ham"])
