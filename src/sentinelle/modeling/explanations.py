@@ -242,7 +242,8 @@ class Explainer:
         self, contribution: np.ndarray, present: np.ndarray, where: TokenSpans, decision: float
     ) -> Folded:
         tokens = where.tokens
-        features: list[np.ndarray] = []  # per occurrence piece: feature, token, share
+        # Each occurrence's pieces (one per token it covers): feature, token, share.
+        features: list[np.ndarray] = []
         positions: list[np.ndarray] = []
         shares: list[np.ndarray] = []
         occurrences: list[np.ndarray] = []  # one feature index per occurrence
@@ -282,8 +283,8 @@ class Explainer:
         count = np.bincount(
             np.concatenate([np.empty(0, np.int64), *occurrences]), minlength=len(contribution)
         )
-        with np.errstate(divide="ignore", invalid="ignore"):
-            piece = contribution[feature] * np.concatenate([np.empty(0), *shares]) / count[feature]
+        # Every feature in ``feature`` was found at least once: count[feature] >= 1.
+        piece = contribution[feature] * np.concatenate([np.empty(0), *shares]) / count[feature]
         position = np.concatenate([np.empty(0, np.int64), *positions])
         per_token = np.bincount(position, weights=piece, minlength=len(tokens))
         # Features found in X but not retraced here, and tokens with no place in the message.
