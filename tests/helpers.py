@@ -33,8 +33,11 @@ DVC_OUTPUTS = [
     "models/model.json",
     "models/evaluation.json",
     "models/reference.json",
+    "dvclive/ingest/metrics.json",
     "dvclive/train/params.yaml",
+    "dvclive/train/metrics.json",
     "dvclive/evaluate/errors.tsv",
+    "dvclive/evaluate/details.json",
 ]
 
 
