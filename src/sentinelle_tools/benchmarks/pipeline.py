@@ -339,7 +339,7 @@ def run(
                             )
                     for label, repo in repos.items():
                         m = merged(parts[label])
-                        metrics = io.read_json(repo / "dvclive/evaluate/metrics.json")
+                        metrics = io.read_json(repo / "dvclive/evaluate/details.json")
                         results["runs"].append(
                             {"size": size, "config": config, "rev": label, **m, "metrics": metrics}
                         )
