@@ -84,7 +84,9 @@ def test_plan_runs_to_completion_and_the_table_compares_every_run(
     header = [c.strip() for c in lines[0].strip("|").split("|")]
     assert header[:4] == ["experiment", "train.features", "train.classifier", "train.C"]
     recall, mcc = header.index("recall"), header.index("mcc")
-    assert recall < mcc < header.index("accuracy")  # headline metrics first
+    assert mcc == recall + 1  # the sort metrics first, then the other headline metrics
+    others = [m for m in ("threshold", "precision", "ham_fpr", "roc_auc") if m in header]
+    assert others and all(header.index(m) > mcc for m in others)
     rows = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines[1:]]
     assert rows[0][0].startswith("**baseline**")
     assert sorted(r[0] for r in rows[1:]) == sorted(EXPS)
