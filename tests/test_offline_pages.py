@@ -20,11 +20,10 @@ from typing import Any
 import pytest
 from dvc_render.html import PAGE_HTML
 
-import tiny_model
 from helpers import ROOT, make_project, sh
 from sentinelle.experiments import plots_report
 from sentinelle_tools import vendor
-from test_api import serve, stop, wait_for
+from test_api import model_path, server  # noqa: F401 (fixtures: `sentinelle serve`, a tiny model)
 
 CHROMIUM = plots_report.chromium()
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -123,18 +122,6 @@ def test_dvc_default_page_draws_nothing_with_the_network_off(project: Path) -> N
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    model = tiny_model.make(tmp_path_factory.mktemp("model"))
-    log = tmp_path_factory.mktemp("server") / "server.log"
-    proc, url = serve(model, log)
-    try:
-        wait_for(f"{url}/readyz", proc, log, 200)
-        yield url
-    finally:
-        stop(proc)
-
-
-@pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -168,7 +155,7 @@ def _shown(driver: Any, css: str, text: str) -> list[Any]:
 
 
 @needs_driver
-def test_docs_and_redoc_render_offline(browser: Any, server: str) -> None:
+def test_docs_and_redoc_render_offline(browser: Any, server: str) -> None:  # noqa: F811
     from selenium.webdriver.common.by import By
 
     paths = ("/healthz", "/predict", "/predict/batch", "/model")
