@@ -399,7 +399,7 @@ def _flat(data: dict[str, Any]) -> dict[str, Any]:
 
 def split(data: dict[str, Any]) -> dict[Path, dict[str, dict[str, Any]]]:
     """A mapping of every key, as the two files hold it: ``{params.yaml: {...}, settings.yaml:
-    {...}}``, each ``section -> key -> value`` in the schema's order."""
+    {...}}``, each ``section -> key -> value`` in the order of ``data``."""
     out: dict[Path, dict[str, dict[str, Any]]] = {DEFAULT_PARAMS: {}, DEFAULT_SETTINGS: {}}
     for section, values in data.items():
         for name, value in values.items():
