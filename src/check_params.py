@@ -1,23 +1,26 @@
-"""Stage `check_params`: validate the whole params.yaml before any other stage runs.
+"""Stage `check_params`: validate params.yaml and settings.yaml before any other stage runs.
 
-Every stage validates params itself, but DVC reruns a stage only when one of its
-own keys changes: a misspelled key added to params.yaml would be ignored. This
-stage depends on the whole file, so any edit is checked; its output never changes
-when the file is valid, so it does not make later stages rerun.
+Every stage validates both files itself, but DVC reruns a stage only when something it
+depends on changes: a misspelled key added to either file would be ignored. This stage
+depends on both whole files, so any edit is checked. It writes data/params.ok: the settings
+the stages' outputs depend on (``params.output_settings``; ingest and evaluate depend on
+it), so a change to one of them reruns those stages, and a change to any other setting
+(where work runs, downloads, the monitor and gate limits) or a valid edit that changes no
+value reruns nothing else. params.yaml's keys are DVC params of the stages that read them.
 """
 
 from pathlib import Path
 
 from sentinelle import io
-from sentinelle.params import Params
+from sentinelle.params import Params, output_settings
 from sentinelle.stage import log, run
 
 OUT = Path("data/params.ok")
 
 
 def main(params: Params) -> None:
-    io.write_text(OUT, "params.yaml is valid\n")
-    log.info("params.yaml is valid")
+    io.write_json(OUT, output_settings(params))
+    log.info("params.yaml and settings.yaml are valid")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
+
+from sentinelle import params as schema
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "datasets"
@@ -30,8 +33,11 @@ DVC_OUTPUTS = [
     "models/model.json",
     "models/evaluation.json",
     "models/reference.json",
+    "dvclive/ingest/metrics.json",
     "dvclive/train/params.yaml",
+    "dvclive/train/metrics.json",
     "dvclive/evaluate/errors.tsv",
+    "dvclive/evaluate/details.json",
 ]
 
 
@@ -91,6 +97,16 @@ def make_project(dest: Path) -> Path:
     ):
         subprocess.run(cmd, cwd=dest, env=env(), check=True, capture_output=True)
     return dest
+
+
+def write_params(path: Path, data: dict) -> None:
+    """Write a mapping of every key (``schema.read``'s form) as the two files: ``path`` and
+    settings.yaml beside it, each key in its own file."""
+    parts = schema.split(data)
+    path.write_text(yaml.safe_dump(parts[schema.DEFAULT_PARAMS], sort_keys=False))
+    schema.settings_path(path).write_text(
+        yaml.safe_dump(parts[schema.DEFAULT_SETTINGS], sort_keys=False)
+    )
 
 
 def needs_shared(path: Path):

@@ -12,10 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 import ingest
-from helpers import ROOT, env
+from helpers import ROOT, env, write_params
 from sentinelle import params as params_mod
 from sentinelle.errors import UserError
 from sentinelle.io import read_json, sha256_file
@@ -48,7 +47,7 @@ def uci(pairs: list[tuple[str, str]], newline: str = "\n") -> str:
 
 
 def default_params() -> dict[str, Any]:
-    return yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    return params_mod.read(ROOT / "params.yaml")
 
 
 def params_dict(source: str | Path, **ingest_overrides: Any) -> dict[str, Any]:
@@ -69,7 +68,7 @@ def run_script(
     workdir: Path, source: str | Path, *args: str, **overrides: Any
 ) -> subprocess.CompletedProcess[str]:
     """Run `python src/ingest.py --params params.yaml [args]` as a user would, in ``workdir``."""
-    (workdir / "params.yaml").write_text(yaml.safe_dump(params_dict(source, **overrides)))
+    write_params(workdir / "params.yaml", params_dict(source, **overrides))
     e = env()
     e["PYTHONPATH"] = str(ROOT / "src")
     return subprocess.run(

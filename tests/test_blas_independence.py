@@ -76,6 +76,7 @@ def test_train_writes_the_same_bytes_under_different_blas_kernels(tmp_path: Path
         pytest.skip(reason)
     shutil.copytree(ROOT / "src", tmp_path / "src", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    shutil.copy(ROOT / "settings.yaml", tmp_path / "settings.yaml")
     for stage in ("check_params", "bundled_data", "ingest", "preprocess"):
         sh(sys.executable, f"src/{stage}.py", cwd=tmp_path)
     outputs = {}

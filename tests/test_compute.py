@@ -13,12 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from dask_cluster import cluster, dask_cli, start, stop  # noqa: F401 (a fixture)
-from helpers import ROOT, env
+from helpers import ROOT, env, write_params
 from sentinelle import collector, compute, io
 from sentinelle.data.sources import bundled_bytes
+from sentinelle.params import read
 from sentinelle.text.canonical import canonical_many
 from sentinelle.text.normaliser import Normaliser
 
@@ -148,11 +148,11 @@ def _stage(workdir: Path, stage: str) -> subprocess.CompletedProcess[str]:
 
 
 def _workdir(tmp: Path, source: str, **compute_params: object) -> Path:
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = read(ROOT / "params.yaml")
     params["ingest"]["source"] = source
     params["compute"].update(compute_params)
     tmp.mkdir()
-    (tmp / "params.yaml").write_text(yaml.safe_dump(params))
+    write_params(tmp / "params.yaml", params)
     return tmp
 
 
@@ -232,9 +232,9 @@ def test_a_bad_row_in_a_partition_is_named_by_its_file_and_line(tmp_path: Path) 
 @pytest.mark.parametrize("value", ["locale", "tcp:/host", "", "http://x"])
 def test_a_bad_scheduler_is_refused_in_one_line(value: str) -> None:
     from sentinelle.errors import UserError
-    from sentinelle.params import load_yaml, parse
+    from sentinelle.params import parse
 
-    data = load_yaml((ROOT / "params.yaml").read_text())
+    data = read(ROOT / "params.yaml")
     data["compute"]["scheduler"] = value
     with pytest.raises(UserError, match=r"compute.scheduler = .* must be a string"):
         parse(data)
@@ -257,15 +257,15 @@ def test_stage_flags_override_the_compute_params(tmp_path: Path) -> None:
         cwd=workdir, capture_output=True, text=True, env=env(), timeout=300,
     )  # fmt: skip
     assert bad.returncode == 2
-    # Without flags, errors name params.yaml alone.
-    (workdir / "params.yaml").write_text(
-        (workdir / "params.yaml").read_text().replace("min_rows: 0", "min_rows: -1")
+    # Without flags, errors name settings.yaml (where compute lives) alone.
+    (workdir / "settings.yaml").write_text(
+        (workdir / "settings.yaml").read_text().replace("min_rows: 0", "min_rows: -1")
     )
     plain = _stage(workdir, "ingest")
     assert plain.returncode == 2
-    assert plain.stderr.startswith("ingest: error: params.yaml: compute.min_rows = -1 is invalid")
+    assert plain.stderr.startswith("ingest: error: settings.yaml: compute.min_rows = -1 is invalid")
     assert bad.stderr.strip().splitlines() == [
-        "ingest: error: params.yaml with compute.scheduler from the command line: "
+        "ingest: error: settings.yaml with compute.scheduler from the command line: "
         "compute.scheduler = 'tcp:/x' is invalid: must be a string 'none', 'local' or a "
         "scheduler address such as tcp://host:8786"
     ]

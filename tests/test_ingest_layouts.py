@@ -249,7 +249,8 @@ CASES = [
         delimited([[i, label, t, "2024-01-01"] for i, (label, t) in enumerate(P)]).encode(),
         error="wide.csv: no header row (first row: '0', 'ham', 'see you for lunch at home later'"
         ", '2024-01-01'), so the columns must be given by position (1-based); "
-        "e.g. dvc exp run -S ingest.label_column=2 -S ingest.text_column=3",
+        "e.g. dvc exp run -S settings.yaml:ingest.label_column=2 "
+        "-S settings.yaml:ingest.text_column=3",
     ),
     Case(
         "headerless-wide-with-positions",
@@ -344,15 +345,15 @@ CASES = [
             [["id", "message", "body", "class"]] + [[1, t, t, label] for label, t in P]
         ).encode(),
         error="export.csv: ingest.text_column = 'text' is not a column and 2 could be it "
-        "('message', 'body'); choose with e.g. dvc exp run -S ingest.text_column=message "
-        "-S ingest.label_column=class",
+        "('message', 'body'); choose with e.g. dvc exp run "
+        "-S settings.yaml:ingest.text_column=message -S settings.yaml:ingest.label_column=class",
     ),
     Case(
         "ambiguous-names-are-quoted-for-the-shell",
         "export.csv",
         delimited([["Message Body", "SMS", "Label"]] + [[t, t, label] for label, t in P]).encode(),
-        error='choose with e.g. dvc exp run -S "ingest.text_column=Message Body" '
-        "-S ingest.label_column=Label",
+        error='choose with e.g. dvc exp run -S "settings.yaml:ingest.text_column=Message Body" '
+        "-S settings.yaml:ingest.label_column=Label",
     ),
     Case(
         "parquet-well-known-names",

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import copy
+import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
-from helpers import ROOT
+from helpers import ROOT, write_params
+from sentinelle import params as schema
 from sentinelle.errors import UserError
-from sentinelle.params import load, parse
+from sentinelle.params import load, output_settings, parse, read
 
-GOOD = yaml.safe_load((ROOT / "params.yaml").read_text())
+GOOD = read(ROOT / "params.yaml")
 
 
 def with_change(section: str, key: str, value: object) -> dict:
@@ -156,4 +158,82 @@ def test_exponent_floats_as_dvc_writes_them_are_numbers(tmp_path: Path) -> None:
     assert "alpha: 1e-05" in text
     path = tmp_path / "params.yaml"
     path.write_text(text)
+    shutil.copy(ROOT / "settings.yaml", tmp_path / "settings.yaml")
     assert load(path).train.alpha == 1e-05
+
+
+def _files(tmp_path: Path, data: dict) -> Path:
+    write_params(tmp_path / "params.yaml", data)
+    return tmp_path / "params.yaml"
+
+
+def test_every_key_lives_in_its_own_file() -> None:
+    """params.yaml: what runs are compared by; settings.yaml: the rest (no key in both)."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    settings = yaml.safe_load((ROOT / "settings.yaml").read_text())
+    assert set(params) == {"base", "ingest", "preprocess", "train"}
+    assert set(params["ingest"]) == {"source", "test_size", "feedback"}
+    assert {"monitor", "gate", "compute", "evaluate"} <= set(settings)
+    assert "n_jobs" in settings["train"] and "n_jobs" not in params["train"]
+    flat = [f"{s}.{k}" for s, v in params.items() for k in v]
+    flat += [f"{s}.{k}" for s, v in settings.items() for k in v]
+    assert len(flat) == len(set(flat)) == len(schema._flat(GOOD))
+
+
+@pytest.mark.parametrize(
+    ("file", "section", "key", "expected"),
+    [
+        (
+            "params.yaml",
+            "ingest",
+            "timeout",
+            "params.yaml: ingest.timeout belongs in settings.yaml",
+        ),
+        ("params.yaml", "gate", "min_recall", "params.yaml: gate.min_recall belongs in settings"),
+        ("settings.yaml", "train", "C", "settings.yaml: train.C belongs in params.yaml, not"),
+    ],
+)
+def test_a_key_in_the_other_file_is_refused(tmp_path, file, section, key, expected) -> None:
+    path = _files(tmp_path, GOOD)
+    target = tmp_path / file
+    data = yaml.safe_load(target.read_text())
+    data.setdefault(section, {})[key] = GOOD[section][key]
+    target.write_text(yaml.safe_dump(data))
+    with pytest.raises(UserError) as exc:
+        load(path)
+    assert str(exc.value).startswith(f"{tmp_path}/{expected}")
+
+
+def test_typos_and_missing_keys_name_the_file_that_holds_them(tmp_path: Path) -> None:
+    path = _files(tmp_path, GOOD)
+    settings = tmp_path / "settings.yaml"
+    text = settings.read_text()
+    settings.write_text(text.replace("min_recall:", "min_recal:"))
+    with pytest.raises(UserError, match=r"^\S*settings.yaml: unknown key 'gate.min_recal' \(did "):
+        load(path)
+    settings.write_text(text.replace("  min_recall: 0.85\n", ""))
+    with pytest.raises(UserError, match=r"^\S*settings.yaml: missing key 'gate.min_recall'"):
+        load(path)
+    settings.write_text(text.replace("bins: 10", "bins: 1"))
+    with pytest.raises(UserError, match=r"^\S*settings.yaml: monitor.bins = 1 is invalid"):
+        load(path)
+
+
+def test_both_files_are_read_as_dvc_reads_them(tmp_path: Path) -> None:
+    """YAML 1.2, as DVC (ruamel.yaml) reads them: `yes`/`no`/`on`/`off` are strings."""
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    text = (ROOT / "settings.yaml").read_text()
+    text = text.replace("[spam, ", "[spam, yes, on, ").replace("[ham, ", "[ham, no, off, ")
+    (tmp_path / "settings.yaml").write_text(text)
+    params = load(tmp_path / "params.yaml")
+    assert params.ingest.spam_labels[:3] == ("spam", "yes", "on")
+    assert params.ingest.ham_labels[:3] == ("ham", "no", "off")
+
+
+def test_output_settings_leave_out_what_changes_no_output() -> None:
+    out = output_settings(load(ROOT / "params.yaml"))
+    assert out["ingest.delimiter"] == "auto" and out["evaluate.bootstrap"] == 1000
+    assert out["compute.partition_rows"] == 250000
+    for key in ("ingest.timeout", "train.n_jobs", "compute.scheduler", "gate.min_recall"):
+        assert key not in out
+    assert not any(k.startswith(("train.C", "base.", "monitor.")) for k in out)

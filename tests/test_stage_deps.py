@@ -2,7 +2,9 @@
 
 The import graph comes from grimp (the library behind import-linter): every module a
 stage script imports, directly or through others, at module level or inside a
-function, plus the packages that contain them (their ``__init__`` runs too).
+function, plus the packages that contain them (their ``__init__`` runs too). A file is
+covered when a dependency is the file or a folder above it and DVC does not ignore it
+(``.dvcignore``: DVC leaves an ignored file out of a folder's hash, as if it were absent).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from pathlib import Path
 import grimp
 import pytest
 import yaml
+from dvc.fs import LocalFileSystem
+from dvc.ignore import DvcIgnoreFilter
 
 from helpers import ROOT
 
@@ -48,13 +52,21 @@ def module_file(module: str) -> Path:
     return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
 
 
-def uncovered(stage: dict) -> list[str]:
+def ignored_by_dvc(root: Path = ROOT):
+    ignore = DvcIgnoreFilter(LocalFileSystem(), str(root))
+    return lambda path: ignore.is_ignored_file(str(path))
+
+
+def uncovered(stage: dict, ignored=None) -> list[str]:
+    ignored = ignored or ignored_by_dvc()
     script = ROOT / stage["cmd"].split()[1]
     graph = grimp.build_graph("sentinelle")
     deps = [ROOT / d for d in stage.get("deps", []) if not d.startswith("${")]
     files = [module_file(m) for m in sorted(closure(graph, imported_by_script(script)))] + [script]
     return [
-        str(f.relative_to(ROOT)) for f in files if not any(f == d or d in f.parents for d in deps)
+        str(f.relative_to(ROOT))
+        for f in files
+        if ignored(f) or not any(f == d or d in f.parents for d in deps)
     ]
 
 
@@ -67,7 +79,26 @@ def test_stage_deps_cover_the_code_it_imports(name: str) -> None:
 
 def test_the_check_finds_a_missing_dependency() -> None:
     train = dict(STAGES["train"])
-    train["deps"] = [d for d in train["deps"] if d != "src/sentinelle/features"]
+    train["deps"] = [d for d in train["deps"] if d != "src"] + ["src/train.py"]
     missing = uncovered(train)
     assert "src/sentinelle/features/counting.py" in missing
-    assert "src/sentinelle/features/vectorizer.py" in missing
+    assert "src/sentinelle/params.py" in missing
+    assert "src/train.py" not in missing
+
+
+def test_the_check_finds_code_dvc_ignores(tmp_path: Path) -> None:
+    """A module under the `src` dependency that .dvcignore hides is not covered."""
+    dvcignore = (ROOT / ".dvcignore").read_text() + "src/sentinelle/features/\n"
+    (tmp_path / ".dvcignore").write_text(dvcignore)
+    moved = ignored_by_dvc(tmp_path)
+    missing = uncovered(STAGES["train"], lambda f: moved(tmp_path / f.relative_to(ROOT)))
+    assert "src/sentinelle/features/counting.py" in missing
+    assert "src/sentinelle/params.py" not in missing
+
+
+def test_code_no_stage_runs_reruns_no_stage() -> None:
+    """What .dvcignore hides from `src` is code no stage imports (the API, the CLI, ...)."""
+    ignored = ignored_by_dvc()
+    assert ignored(ROOT / "src/sentinelle/serving/api.py")
+    assert ignored(ROOT / "src/sentinelle_tools/image.py")
+    assert not ignored(ROOT / "src/sentinelle/params.py")

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
-from helpers import ROOT, sh
+from helpers import ROOT, sh, write_params
+from sentinelle.params import read
 
 STAGES = ["check_params", "bundled_data", "ingest", "preprocess", "train", "evaluate"]
 
@@ -21,9 +21,9 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder with src/ and params.yaml in which all stage scripts have run in order."""
     work = tmp_path_factory.mktemp("stages")
     shutil.copytree(ROOT / "src", work / "src", ignore=shutil.ignore_patterns("__pycache__"))
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = read(ROOT / "params.yaml")
     params["train"].update(classifier="logreg", features="word")  # fast
-    (work / "custom.yaml").write_text(yaml.safe_dump(params))
+    write_params(work / "custom.yaml", params)
     for stage in STAGES:
         sh(sys.executable, f"src/{stage}.py", "--params", "custom.yaml", cwd=work)
     return work
@@ -33,7 +33,12 @@ def test_stages_run_in_order_without_dvc(workdir: Path) -> None:
     meta = json.loads((workdir / "models/model.json").read_text())
     assert meta["params"]["train"]["classifier"] == "logreg"
     assert meta["model_version"] == "sentinelle-" + meta["model_sha256"][:12]
-    metrics = json.loads((workdir / "dvclive/evaluate/metrics.json").read_text())
+    headline = json.loads((workdir / "dvclive/evaluate/metrics.json").read_text())
+    metrics = json.loads((workdir / "dvclive/evaluate/details.json").read_text())
+    assert {k: metrics[k] for k in headline if k != "obfuscated"} == {
+        k: v for k, v in headline.items() if k != "obfuscated"
+    }
+    assert headline["obfuscated"]["recall"] == metrics["obfuscated"]["recall"]
     assert metrics["accuracy"] > 0.95
     assert (
         metrics["tp"] + metrics["fn"] + metrics["tn"] + metrics["fp"]
@@ -76,9 +81,9 @@ def test_bad_params_fail_with_one_line_before_touching_outputs(workdir: Path, st
     before = {
         p: p.read_bytes() for p in workdir.glob("**/*") if p.is_file() and "src" not in p.parts
     }
-    params = yaml.safe_load((workdir / "custom.yaml").read_text())
+    params = read(workdir / "custom.yaml")
     params["train"]["n_estimators"] = 0
-    (workdir / "bad.yaml").write_text(yaml.safe_dump(params))
+    write_params(workdir / "bad.yaml", params)
     proc = sh(sys.executable, f"src/{stage}.py", "--params", "bad.yaml", cwd=workdir, check=False)
     assert proc.returncode == 2
     assert proc.stderr == (
@@ -95,6 +100,7 @@ def test_bad_params_fail_with_one_line_before_touching_outputs(workdir: Path, st
 def test_missing_input_is_one_line(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "src", tmp_path / "src", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    shutil.copy(ROOT / "settings.yaml", tmp_path / "settings.yaml")
     proc = sh(sys.executable, "src/evaluate.py", cwd=tmp_path, check=False)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [

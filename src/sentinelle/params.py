@@ -1,8 +1,10 @@
-"""The typed schema of ``params.yaml`` and its validation.
+"""The typed schema of ``params.yaml`` and ``settings.yaml``, and their validation.
 
-Defaults live in ``params.yaml``; this module owns the types and allowed ranges.
-Every key must be present and known: a misspelled or missing key is an error,
-reported as one line that names the key, the bad value and what is allowed.
+Defaults live in the two files (``params.yaml``: what runs are compared by; ``settings.yaml``:
+the rest, see ``COMPARED``); this module owns the types and allowed ranges and which file
+holds each key. Both are read as DVC reads them (ruamel.yaml, YAML 1.2). Every key must be
+present, known and in its own file: anything else is an error, reported as one line that
+names the file, the key, the bad value and what is allowed.
 
 Each section is a frozen dataclass. A field's type says what YAML value it takes
 (``bool``, ``int``, ``float``, ``str``, ``Literal[...]``, ``X | None``,
@@ -13,19 +15,22 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import math
 import re
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-import yaml
+from ruamel.yaml import YAML, YAMLError
 
 from sentinelle.errors import UserError
 
 DEFAULT_PARAMS = Path("params.yaml")
+DEFAULT_SETTINGS = Path("settings.yaml")
 
 
 @dataclass(frozen=True)
@@ -318,76 +323,188 @@ def _unknown_key(where: str, key: str, allowed: list[str]) -> str:
     return f"unknown key '{where}{key}'{dym}; allowed: {', '.join(allowed)}"
 
 
-def _build(cls: type, data: Any, where: str, source: str) -> Any:
+def _build(cls: type, data: Any, where: str, source: Callable[[str], str]) -> Any:
+    """``cls`` from ``data``; ``source(key)`` names the file a key's problem is reported in."""
     if not isinstance(data, dict):
-        raise UserError(
-            f"{source}: '{where.rstrip('.') or '<top>'}' must be a mapping, got {data!r}"
-        )
+        name = where.rstrip(".") or "<top>"
+        raise UserError(f"{source(name)}: '{name}' must be a mapping, got {data!r}")
     hints = typing.get_type_hints(cls, include_extras=True)
     names = [f.name for f in dataclasses.fields(cls)]
     for key in data:
         if key not in hints:
-            raise UserError(f"{source}: {_unknown_key(where, str(key), names)}")
+            raise UserError(f"{source(f'{where}{key}')}: {_unknown_key(where, str(key), names)}")
     values = {}
     for name in names:
+        key = f"{where}{name}"
         if name not in data:
-            raise UserError(f"{source}: missing key '{where}{name}' ({_describe(hints[name])})")
+            raise UserError(f"{source(key)}: missing key '{key}' ({_describe(hints[name])})")
         tp = hints[name]
         if dataclasses.is_dataclass(tp):
-            values[name] = _build(tp, data[name], f"{where}{name}.", source)
+            values[name] = _build(tp, data[name], f"{key}.", source)
             continue
         try:
             values[name] = _coerce(data[name], tp)
         except ValueError:
             raise UserError(
-                f"{source}: {where}{name} = {data[name]!r} is invalid: must be {_describe(tp)}"
+                f"{source(key)}: {key} = {data[name]!r} is invalid: must be {_describe(tp)}"
             ) from None
     return cls(**values)
 
 
-def parse(data: Any, source: str = "params.yaml") -> Params:
-    """Validate a parsed params mapping and return the typed params."""
-    return _build(Params, data, "", source)
+def parse(data: Any, source: str | Callable[[str], str] = "params.yaml") -> Params:
+    """Validate a parsed params mapping (the keys of both files) and return the typed params;
+    ``source`` names the file in error messages (or, given a key, the file that holds it)."""
+    return _build(Params, data, "", source if callable(source) else lambda _: source)
 
 
-class YamlLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that also reads YAML 1.2 floats such as ``1e-05``.
+# ------------------------------------------------------------------ the two files
 
-    DVC writes ``dvc exp run -S train.alpha=0.00001`` back into params.yaml as
-    ``alpha: 1e-05``, which YAML 1.1 (PyYAML) would read as a string.
-    """
-
-
-YamlLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
+# params.yaml holds what runs are compared by: DVC shows every key of it as a column of
+# `dvc exp show` and of the VS Code experiments table, and `dvc exp run -S key=value` sets it.
+# These sections and keys live there, except those of RUN_ONLY; every other key lives in
+# settings.yaml (`dvc exp run -S settings.yaml:key=value`).
+COMPARED = ("base", "ingest.source", "ingest.test_size", "ingest.feedback", "preprocess", "train")
+# Settings that change no output (where work runs, downloads, the monitor and gate limits): a
+# change reruns no stage. The other settings are written to data/params.ok by check_params, on
+# which ingest and evaluate depend, so a change to one of them reruns those stages.
+RUN_ONLY = (
+    "train.n_jobs",
+    "ingest.endpoint_url",
+    "ingest.timeout",
+    "ingest.retries",
+    "compute.scheduler",
+    "compute.workers",
+    "compute.memory_per_worker",
+    "compute.min_rows",
+    "monitor",
+    "gate",
 )
 
 
+def _under(key: str, prefixes: tuple[str, ...]) -> bool:
+    return any(key == p or key.startswith(f"{p}.") for p in prefixes)
+
+
+def home(key: str) -> Path:
+    """The file a dotted key (``train.C``, ``gate``) lives in: params.yaml or settings.yaml."""
+    compared = _under(key, COMPARED) and not _under(key, RUN_ONLY)
+    return DEFAULT_PARAMS if compared else DEFAULT_SETTINGS
+
+
+def _flat(data: dict[str, Any]) -> dict[str, Any]:
+    """``section -> key -> value`` as ``section.key -> value`` (mappings such as
+    ``train.operating_points`` stay values)."""
+    return {f"{s}.{k}": v for s, values in data.items() for k, v in values.items()}
+
+
+def split(data: dict[str, Any]) -> dict[Path, dict[str, dict[str, Any]]]:
+    """A mapping of every key, as the two files hold it: ``{params.yaml: {...}, settings.yaml:
+    {...}}``, each ``section -> key -> value`` in the order of ``data``."""
+    out: dict[Path, dict[str, dict[str, Any]]] = {DEFAULT_PARAMS: {}, DEFAULT_SETTINGS: {}}
+    for section, values in data.items():
+        for name, value in values.items():
+            out[home(f"{section}.{name}")].setdefault(section, {})[name] = value
+    return out
+
+
+def settings_path(params_path: Path) -> Path:
+    """settings.yaml beside a params file (``--params tmp/custom.yaml``: tmp/settings.yaml)."""
+    return Path(params_path).with_name(DEFAULT_SETTINGS.name)
+
+
 def load_yaml(text: str) -> Any:
-    """Parse YAML text as params.yaml is parsed (safe, YAML 1.2 floats)."""
-    return yaml.load(text, Loader=YamlLoader)
+    """Parse YAML text as DVC parses params files (ruamel.yaml, safe, YAML 1.2): ``yes``,
+    ``no``, ``on`` and ``off`` are strings, ``1e-5`` is a float, a repeated key is an error."""
+    return YAML(typ="safe").load(text)
 
 
-def load(path: Path = DEFAULT_PARAMS, overrides: dict[str, dict[str, Any]] | None = None) -> Params:
-    """Read and validate a params file, with ``overrides`` (section -> key -> value, e.g.
-    from command-line flags) applied first; every problem is a one-line ``UserError``."""
+def _read(path: Path) -> dict[str, Any]:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise UserError(f"{path}: cannot read params file: {exc.strerror}") from None
     try:
         data = load_yaml(text)
-    except yaml.YAMLError as exc:
+    except YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise UserError(f"{path}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
-    source = str(path)
-    if overrides and any(overrides.values()):
-        for section, values in overrides.items():
-            if isinstance(data, dict) and isinstance(data.get(section), dict):
-                data[section] = {**data[section], **values}
-        flags = ", ".join(f"{s}.{k}" for s, values in overrides.items() for k in values)
-        source = f"{path} with {flags} from the command line"
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise UserError(f"{path}: not valid YAML{at}: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: must be a mapping of sections, got {data!r}")
+    return data
+
+
+def _check_placement(data: dict[str, Any], path: Path, own: Path) -> None:
+    """Each key of ``data`` (read from ``path``, which plays the part of ``own``) lives there."""
+    other = DEFAULT_SETTINGS if own == DEFAULT_PARAMS else DEFAULT_PARAMS
+    hints = typing.get_type_hints(Params, include_extras=True)
+    for section, values in data.items():
+        if section not in hints:
+            names = [f.name for f in dataclasses.fields(Params) if _has_keys_in(f.name, own)]
+            raise UserError(f"{path}: {_unknown_key('', str(section), names)}")
+        if not isinstance(values, dict):
+            raise UserError(f"{path}: '{section}' must be a mapping, got {values!r}")
+        fields = [f.name for f in dataclasses.fields(hints[section])]
+        for name in values:
+            key = f"{section}.{name}"
+            if name not in fields:
+                here = [n for n in fields if home(f"{section}.{n}") == own]
+                raise UserError(f"{path}: {_unknown_key(f'{section}.', str(name), here)}")
+            if home(key) != own:
+                raise UserError(
+                    f"{path}: {key} belongs in {other.name}, not {own.name} (params.yaml holds "
+                    "what runs are compared by; settings.yaml the rest)"
+                )
+
+
+def _has_keys_in(section: str, file: Path) -> bool:
+    cls = typing.get_type_hints(Params)[section]
+    return any(home(f"{section}.{f.name}") == file for f in dataclasses.fields(cls))
+
+
+def read(path: Path = DEFAULT_PARAMS, settings: Path | None = None) -> dict[str, Any]:
+    """The keys of a params file and of its settings file (settings.yaml beside it) as one
+    mapping, each key checked to be in its own file; not yet validated."""
+    settings = settings or settings_path(path)
+    merged: dict[str, Any] = {}
+    for file, own in ((Path(path), DEFAULT_PARAMS), (settings, DEFAULT_SETTINGS)):
+        data = _read(file)
+        _check_placement(data, file, own)
+        for section, values in data.items():
+            merged.setdefault(section, {}).update(values)
+    return merged
+
+
+def load(
+    path: Path = DEFAULT_PARAMS,
+    overrides: dict[str, dict[str, Any]] | None = None,
+    settings: Path | None = None,
+) -> Params:
+    """Read and validate a params file and its settings file (settings.yaml beside it), with
+    ``overrides`` (section -> key -> value, e.g. from command-line flags) applied first;
+    every problem is a one-line ``UserError`` naming the file."""
+    settings = settings or settings_path(path)
+    data = read(path, settings)
+    files = {DEFAULT_PARAMS: str(path), DEFAULT_SETTINGS: str(settings)}
+    flags = [f"{s}.{k}" for s, values in (overrides or {}).items() for k in values]
+    for section, values in (overrides or {}).items():
+        if isinstance(data.get(section), dict):
+            data[section] = {**data[section], **values}
+
+    def source(key: str) -> str:
+        where = files[home(key)]
+        return f"{where} with {', '.join(flags)} from the command line" if flags else where
+
     return parse(data, source)
+
+
+def output_settings(params: Params) -> dict[str, Any]:
+    """The settings the stages' outputs depend on (settings.yaml less RUN_ONLY), as check_params
+    writes them to data/params.ok: ``section.key -> value``, JSON types."""
+    flat = _flat(json.loads(json.dumps(dataclasses.asdict(params))))
+    return {
+        k: v for k, v in flat.items() if home(k) == DEFAULT_SETTINGS and not _under(k, RUN_ONLY)
+    }

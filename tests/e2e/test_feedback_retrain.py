@@ -69,7 +69,7 @@ def test_reported_spam_family_is_learnt_by_the_next_model(repo: Path, tmp_path: 
     before = Scorer.load(repo / "models/model.skops")
     caught_before = int((before.scores(held_out) >= before.threshold).sum())
     assert caught_before <= 3, caught_before  # the model misses the family
-    metrics_before = json.loads((repo / "dvclive/evaluate/metrics.json").read_text())
+    metrics_before = json.loads((repo / "dvclive/evaluate/details.json").read_text())
     champion = tmp_path / "champion"
     champion.mkdir()
     for name in ("model.skops", "model.json"):
@@ -99,7 +99,7 @@ def test_reported_spam_family_is_learnt_by_the_next_model(repo: Path, tmp_path: 
     assert report["feedback"]["added"] == 30 and report["feedback"]["refused"]["in_test_split"] == 0
     after = Scorer.load(repo / "models/model.skops")
     caught_after = int((after.scores(held_out) >= after.threshold).sum())
-    metrics_after = json.loads((repo / "dvclive/evaluate/metrics.json").read_text())
+    metrics_after = json.loads((repo / "dvclive/evaluate/details.json").read_text())
     print(
         f"held-out family caught: {caught_before}/30 -> {caught_after}/30; test ham flagged "
         f"{metrics_before['fp']} -> {metrics_after['fp']} of {metrics_after['n_ham']}; "

@@ -10,6 +10,7 @@ import pytest
 from helpers import sh
 from ingest_support import messages
 from sentinelle.io import read_json, sha256_file
+from sentinelle.params import load_yaml
 
 pytestmark = pytest.mark.e2e
 
@@ -59,8 +60,8 @@ def test_exp_run_sets_the_layout_of_a_headerless_semicolon_export(repo: Path) ->
     )
     sh(
         "dvc", "exp", "run", "ingest", "-S", "ingest.source=export.csv",
-        "-S", "ingest.delimiter=';'", "-S", "ingest.header=false",
-        "-S", "ingest.label_column=2", "-S", "ingest.text_column=3",
+        "-S", "settings.yaml:ingest.delimiter=';'", "-S", "settings.yaml:ingest.header=false",
+        "-S", "settings.yaml:ingest.label_column=2", "-S", "settings.yaml:ingest.text_column=3",
         cwd=repo,
     )  # fmt: skip
     report = read_json(repo / "data/report.json")
@@ -77,4 +78,6 @@ def test_exp_run_sets_the_layout_of_a_headerless_semicolon_export(repo: Path) ->
         for exp in commit.get("experiments") or []
         for exp in exp["revs"]
     )
-    assert (ingest["text_column"], ingest["label_column"], ingest["header"]) == (3, 2, False)
+    assert ingest["source"] == "export.csv"
+    settings = load_yaml((repo / "settings.yaml").read_text())["ingest"]
+    assert (settings["text_column"], settings["label_column"], settings["header"]) == (3, 2, False)

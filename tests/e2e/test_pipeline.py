@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 
@@ -15,11 +17,14 @@ pytestmark = pytest.mark.e2e
 # Outputs that a failed params check must leave untouched (check_params's own
 # marker, data/params.ok, is removed by DVC before the check runs, by design).
 OUTPUTS = [p for p in DVC_OUTPUTS if p != "data/params.ok"] + [
-    "dvclive/train/metrics.json",
     "dvclive/evaluate/metrics.json",
     "dvclive/evaluate/plots/sklearn/roc.json",
     "dvclive/evaluate/plots/sklearn/confusion_matrix.json",
 ]
+
+
+# The DVC metrics: the headline runs are compared by (with obfuscated.recall).
+HEADLINE = ("threshold", "recall", "precision", "ham_fpr", "mcc", "roc_auc")
 
 
 def hashes(repo: Path, paths: list[str]) -> dict[str, str]:
@@ -29,7 +34,10 @@ def hashes(repo: Path, paths: list[str]) -> dict[str, str]:
 def test_repro_writes_every_output_with_sane_metrics(reproduced: Path) -> None:
     missing = [p for p in ["data/params.ok", *OUTPUTS] if not (reproduced / p).is_file()]
     assert not missing
-    metrics = json.loads((reproduced / "dvclive/evaluate/metrics.json").read_text())
+    metrics = json.loads((reproduced / "dvclive/evaluate/details.json").read_text())
+    headline = json.loads((reproduced / "dvclive/evaluate/metrics.json").read_text())
+    assert set(headline) == {*HEADLINE, "obfuscated"} and set(headline["obfuscated"]) == {"recall"}
+    assert {k: metrics[k] for k in HEADLINE} == {k: headline[k] for k in HEADLINE}
     assert metrics["accuracy"] > 0.95
     assert metrics["tp"] + metrics["fn"] > 80  # the bundled test split holds ~112 spam
     # The named operating points: stricter thresholds flag less ham and catch less spam.
@@ -80,8 +88,9 @@ def test_exp_run_with_a_valid_override_is_listed_in_exp_show(repo: Path) -> None
     [exp] = [e for e in exps if e.get("name") == "smaller-c"]
     data = exp["revs"][0]["data"]
     assert data["params"]["params.yaml"]["data"]["train"]["C"] == 0.25
+    assert list(data["metrics"]) == ["dvclive/evaluate/metrics.json"]
     metrics = data["metrics"]["dvclive/evaluate/metrics.json"]["data"]
-    assert 0.9 < metrics["accuracy"] <= 1.0
+    assert 0.8 < metrics["recall"] <= 1.0 and 0.9 < metrics["roc_auc"] <= 1.0
 
 
 def test_invalid_override_fails_with_one_line_and_keeps_outputs(repo: Path) -> None:
@@ -118,3 +127,53 @@ def test_appended_key_through_exp_run_is_refused(repo: Path) -> None:
     proc = sh("dvc", "exp", "run", "-S", "+train.clasifier=svm", cwd=repo, check=False)
     assert proc.returncode != 0
     assert "unknown key 'train.clasifier'" in proc.stderr + proc.stdout
+
+
+def test_a_misspelled_setting_is_refused_too(repo: Path) -> None:
+    before = hashes(repo, OUTPUTS)
+    settings = repo / "settings.yaml"
+    settings.write_text(settings.read_text().replace("  min_recall:", "  min_recal:"))
+    proc = sh("dvc", "repro", cwd=repo, check=False)
+    assert proc.returncode != 0
+    assert (
+        "check_params: error: settings.yaml: unknown key 'gate.min_recal' "
+        "(did you mean 'gate.min_recall'?)" in proc.stderr + proc.stdout
+    )
+    assert hashes(repo, OUTPUTS) == before
+
+
+def _ran(out: str) -> list[str]:
+    return [line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")]
+
+
+def test_a_setting_reruns_only_the_stages_whose_outputs_depend_on_it(repo: Path) -> None:
+    """Where work runs and the gate change no output: only the check reruns. The number of
+    errors listed changes evaluate's output: ingest and evaluate rerun, not train."""
+    settings = repo / "settings.yaml"
+    text = settings.read_text()
+    settings.write_text(text.replace("min_recall: 0.85", "min_recall: 0.8").replace(
+        "scheduler: local", "scheduler: none"))  # fmt: skip
+    assert _ran(sh("dvc", "repro", cwd=repo).stdout) == ["check_params"]
+    settings.write_text(text.replace("top_errors: 20", "top_errors: 5"))
+    assert _ran(sh("dvc", "repro", cwd=repo).stdout) == ["check_params", "ingest", "evaluate"]
+    errors = (repo / "dvclive/evaluate/errors.tsv").read_text().splitlines()
+    assert len(errors) == 1 + 2 + 5  # header, the 2 false positives, 5 of the 8 missed spam
+
+
+def _columns(csv_text: str) -> list[str]:
+    [header, *_] = list(csv.reader(io.StringIO(csv_text)))
+    assert len(header) == len(csv_text.splitlines()[0].split(","))  # no quoted commas
+    return header
+
+
+def test_exp_show_fits(fresh: Path, repo: Path) -> None:
+    """A fresh clone's `dvc exp show` fits (<= 45 columns: the headline metrics, params.yaml,
+    one code dependency); after one override, --only-changed leaves <= 20."""
+    columns = _columns(sh("dvc", "exp", "show", "--csv", cwd=fresh).stdout)
+    assert len(columns) <= 45, columns
+    assert {"train.C", "recall", "mcc", "src"} <= set(columns)
+    assert not any(c.startswith(("monitor.", "gate.", "compute.", "src/")) for c in columns)
+    sh("dvc", "exp", "run", "-S", "train.C=0.5", cwd=repo)
+    changed = _columns(sh("dvc", "exp", "show", "--only-changed", "--csv", cwd=repo).stdout)
+    assert len(changed) <= 20, changed
+    assert {"train.C", "recall", "models/model.skops"} <= set(changed)

@@ -64,7 +64,7 @@ def test_declared_plots_are_produced_as_strict_json_and_render(repo: Path) -> No
 
 
 def test_metrics_hold_the_operating_point_and_robustness(reproduced: Path) -> None:
-    metrics = json.loads((reproduced / "dvclive/evaluate/metrics.json").read_text())
+    metrics = json.loads((reproduced / "dvclive/evaluate/details.json").read_text())
     meta = json.loads((reproduced / "models/model.json").read_text())
     assert metrics["threshold"] == round(meta["threshold"], 6)
     assert 0 < meta["threshold"] < 1 and meta["max_ham_fpr"] == 0.001

@@ -50,7 +50,13 @@ def test_report_of_a_worse_model(two_models: Path, tmp_path: Path) -> None:
         sh("dvc", "metrics", "diff", "main", "--all", "--json", cwd=two_models).stdout
     )
     mcc = diff["dvclive/evaluate/metrics.json"]["mcc"]
-    fp = diff["dvclive/evaluate/metrics.json"]["fp"]
+    assert set(diff) == {"dvclive/evaluate/metrics.json"}  # the headline only
+    # Every figure (details.json, a DVC output), where both revisions have it: both ran here.
+    details = json.loads(
+        sh("dvc", "metrics", "diff", "main", "--all", "--json", "--targets",
+           "dvclive/evaluate/details.json", cwd=two_models).stdout
+    )  # fmt: skip
+    fp = details["dvclive/evaluate/details.json"]["fp"]
     assert f"| `mcc` | {mcc['old']:.4f} | {mcc['new']:.4f} | {mcc['diff']:+.4f} ▼ worse |" in text
     assert f"| `fp` | {fp['old']} | {fp['new']} | {fp['new'] - fp['old']:+} ▲ worse |" in text
     params = json.loads(sh("dvc", "params", "diff", "main", "--json", cwd=two_models).stdout)
@@ -89,8 +95,11 @@ def test_gate_fails_the_worse_model_and_passes_the_better(two_models: Path) -> N
 
 def test_gate_measures_throughput_when_asked(two_models: Path, tmp_path: Path) -> None:
     params = tmp_path / "params.yaml"
-    text = (two_models / "params.yaml").read_text()
-    params.write_text(text.replace("min_throughput: null", "min_throughput: 1"))
+    shutil.copy(two_models / "params.yaml", params)
+    text = (two_models / "settings.yaml").read_text()
+    (tmp_path / "settings.yaml").write_text(
+        text.replace("min_throughput: null", "min_throughput: 1")
+    )
     proc = sentinelle("gate", "--params", params, cwd=two_models, check=False)
     line = next(x for x in proc.stdout.splitlines() if "gate.min_throughput" in x)
     assert re.match(r"PASS  gate.min_throughput  messages/s \d+\.\d{4} \(limit >= 1\)", line)
@@ -108,6 +117,7 @@ def test_report_from_a_fresh_clone_needs_only_git(two_models: Path, tmp_path: Pa
     text = out.read_text()
     assert text.startswith("# Sentinelle model report: HEAD (")
     assert "## Missing" not in text  # everything it needs is committed
+    assert "Not at hand for origin/main" in text  # details.json: a DVC output, not pulled
     gate = sentinelle("gate", "--baseline", "origin/main", cwd=clone, check=False)
     assert gate.returncode == 1
 

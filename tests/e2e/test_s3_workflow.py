@@ -17,7 +17,6 @@ pytestmark = pytest.mark.e2e
 
 # Outputs kept in git (`cache: false`), restored from the run cache too.
 GIT_OUTPUTS = [
-    "dvclive/train/metrics.json",
     "dvclive/evaluate/metrics.json",
     "dvclive/evaluate/plots/sklearn/roc.json",
     "dvclive/evaluate/plots/sklearn/confusion_matrix.json",
@@ -75,14 +74,13 @@ def test_fresh_clone_repro_pull_restores_every_stage_without_running(
 def test_run_cache_of_a_teammates_uncommitted_run_restores_every_stage(
     repo: Path, s3_server, tmp_path: Path
 ) -> None:
-    """A runs evaluate.top_errors=10 without committing, pushes the run cache and the objects
+    """A runs train.max_ham_fpr=0.002 without committing, pushes the run cache and the objects
     of its `cache: false` outputs (sentinelle_tools.runcache); B sets the same value and
-    `dvc repro --pull` restores check_params and evaluate (whose outputs are all git-tracked
-    metrics and plots) from the run cache, running nothing. (A stage kept cheap on purpose:
-    train restores the same way.)"""
+    `dvc repro --pull` restores check_params, train and evaluate from the run cache, running
+    nothing."""
     prefix = use_server(repo, s3_server)
     params = (repo / "params.yaml").read_text()
-    changed = params.replace("  top_errors: 20 ", "  top_errors: 10 ")
+    changed = params.replace("  max_ham_fpr: 0.001 ", "  max_ham_fpr: 0.002 ")
     assert changed != params
     (repo / "params.yaml").write_text(changed)
     dvc("repro", cwd=repo)
@@ -104,7 +102,7 @@ def test_run_cache_of_a_teammates_uncommitted_run_restores_every_stage(
     other = clone(repo, tmp_path / "teammate", s3_server, prefix)
     (other / "params.yaml").write_text(changed)
     out = dvc("repro", "--pull", cwd=other).stdout
-    for stage in ("check_params", "evaluate"):
+    for stage in ("check_params", "train", "evaluate"):
         assert f"Stage '{stage}' is cached - skipping run, checking out outputs" in out
     assert "Running stage" not in out
     assert digests(other, outputs) == theirs

@@ -41,7 +41,7 @@ def test_scoring_raw_messages_reproduces_the_evaluate_stage(
     for r in rows:
         spam, flagged = r["label"] == "spam", r["is_spam"] == "true"
         counts[("t" if spam == flagged else "f") + ("p" if flagged else "n")] += 1
-    metrics = json.loads((reproduced / "dvclive/evaluate/metrics.json").read_text())
+    metrics = json.loads((reproduced / "dvclive/evaluate/details.json").read_text())
     assert counts == {k: metrics[k] for k in counts}
     assert (counts["tp"] + counts["tn"]) / len(rows) > 0.95
 

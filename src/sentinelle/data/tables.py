@@ -31,7 +31,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from sentinelle.errors import UserError
-from sentinelle.params import IngestParams
+from sentinelle.params import DEFAULT_PARAMS, IngestParams, home
 
 log = logging.getLogger("sentinelle")
 
@@ -218,7 +218,8 @@ def has_header(first: list[Cell], p: IngestParams) -> bool:
 
 
 def _override(key: str, value: str | int) -> str:
-    """``-S ingest.KEY=VALUE`` as a shell takes it and as ``dvc exp run`` parses it.
+    """``-S settings.yaml:ingest.KEY=VALUE`` as a shell takes it and as ``dvc exp run`` parses
+    it (the file is named when the key lives in settings.yaml).
 
     DVC reads ``-S`` with Hydra's override grammar: a name that would parse as a number,
     a boolean or null, or holds characters such as ``,`` ``;`` ``'``, is single-quoted.
@@ -230,8 +231,10 @@ def _override(key: str, value: str | int) -> str:
         or text.casefold() in ("true", "false", "null", "nan", "inf")
     ):
         text = "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-    arg = f"ingest.{key}={text}"
-    if re.fullmatch(r"[\w\-./=]+", arg):
+    file = home(f"ingest.{key}")
+    prefix = "" if file == DEFAULT_PARAMS else f"{file.name}:"
+    arg = f"{prefix}ingest.{key}={text}"
+    if re.fullmatch(r"[\w\-./=:]+", arg):
         return f"-S {arg}"
     return f'-S "{arg}"' if not re.search(r'["$`\\!]', arg) else f"-S {shlex.quote(arg)}"
 

@@ -19,16 +19,27 @@ log = logging.getLogger("sentinelle.experiments")
 # --------------------------------------------------------------- comparison
 
 
+def _flat(node: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 def flat_metrics(data: dict[str, Any]) -> dict[str, Any]:
-    """All metrics of one revision, named by key; a name in two files gets its folder as prefix."""
-    files = data.get("metrics") or {}
+    """All metrics of one revision, named as `dvc exp show` names them (``obfuscated.recall``);
+    a name in two files gets its folder as prefix."""
+    files = {path: _flat(f.get("data") or {}) for path, f in (data.get("metrics") or {}).items()}
     counts: dict[str, int] = {}
-    for f in files.values():
-        for k in f.get("data") or {}:
+    for values in files.values():
+        for k in values:
             counts[k] = counts.get(k, 0) + 1
     out: dict[str, Any] = {}
-    for path, f in files.items():
-        for k, v in (f.get("data") or {}).items():
+    for path, values in files.items():
+        for k, v in values.items():
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 out[k if counts[k] == 1 else f"{Path(path).parent.name}/{k}"] = v
     return out

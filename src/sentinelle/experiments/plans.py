@@ -42,8 +42,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from sentinelle import params as schema
 from sentinelle.errors import UserError
 
@@ -134,7 +132,7 @@ def load_plan(
         data = schema.load_yaml(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise UserError(f"{path}: cannot read plan: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
+    except schema.YAMLError as exc:
         raise UserError(f"{path}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: a plan must be a mapping with 'runs' and/or 'grid'")
@@ -215,7 +213,7 @@ def _set(data: dict[str, Any], key: str, value: Any) -> None:
 
 def validate(plan: Plan, params_path: Path = schema.DEFAULT_PARAMS) -> None:
     """Check every run's overrides against the params schema; the first problem is one line."""
-    base = schema.load_yaml(Path(params_path).read_text(encoding="utf-8"))
+    base = schema.read(Path(params_path))
     for run in plan.runs:
         merged = copy.deepcopy(base)
         for key, value in run.overrides.items():
@@ -266,6 +264,14 @@ def hydra_value(value: Any) -> str:
     if re.fullmatch(r"[A-Za-z0-9_./\-]+", text) and schema.load_yaml(text) == text:
         return text
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def set_param(key: str, value: Any) -> str:
+    """The ``dvc exp run -S`` argument that sets ``key``: ``train.C=2``, or with its file for
+    a key of settings.yaml (``settings.yaml:ingest.delimiter=';'``)."""
+    file = schema.home(key)
+    prefix = "" if file == schema.DEFAULT_PARAMS else f"{file.name}:"
+    return f"{prefix}{key}={hydra_value(value)}"
 
 
 def resolve_paths(run: Run, root: Path) -> Run:

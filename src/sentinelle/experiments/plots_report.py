@@ -1,11 +1,11 @@
 """A comparison people can look at: ``dvc plots diff`` as an HTML page that renders
-offline, checked (and photographed) in headless Chromium.
+offline, checked (and photographed) in headless Chromium with the network off.
 
-DVC's HTML loads vega, vega-lite and vega-embed from cdn.jsdelivr.net
-(``dvc_render.vega.VegaRenderer.SCRIPTS``), which a machine without internet cannot
-reach. We pass ``dvc plots diff --html-template`` a page that inlines the same
-versions instead; they come from the npm registry (``npm pack``) once and are kept
-in ``~/.cache/sentinelle/vega`` (or ``$SENTINELLE_VEGA_DIR``).
+DVC's own HTML loads vega, vega-lite and vega-embed from a CDN (``dvc_render``), which a
+machine without internet cannot reach. The repository's ``.dvc/config`` sets
+``plots.html_template`` to a page that inlines them (``vendor/plots-template.html``, from the
+npm registry: vendor/README.md), so ``dvc plots show`` and ``dvc plots diff`` draw offline;
+these reports fill the same template, with their own title.
 """
 
 from __future__ import annotations
@@ -13,17 +13,14 @@ from __future__ import annotations
 import html
 import logging
 import math
-import os
 import re
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from dvc_render.vega import VegaRenderer
 from PIL import Image
 
 from sentinelle.errors import UserError
@@ -41,99 +38,40 @@ HEADLESS_FLAGS = (
     "--disable-component-update",
     "--disable-sync",
 )
-CHROMIUM_FLAGS = (*HEADLESS_FLAGS, "--hide-scrollbars", "--virtual-time-budget=15000")
-
-PAGE = """<!DOCTYPE html>
-<html>
-<head>
-    <meta charset="utf-8">
-    <title>{title}</title>
-    {inline_scripts}
-    <style>
-        body {{ font-family: sans-serif; margin: 16px; }}
-        body > div {{ display: inline-block; vertical-align: top; margin: 0 24px 24px 0; }}
-    </style>
-</head>
-<body>
-    <h2>{title}</h2>
-    {{plot_divs}}
-</body>
-</html>"""
+# No network but loopback: every other request goes to a proxy that is not there.
+OFFLINE_FLAGS = ("--proxy-server=127.0.0.1:9",)
+CHROMIUM_FLAGS = (
+    *HEADLESS_FLAGS,
+    *OFFLINE_FLAGS,
+    "--hide-scrollbars",
+    "--virtual-time-budget=15000",
+)
+# The template's title (vendor/plots-template.html, made by sentinelle_tools.vendor).
+TEMPLATE_TITLE = "Sentinelle plots"
 
 
-def cache_dir() -> Path:
-    return Path(
-        os.environ.get("SENTINELLE_VEGA_DIR") or Path.home() / ".cache" / "sentinelle" / "vega"
-    )
+def template_path(root: Path) -> Path:
+    """The page template ``dvc plots`` fills: ``plots.html_template`` of the repository's
+    ``.dvc/config`` (relative to ``.dvc/``, as DVC reads it)."""
+    from dvc.config import Config
 
-
-def vega_packages() -> list[tuple[str, str]]:
-    """(package, version) of the scripts DVC's HTML would load from the CDN, in order."""
-    found = re.findall(r"cdn\.jsdelivr\.net/npm/([\w-]+)@([\w.-]+)", VegaRenderer.SCRIPTS)
-    if not found:
-        raise UserError(
-            "dvc_render's vega scripts changed: no cdn.jsdelivr.net/npm/<pkg>@<version> found"
-        )
-    return found
-
-
-def vega_scripts(cache: Path | None = None) -> list[Path]:
-    """The vega/vega-lite/vega-embed builds DVC expects, fetched with `npm pack` once."""
-    cache = cache or cache_dir()
-    paths = []
-    for package, ver in vega_packages():
-        path = cache / f"{package}-{ver}.min.js"
-        if not path.is_file():
-            npm = shutil.which("npm")
-            if not npm:
-                raise UserError(
-                    f"{path} is missing and npm is not installed: "
-                    f"put {package}@{ver}'s build/{package}.min.js there"
-                )
-            cache.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryDirectory() as tmp:
-                proc = subprocess.run(
-                    [npm, "pack", "--silent", f"{package}@{ver}"],
-                    cwd=tmp,
-                    capture_output=True,
-                    text=True,
-                    timeout=300,
-                )
-                if proc.returncode != 0:
-                    raise UserError(
-                        f"`npm pack {package}@{ver}` failed: "
-                        f"{(proc.stderr.strip().splitlines() or [''])[-1]}"
-                    )
-                [tgz] = Path(tmp).glob("*.tgz")
-                with tarfile.open(tgz) as tar:
-                    member = tar.extractfile(f"package/build/{package}.min.js")
-                    if member is None:
-                        raise UserError(f"{tgz.name} has no build/{package}.min.js")
-                    part = path.with_suffix(".part")
-                    part.write_bytes(member.read())
-                    part.replace(path)
-            log.info("cached %s", path)
-        paths.append(path)
-    return paths
-
-
-def offline_template(title: str, scripts: list[Path]) -> str:
-    """An HTML template for `dvc plots diff --html-template` with the scripts inlined."""
-    inline = "\n".join(f"<script>\n{p.read_text(encoding='utf-8')}\n</script>" for p in scripts)
-    for placeholder in ("{plot_divs}", "{scripts}", "{refresh_tag}", "</script"):
-        if any(placeholder in p.read_text(encoding="utf-8") for p in scripts):
-            raise UserError(
-                f"a vega script contains {placeholder!r}: cannot inline it into the template"
-            )
-    return PAGE.format(title=html.escape(title), inline_scripts=inline)
+    config = Config(dvc_dir=str(root / ".dvc"), validate=False).get("plots", {})
+    name = config.get("html_template")
+    if not name:
+        raise UserError(f"{root / '.dvc/config'}: no plots.html_template (vendor/README.md)")
+    path = root / ".dvc" / name
+    if not path.is_file():
+        raise UserError(f"{path}: the plots template is missing (vendor/README.md)")
+    return path
 
 
 def render(revs: list[str], out: Path, root: Path, title: str) -> Path:
     """`dvc plots diff REVS` into ``out``/index.html, self-contained (works offline)."""
     out.mkdir(parents=True, exist_ok=True)
+    page = template_path(root).read_text(encoding="utf-8")
     with tempfile.TemporaryDirectory() as tmp:
         template = Path(tmp) / "template.html"
-        template.write_text(offline_template(title, vega_scripts()), encoding="utf-8")
+        template.write_text(page.replace(TEMPLATE_TITLE, html.escape(title)), encoding="utf-8")
         proc = subprocess.run(
             [
                 sys.executable,

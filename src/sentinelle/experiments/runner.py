@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sentinelle.errors import UserError
-from sentinelle.experiments.plans import STALL_GRACE, Plan, hydra_value, resolve_paths
+from sentinelle.experiments.plans import STALL_GRACE, Plan, resolve_paths, set_param
 
 log = logging.getLogger("sentinelle.experiments")
 
@@ -247,7 +247,7 @@ def queue_and_wait(
     try:
         for run in plan.runs:
             run = resolve_paths(run, root)
-            sets = [x for k, v in run.overrides.items() for x in ("-S", f"{k}={hydra_value(v)}")]
+            sets = [x for k, v in run.overrides.items() for x in ("-S", set_param(k, v))]
             queued.append(run.exp)  # before the call: an interrupt may land after DVC queued it
             command("dvc", "exp", "run", "--queue", "-n", run.exp, *sets, root=root)
         current, _ = queue_status(root)

@@ -1,9 +1,9 @@
 """``sentinelle report``: what a change did to the model, as a reviewer reads it (markdown).
 
 A headline (model, spam recall, ham flagged, MCC, with their changes), the changed params,
-every metric of both revisions, the plots of both side by side (PNG files in a folder next
-to the report) and the gate's verdict. The same inputs give the same bytes: no dates, no
-absolute paths.
+the headline metrics of both revisions (and every test figure where both are at hand), the
+plots of both side by side (PNG files in a folder next to the report) and the gate's verdict.
+The same inputs give the same bytes: no dates, no absolute paths.
 """
 
 from __future__ import annotations
@@ -189,10 +189,18 @@ def write(out: Path, base: Results, new: Results, verdict: Verdict) -> Path:
         "",
     ]
     for path in METRIC_FILES[1:]:
+        absent = [r.rev.label for r in (base, new) if path not in r.metrics]
         parts += [
-            f"<details><summary><code>{path}</code></summary>",
+            f"<details><summary><code>{path}</code> (every test figure)</summary>",
             "",
-            *metrics_table(path, base, new),
+            *(
+                [
+                    f"Not at hand for {' and '.join(absent)} (a DVC output: `dvc repro` or "
+                    "`dvc pull` there shows it)."
+                ]
+                if absent
+                else metrics_table(path, base, new)
+            ),
             "",
             "</details>",
             "",

@@ -41,7 +41,7 @@ from sentinelle import feedback
 from sentinelle.errors import UserError
 from sentinelle.modeling import operating_points
 from sentinelle.modeling.inference import top_features
-from sentinelle.serving import explained, feedback_api, page
+from sentinelle.serving import docs, explained, feedback_api, page
 from sentinelle.serving.explained import Explain, Explanation
 from sentinelle.serving.observability import Metrics, Observed
 from sentinelle.serving.scorer import (
@@ -259,6 +259,8 @@ def create_app(
         version=__import__("sentinelle").__version__,
         lifespan=lifespan,
         default_response_class=AsciiJSONResponse,
+        docs_url=None,  # /docs and /redoc from local files: serving/docs.py
+        redoc_url=None,
         exception_handlers={
             RequestValidationError: _validation_error,
             StarletteHTTPException: _http_error,
@@ -419,6 +421,7 @@ def create_app(
         feedback_api.add_routes(app, feedback.Store(feedback_path), Text, invalid)
     explained.install(app, AsciiJSONResponse)
     page.install(app, model_path, scorer)
+    docs.install(app)
     return app
 
 

@@ -5,14 +5,14 @@
     GET /model/evaluation               the served model's evaluation, read from its project
     GET /model/evaluation/images/NAME   an image of that evaluation (``top_features.png``)
 
-The evaluation is what the ``evaluate`` stage committed in the project folder of the
-model (the folder above ``models/model.skops``): ``dvclive/evaluate/metrics.json``, its
-ROC and confusion-matrix plot data and images, and the ingest stage's
-``data/report.json``. Each piece is ``null`` (images: ``[]``) when its file is absent,
-e.g. for a model fetched into another folder. ``of_served_model`` tells whether that
-evaluation is of the served model file: its MD5 against the one ``dvc.lock`` records for
-the ``evaluate`` stage's ``models/model.skops`` (``null`` without that record). Files are
-read once, on first request.
+The evaluation is what the ``evaluate`` stage committed in the project folder of the model
+(the folder above ``models/model.skops``): ``dvclive/evaluate/metrics.json`` (with every
+figure of ``details.json`` beside it, when it is there), its ROC and confusion-matrix plot
+data and images, and the ingest stage's ``data/report.json``. Each piece is ``null``
+(images: ``[]``) when its file is absent, e.g. for a model fetched into another folder.
+``of_served_model`` tells whether that evaluation is of the served model file: its MD5
+against the one ``dvc.lock`` records for the ``evaluate`` stage's ``models/model.skops``
+(``null`` without that record). Files are read once, on first request.
 """
 
 from __future__ import annotations
@@ -64,6 +64,9 @@ def evaluation(project: Path, model_path: Path | None = None) -> dict[str, Any]:
     module docstring)."""
     folder = project / EVALUATE
     metrics = _read(folder / "metrics.json")
+    details = _read(folder / "details.json")
+    if isinstance(metrics, dict) and isinstance(details, dict):
+        metrics = {**details, **metrics}
     roc = _read(folder / "plots" / "sklearn" / "roc.json")
     confusion = _read(folder / "plots" / "sklearn" / "confusion_matrix.json")
     report = _read(project / "data" / "report.json")

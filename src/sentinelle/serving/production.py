@@ -173,7 +173,8 @@ def add_commands(sub: Any, model_options: Callable[[argparse.ArgumentParser], No
             "--params",
             type=Path,
             default=Path("params.yaml"),
-            help="params file whose gate section holds the rules (default: %(default)s)",
+            help="params file; the rules are the gate section of the settings.yaml beside it "
+            "(default: %(default)s)",
         )
 
     report = sub.add_parser(
@@ -190,7 +191,7 @@ def add_commands(sub: Any, model_options: Callable[[argparse.ArgumentParser], No
 
     gate = sub.add_parser(
         "gate",
-        help="may this model ship? check the rules of params.yaml's gate section",
+        help="may this model ship? check the rules of settings.yaml's gate section",
         description="One line per rule; exit 0 when every rule passes, 1 when one fails, "
         "2 on bad input (missing metrics, unknown revision).",
     )
@@ -223,7 +224,8 @@ def add_commands(sub: Any, model_options: Callable[[argparse.ArgumentParser], No
         "--params",
         type=Path,
         default=DEFAULT_PARAMS,
-        help="params file whose `monitor` section holds the limits (default: %(default)s)",
+        help="params file; the limits are the `monitor` section of the settings.yaml beside it "
+        "(default: %(default)s)",
     )
     mon.add_argument("--format", choices=FORMATS, help="input format (default: from the suffix)")
     mon.add_argument("--text-column", default="text", help="message column (default: %(default)s)")

@@ -44,6 +44,7 @@ from typing import Any
 import yaml
 
 from sentinelle import io
+from sentinelle import params as schema
 from sentinelle.experiments.plans import PUBLISHED, run_sections
 from sentinelle.svm import linear
 from sentinelle_tools.benchmarks import corpus
@@ -145,7 +146,7 @@ def partitioned(corpus_tsv: Path, rows_per_part: int = 250_000) -> Path:
 
 
 def set_params(repo: Path, source: Path, overrides: dict[str, dict[str, Any]]) -> None:
-    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params = schema.read(repo / "params.yaml")
     params["ingest"]["source"] = str(source)
     # A large corpus is larger than the default bound on a source (200 MB).
     size = (
@@ -156,7 +157,8 @@ def set_params(repo: Path, source: Path, overrides: dict[str, dict[str, Any]]) -
     params["ingest"]["max_bytes"] = max(params["ingest"]["max_bytes"], size)
     for section, values in overrides.items():
         params[section].update(values)
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for file, part in schema.split(params).items():
+        (repo / file).write_text(yaml.safe_dump(part, sort_keys=False))
 
 
 def measure(
@@ -337,7 +339,7 @@ def run(
                             )
                     for label, repo in repos.items():
                         m = merged(parts[label])
-                        metrics = io.read_json(repo / "dvclive/evaluate/metrics.json")
+                        metrics = io.read_json(repo / "dvclive/evaluate/details.json")
                         results["runs"].append(
                             {"size": size, "config": config, "rev": label, **m, "metrics": metrics}
                         )

@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from sentinelle import io
 from sentinelle.data import cleaning, formats, sources
@@ -44,7 +43,7 @@ from sentinelle.data import split as splitting
 from sentinelle.evaluation import metrics
 from sentinelle.experiments.plans import PUBLISHED, run_sections
 from sentinelle.modeling import calibration, inference, training
-from sentinelle.params import Params, parse
+from sentinelle.params import Params, parse, read
 from sentinelle.text.canonical import canonical
 from sentinelle.text.normaliser import Normaliser
 from sentinelle.text.obfuscation import obfuscate_many
@@ -56,8 +55,9 @@ FOLDS = 5
 
 
 def load_params(path: Path = Path("params.yaml"), preset: tuple[Path, str] | None = None) -> Params:
-    """params.yaml, optionally with a plan run's overrides (``(plan, run)``) merged over it."""
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    """params.yaml and settings.yaml, optionally with a plan run's overrides (``(plan, run)``)
+    merged over them."""
+    data = read(path)
     if preset is not None:
         for section, values in run_sections(*preset).items():
             data.setdefault(section, {}).update(values)
