@@ -10,6 +10,9 @@
     sentinelle feedback add --file FILE --label spam|ham [--id ID] [--source S] TEXT
     sentinelle feedback import --file FILE INPUT [--label-column label] [--id-column id]
     sentinelle feedback stats --file FILE
+    sentinelle feedback quarantine [--reporter NAME]     # what the last ingest quarantined
+    sentinelle feedback trust NAME [--remove]            # feedback/trust.yaml
+    sentinelle feedback release ID|HASH [--label L] [--remove]
     sentinelle compare CHAMPION CHALLENGER --data FILE [-o comparison.json]
 
 Also runnable as ``python -m sentinelle``. Bad input (files, rows, options)
