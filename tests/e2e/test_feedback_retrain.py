@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from helpers import sh
+from sentinelle.serving import tokens
 from sentinelle.serving.scorer import Scorer
 from test_api import serve, stop, wait_for
 
@@ -75,18 +76,31 @@ def test_reported_spam_family_is_learnt_by_the_next_model(repo: Path, tmp_path: 
     for name in ("model.skops", "model.json"):
         shutil.copy(repo / "models" / name, champion / name)
 
-    store = repo / "feedback/feedback.jsonl"
+    store, file = repo / "feedback/feedback.jsonl", tmp_path / "tokens.json"
+    _, secret = tokens.add(file, "e2e", ("feedback",))
     log = tmp_path / "server.log"
-    proc, url = serve(repo / "models/model.skops", log, "--feedback", str(store))
+    proc, url = serve(
+        repo / "models/model.skops",
+        log,
+        "--feedback",
+        str(store),
+        "--tokens",
+        str(file),
+        "--feedback-burst",
+        "30",  # the 30 reports at once, within one reporter's rate limit
+    )
     try:
         wait_for(f"{url}/readyz", proc, log, 200)
-        with httpx.Client(base_url=url, timeout=30) as c:
+        headers = {"Authorization": f"Bearer {secret}"}
+        with httpx.Client(base_url=url, timeout=30, headers=headers) as c:
             for i, text in enumerate(reported):
                 body = {"text": text, "label": "spam", "id": f"r{i}", "source": "e2e"}
                 assert c.post("/feedback", json=body).status_code == 201
             assert c.get("/feedback/stats").json() == {
                 "total": 30,
                 "by_label": {"ham": 0, "spam": 30},
+                "skipped": 0,
+                "problems": [],
             }
     finally:
         stop(proc)
