@@ -9,9 +9,9 @@
                           both with ``?explain=K``: the K n-grams that pushed each way
     GET  /model           model version, thresholds (operating points) and metadata
     POST /feedback        {"text": ..., "label": "spam"|"ham", "id": ..., "source": ...}
-                          (with ``sentinelle serve --feedback FILE``): 201 stored, 200 if
-                          its id was already stored
-    GET  /feedback/stats  records stored, by label
+                          (with ``sentinelle serve --feedback FILE --tokens TOKENS``, a
+                          ``feedback`` token): 201 stored, 200 if its id was already stored
+    GET  /feedback/stats  records stored, by label, and the lines of the file left out
     GET  /                the web page (``serving.page``), its files under /page/
     GET  /docs, /openapi.json
 
@@ -19,7 +19,12 @@ The model is loaded once, in a thread started by the app's lifespan, with the
 safe loader (allowlisted types, hash checked against the metadata); until it is
 loaded /readyz and the prediction endpoints answer 503. Requests are validated
 by pydantic: empty or over-long texts, over-large batches, wrong types and
-malformed JSON get a 422 that says what is wrong. Serve it with `sentinelle serve`.
+malformed JSON get a 422 that says what is wrong. With a token file (``tokens``),
+``Authorization: Bearer <token>`` says who calls (``serving.auth``): /feedback always
+needs a ``feedback`` token; /predict, /predict/batch and /model need a ``predict`` token
+only with ``predict_auth="required"``; /healthz, /readyz and /metrics are open. Scoring
+runs in worker threads, a bounded number at once, never on the event loop. Serve it with
+`sentinelle serve`.
 """
 
 import asyncio
@@ -30,7 +35,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, Query, Request
+import anyio
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -42,6 +48,7 @@ from sentinelle.errors import UserError
 from sentinelle.modeling import operating_points
 from sentinelle.modeling.inference import top_features
 from sentinelle.serving import explained, feedback_api, page
+from sentinelle.serving.auth import Auth, Rate, RateLimiter
 from sentinelle.serving.explained import Explain, Explanation
 from sentinelle.serving.observability import Metrics, Observed
 from sentinelle.serving.scorer import (
@@ -51,9 +58,14 @@ from sentinelle.serving.scorer import (
     evaluation_for,
     metadata_path_for,
 )
+from sentinelle.serving.tokens import Verifier
 
 log = logging.getLogger("sentinelle.api")
 TOP_NGRAMS = 20  # per class, in the model card
+FEEDBACK_RATE = Rate(30, 60.0)  # reports per reporter (token), after a burst
+FEEDBACK_BURST = 10
+SCORING_JOBS = 2  # scoring requests at once, each in a worker thread
+FEEDBACK_WRITERS = 4  # reports scored and written at once
 
 
 class AsciiJSONResponse(JSONResponse):
@@ -193,12 +205,26 @@ def create_app(
     max_chars: int = MAX_CHARS,
     json_log: bool = False,
     feedback_path: Path | None = None,
+    tokens_path: Path | None = None,
+    predict_auth: Literal["open", "required"] = "open",
+    feedback_rate: Rate = FEEDBACK_RATE,
+    feedback_burst: int = FEEDBACK_BURST,
+    scoring_jobs: int = SCORING_JOBS,
 ) -> FastAPI:
     """The app for one model file; limits are part of its OpenAPI schema. ``json_log``: one
     JSON access-log line per request (logger ``sentinelle.access``). With ``feedback_path``,
-    ``POST /feedback`` appends reported verdicts to that file."""
+    ``POST /feedback`` appends reported verdicts to that file; it needs a ``feedback`` token
+    of ``tokens_path``, ``feedback_rate`` a reporter (after a burst of ``feedback_burst``).
+    ``predict_auth="required"``: scoring and the model card need a ``predict`` token.
+    ``scoring_jobs``: scoring requests run at once (each in a worker thread)."""
     state: dict[str, Any] = {"scorer": None, "error": None, "card": {}}
     metrics = Metrics()
+    auth = Auth(
+        Verifier(tokens_path) if tokens_path is not None else None,
+        RateLimiter(feedback_rate, feedback_burst),
+    )
+    jobs = anyio.CapacityLimiter(scoring_jobs)
+    guarded = [Depends(auth.need("predict"))] if predict_auth == "required" else []
     limits = _Limits(max_batch=max_batch, max_chars=max_chars)
     Text = Annotated[
         str,
@@ -275,6 +301,10 @@ def create_app(
     not_ready = {503: {"model": Status, "description": "The model is not loaded (yet)"}}
     invalid = {422: {"description": "Invalid request: the detail names each bad field and why"}}
 
+    async def run(fn: Any, *args: Any) -> Any:
+        """Scoring work: in a worker thread, at most ``scoring_jobs`` at once."""
+        return await anyio.to_thread.run_sync(fn, *args, limiter=jobs)
+
     def scorer() -> Any:
         s = state["scorer"]
         if s is None:
@@ -322,7 +352,22 @@ def create_app(
             return _status_response(state["error"])
         return Status(status="ready", model_version=s.version)
 
-    @app.get("/model", response_model=ModelInfo, responses=not_ready, tags=["model"])
+    denied = (
+        {
+            401: {"description": "No token, or an unknown or revoked one"},
+            403: {"description": "The token lacks the predict scope"},
+        }
+        if guarded
+        else {}
+    )
+
+    @app.get(
+        "/model",
+        response_model=ModelInfo,
+        responses={**not_ready, **denied},
+        tags=["model"],
+        dependencies=guarded,
+    )
     async def model() -> ModelInfo:
         """The loaded model's version, threshold, metadata and the request limits."""
         s = scorer()
@@ -350,9 +395,10 @@ def create_app(
     @app.post(
         "/predict",
         response_model=PredictResponse,
-        responses={**not_ready, **invalid},
+        responses={**not_ready, **invalid, **denied},
         response_model_exclude_none=True,
         tags=["predict"],
+        dependencies=guarded,
     )
     async def predict(
         request: PredictRequest,
@@ -364,10 +410,10 @@ def create_app(
         point, threshold = resolve_point(s, operating_point)
         explanation = None
         if explain is None:
-            ((score, is_spam),) = s.predict([request.text], threshold)
+            ((score, is_spam),) = await run(s.predict, [request.text], threshold)
         else:
-            ((score, is_spam, explanation),) = s.predict_explained(
-                [request.text], explain, threshold
+            ((score, is_spam, explanation),) = await run(
+                s.predict_explained, [request.text], explain, threshold
             )
         metrics.observe_scores(s.version, point, (score,), int(is_spam))
         return PredictResponse(
@@ -382,9 +428,10 @@ def create_app(
     @app.post(
         "/predict/batch",
         response_model=BatchResponse,
-        responses={**not_ready, **invalid},
+        responses={**not_ready, **invalid, **denied},
         response_model_exclude_none=True,
         tags=["predict"],
+        dependencies=guarded,
     )
     async def predict_batch(
         request: BatchRequest,
@@ -395,10 +442,10 @@ def create_app(
         s = scorer()
         point, threshold = resolve_point(s, operating_point)
         if explain is None:
-            predicted = s.predict(request.texts, threshold)
+            predicted = await run(s.predict, request.texts, threshold)
             predictions = [Prediction(spam_score=score, is_spam=spam) for score, spam in predicted]
         else:
-            explained = s.predict_explained(request.texts, explain, threshold)
+            explained = await run(s.predict_explained, request.texts, explain, threshold)
             predicted = [(score, spam) for score, spam, _ in explained]
             predictions = [
                 Prediction(spam_score=score, is_spam=spam, explanation=why)
@@ -414,10 +461,23 @@ def create_app(
             model_version=s.version,
         )
 
+    def verdict(text: str) -> tuple[float | None, str | None]:
+        s = state["scorer"]
+        if s is None:
+            return None, None
+        return float(s.scores([text])[0]), s.version
+
     if feedback_path is not None:
-        feedback_api.add_routes(app, feedback.Store(feedback_path), Text, invalid)
+        feedback_api.add_routes(
+            app,
+            feedback.Store(feedback_path),
+            auth,
+            verdict,
+            anyio.CapacityLimiter(FEEDBACK_WRITERS),
+            invalid,
+        )
     explained.install(app, AsciiJSONResponse)
-    page.install(app, model_path, scorer)
+    page.install(app, model_path, scorer, guarded)
     return app
 
 

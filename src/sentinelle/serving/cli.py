@@ -3,12 +3,15 @@
     sentinelle score INPUT [-o OUTPUT] [--model models/model.skops] [--on-error fail|skip]
                      [--explain K]
     sentinelle serve [--model models/model.skops] [--host 127.0.0.1] [--port 8000]
+                     [--tokens TOKENS [--feedback FILE] [--predict-auth open|required]]
+    sentinelle tokens add NAME --scope predict|feedback|admin[,...] --file TOKENS
+    sentinelle tokens list|revoke [NAME] --file TOKENS
     sentinelle fetch [--repo .] (--version vX.Y.Z | --stage prod) [-o served/]
     sentinelle report --baseline REF [--target REV|workspace] [-o report.md]
     sentinelle gate [--baseline REF] [--target REV|workspace]   # exit 0 pass, 1 fail, 2 bad input
     sentinelle monitor INPUT [--reference models/reference.json] [-o monitoring/]
-    sentinelle feedback add --file FILE --label spam|ham [--id ID] [--source S] TEXT
-    sentinelle feedback import --file FILE INPUT [--label-column label] [--id-column id]
+    sentinelle feedback add --file FILE --label spam|ham --reporter NAME [--id ID] TEXT
+    sentinelle feedback import --file FILE --reporter NAME INPUT [--label-column label]
     sentinelle feedback stats --file FILE
     sentinelle feedback quarantine [--reporter NAME]     # what the last ingest quarantined
     sentinelle feedback trust NAME [--remove]            # feedback/trust.yaml
@@ -30,7 +33,8 @@ from pathlib import Path
 from sentinelle import io
 from sentinelle.errors import UserError
 from sentinelle.modeling.explanations import MAX_EXPLAIN
-from sentinelle.serving import partitions, production
+from sentinelle.serving import partitions, production, tokens
+from sentinelle.serving.auth import parse_rate
 from sentinelle.serving.batch import DEFAULT_CHUNK_SIZE, score_file
 from sentinelle.serving.registry import fetch
 from sentinelle.serving.rows import FORMATS
@@ -120,6 +124,18 @@ def _serve(args: argparse.Namespace) -> int:
                 f"{path}: not found (run `dvc repro`, `dvc pull` or `sentinelle fetch`)"
             )
     io.read_json(metadata)
+    if args.feedback is not None and args.tokens is None:
+        raise UserError(
+            "--feedback needs --tokens TOKENS: reports are accepted only from a feedback "
+            "token (make one with `sentinelle tokens add NAME --scope feedback --file TOKENS`)"
+        )
+    if args.predict_auth == "required" and args.tokens is None:
+        raise UserError("--predict-auth required needs --tokens TOKENS")
+    if args.tokens is not None:
+        tokens.load(args.tokens)  # a missing or bad token file: one line, before binding
+    rate = parse_rate(args.feedback_rate)
+    if args.feedback_burst < 1 or args.scoring_jobs < 1:
+        raise UserError("--feedback-burst and --scoring-jobs must be at least 1")
     json_log = args.log_format == "json" and not args.no_access_log
     app = create_app(
         args.model,
@@ -128,6 +144,11 @@ def _serve(args: argparse.Namespace) -> int:
         max_chars=args.max_chars,
         json_log=json_log,
         feedback_path=args.feedback,
+        tokens_path=args.tokens,
+        predict_auth=args.predict_auth,
+        feedback_rate=rate,
+        feedback_burst=args.feedback_burst,
+        scoring_jobs=args.scoring_jobs,
     )
     if json_log:  # one JSON line per request on stdout, instead of uvicorn's access log
         handler = logging.StreamHandler(sys.stdout)
@@ -143,6 +164,25 @@ def _serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         access_log=not args.no_access_log and not json_log,
     )
+    return 0
+
+
+def _tokens(args: argparse.Namespace) -> int:
+    if args.action == "add":
+        token, secret = tokens.add(args.file, args.name, tokens.parse_scopes(args.scope))
+        log.info(
+            "added token %r (scopes %s) to %s; its secret, shown this once, is the last line",
+            token.name,
+            ",".join(token.scopes),
+            args.file,
+        )
+        print(secret)
+    elif args.action == "list":
+        for token in tokens.load(args.file):
+            print(f"{token.name}\t{','.join(token.scopes)}\tcreated {token.created}")
+    else:
+        token = tokens.revoke(args.file, args.name)
+        log.info("revoked token %r; a running server refuses it from its next request", token.name)
     return 0
 
 
@@ -267,9 +307,65 @@ def parser() -> argparse.ArgumentParser:
         "--feedback",
         type=Path,
         help="enable POST /feedback and GET /feedback/stats, storing reports in this JSON Lines "
-        "file",
+        "file (needs --tokens: only feedback tokens may report)",
+    )
+    serve.add_argument(
+        "--tokens",
+        type=Path,
+        help="the token file (`sentinelle tokens add`): Authorization: Bearer <token>; "
+        "re-read when it changes, so a revocation needs no restart",
+    )
+    serve.add_argument(
+        "--predict-auth",
+        choices=["open", "required"],
+        default="open",
+        help="whether /predict, /predict/batch and /model need a predict token (default: "
+        "%(default)s); /healthz, /readyz and /metrics are always open",
+    )
+    serve.add_argument(
+        "--feedback-rate",
+        default="30/minute",
+        metavar="N/PERIOD",
+        help="reports each reporter (token) may send, per second, minute or hour, after a "
+        "burst; more get a 429 with Retry-After (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--feedback-burst",
+        type=int,
+        default=10,
+        help="reports a reporter may send at once before --feedback-rate applies "
+        "(default: %(default)s)",
+    )
+    serve.add_argument(
+        "--scoring-jobs",
+        type=int,
+        default=2,
+        help="scoring requests run at once, each in a worker thread; more wait "
+        "(default: %(default)s)",
     )
     serve.set_defaults(run=_serve)
+
+    tok = sub.add_parser(
+        "tokens",
+        help="API tokens for `serve --tokens`: add, list, revoke",
+        description="Manage the token file of `sentinelle serve --tokens`. Scopes: predict "
+        "(scoring, the model card, with --predict-auth required), feedback (POST /feedback, "
+        "GET /feedback/stats), admin (every scope). Only a salted hash of each secret is kept.",
+    )
+    tok_actions = tok.add_subparsers(dest="action", required=True)
+    tok_add = tok_actions.add_parser(
+        "add", help="make a token; its secret is printed once, as the last line of stdout"
+    )
+    tok_add.add_argument("name", help="a-z 0-9 _ . -, up to 64; the reporter of its reports")
+    tok_add.add_argument(
+        "--scope", required=True, help="one or more of predict, feedback, admin, comma-separated"
+    )
+    tok_list = tok_actions.add_parser("list", help="name, scopes and creation time of each token")
+    tok_revoke = tok_actions.add_parser("revoke", help="remove a token (no restart needed)")
+    tok_revoke.add_argument("name")
+    for p in (tok_add, tok_list, tok_revoke):
+        p.add_argument("--file", type=Path, required=True, help="the token file (JSON, mode 0600)")
+    tok.set_defaults(run=_tokens)
 
     fetch = sub.add_parser(
         "fetch",

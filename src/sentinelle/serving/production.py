@@ -20,6 +20,7 @@ from sentinelle.data import trust
 from sentinelle.errors import UserError
 from sentinelle.params import DEFAULT_PARAMS
 from sentinelle.params import load as load_params
+from sentinelle.serving import tokens
 from sentinelle.serving.rows import FORMATS
 from sentinelle.serving.scorer import Scorer
 
@@ -119,8 +120,17 @@ def _feedback(args: argparse.Namespace) -> int:
     if args.action == "stats":
         print(json.dumps(store.stats(), sort_keys=True))
         return 0
+    if not tokens.NAME.fullmatch(args.reporter):
+        raise UserError(
+            f"--reporter {args.reporter[:80]!r} is invalid: a name like a token's (1 to 64 of "
+            "a-z 0-9 _ . -, starting with a letter or digit)"
+        )
     if args.action == "add":
-        records = [feedback.record(args.text, args.label, args.id, args.source, where="TEXT")]
+        records = [
+            feedback.record(
+                args.text, args.label, args.id, args.source, reporter=args.reporter, where="TEXT"
+            )
+        ]
     else:
         from sentinelle.serving.feedback import read_file
 
@@ -131,6 +141,7 @@ def _feedback(args: argparse.Namespace) -> int:
             label_column=args.label_column,
             id_column=args.id_column,
             source=args.source,
+            reporter=args.reporter,
             encoding=args.encoding,
         )
     results = store.add_many(records)
@@ -366,7 +377,13 @@ def add_commands(sub: Any, model_options: Callable[[argparse.ArgumentParser], No
     add.add_argument("--label", choices=feedback.LABELS, required=True, help="the right verdict")
     add.add_argument("--id", help="an id: a record with an id already stored is not stored again")
     for p in (add, imp):
-        p.add_argument("--source", help="who reported it")
+        p.add_argument("--source", help="where it was reported, e.g. a client name")
+        p.add_argument(
+            "--reporter",
+            required=True,
+            help="who is answerable for these reports (recorded with each; the API records "
+            "the token's name)",
+        )
     imp.add_argument("input", help="CSV, TSV or JSON Lines with a text and a label column")
     imp.add_argument("--format", choices=FORMATS, help="input format (default: from the suffix)")
     imp.add_argument("--text-column", default="text", help="(default: %(default)s)")
