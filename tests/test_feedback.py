@@ -49,6 +49,10 @@ def test_store_appends_whole_lines_and_stores_an_id_once(tmp_path: Path) -> None
         "skipped": 0,
         "problems": [],
     }
+    # Ids are each reporter's own: another reporter's "a1" neither blocks nor shows this one.
+    mine, stored = other.add(feedback.record("mine", "ham", "a1", reporter="eve"))
+    assert stored and mine.text == "mine" and lines(path)[-1]["reporter"] == "eve"
+    assert store.add(feedback.record("again", "ham", "a1", reporter="eve")) == (mine, False)
 
 
 def test_a_torn_last_line_is_ignored_then_cut_off(
@@ -261,20 +265,24 @@ def test_cli_add_import_and_stats(tmp_path: Path, capsys: pytest.CaptureFixture[
         "helpdesk",
         cwd=tmp_path,
     )
-    assert "stored 2 record(s)" in proc.stderr and "1 already stored" in proc.stderr
-    assert [r.reporter for r in feedback.read(store)] == ["ops", "helpdesk", "helpdesk"]
+    # Ids are each reporter's own: helpdesk's x1 is not ops' x1.
+    assert "stored 3 record(s)" in proc.stderr
+    again = ("feedback", "add", "--file", store, "--label", "ham", "--id", "x2", "see you")
+    proc = sh("sentinelle", *again, "--reporter", "helpdesk", cwd=tmp_path)
+    assert "stored 0 record(s) in" in proc.stderr and "1 already stored" in proc.stderr
+    assert [r.reporter for r in feedback.read(store)] == ["ops", *["helpdesk"] * 3]
     with store.open("ab") as fh:
         fh.write(b"junk, not a record\n")  # a bad line: counted, never fatal
     stats = sh("sentinelle", "feedback", "stats", "--file", store, cwd=tmp_path)
     assert json.loads(stats.stdout) == {
-        "total": 3,
-        "by_label": {"ham": 1, "spam": 2},
+        "total": 4,
+        "by_label": {"ham": 2, "spam": 2},
         "skipped": 1,
         "problems": [
-            {"line": 4, "reason": "not valid JSON: Expecting value: line 1 column 1 (char 0)"}
+            {"line": 5, "reason": "not valid JSON: Expecting value: line 1 column 1 (char 0)"}
         ],
     }
-    assert "line 4 skipped: not valid JSON" in stats.stderr
+    assert "line 5 skipped: not valid JSON" in stats.stderr
 
     before = store.read_bytes()
     bad = tmp_path / "bad.csv"

@@ -7,9 +7,10 @@ verdict the serving model gave the text when it was reported (null when none was
 Every field but ``text`` and ``label`` may be null or absent. Appended with one
 ``os.write`` of the whole line to a file opened with ``O_APPEND`` and then ``fsync``-ed,
 under an exclusive ``flock`` (several servers and ``sentinelle feedback`` may append at
-once). A record is acknowledged only once it is on disk; a record whose ``id`` is already stored is
-not stored twice. A crash can at worst leave the last line incomplete (no newline): the
-next append cuts it off before writing.
+once). A record is acknowledged only once it is on disk; a record whose ``id`` its reporter
+already stored is not stored twice. Ids are each reporter's own: another reporter's id
+neither blocks a report nor shows the stored one. A crash can at worst leave the last line
+incomplete (no newline): the next append cuts it off before writing.
 
 Every writer and reader applies one set of rules (``record``: no NUL byte, at most
 ``MAX_CHARS`` characters, a known label, short fields). Readers never stop at a bad or torn
@@ -274,7 +275,7 @@ class Store:
     def _reset(self) -> None:
         self._offset = 0
         self._lines = 0  # complete lines read
-        self._ids: dict[str, Record] = {}
+        self._ids: dict[tuple[str | None, str], Record] = {}  # (reporter, id) -> record
         self._counts: Counter[str] = Counter()
         self._skipped = 0
         self._problems: list[Skipped] = []
@@ -293,7 +294,7 @@ class Store:
             self._problems = [*self._problems, *parsed.problems][:MAX_PROBLEMS]
         for rec in parsed.records:
             if rec.id is not None:
-                self._ids.setdefault(rec.id, rec)
+                self._ids.setdefault((rec.reporter, rec.id), rec)
             self._counts[rec.label] += 1
         self._offset += len(complete)
         self._lines += complete.count(b"\n")
@@ -306,8 +307,8 @@ class Store:
             raise UserError(f"{self.path}: cannot open the feedback file: {exc.strerror}") from None
 
     def add_many(self, records: list[Record]) -> list[tuple[Record, bool]]:
-        """Append each record not already stored by id; ``(record, stored)`` for each (a
-        duplicate gives the stored one and False). Returns once they are on disk."""
+        """Append each record its reporter has not already stored by id; ``(record, stored)``
+        for each (a duplicate gives the stored one and False). Returns once they are on disk."""
         out: list[tuple[Record, bool]] = []
         with self._lock:
             fd = self._open()
@@ -318,8 +319,9 @@ class Store:
                     log.warning("%s: cutting off an incomplete last line", self.path)
                     os.ftruncate(fd, self._offset)
                 for rec in records:
-                    if rec.id is not None and rec.id in self._ids:
-                        out.append((self._ids[rec.id], False))
+                    key = (rec.reporter, rec.id)
+                    if rec.id is not None and key in self._ids:
+                        out.append((self._ids[key], False))
                         continue
                     line = rec.line()
                     if os.write(fd, line) != len(line):  # a short write: disk full
@@ -328,7 +330,7 @@ class Store:
                     self._offset += len(line)
                     self._lines += 1
                     if rec.id is not None:
-                        self._ids[rec.id] = rec
+                        self._ids[key] = rec
                     self._counts[rec.label] += 1
                     out.append((rec, True))
                 os.fsync(fd)

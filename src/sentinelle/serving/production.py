@@ -170,10 +170,10 @@ def _quarantined(report: Path) -> list[dict[str, Any]]:
 def _trust(args: argparse.Namespace) -> int:
     decisions = trust.load(args.trust)
     name = args.name
-    if not name.strip() or len(name) > feedback.MAX_FIELD or not name.isprintable():
+    if not (tokens.NAME.fullmatch(name) or name == trust.UNNAMED):
         raise UserError(
-            f"reporter {name!r} is invalid: must be a printable name of at most "
-            f"{feedback.MAX_FIELD} characters"
+            f"reporter {name[:80]!r} is invalid: a token's name (1 to 64 of a-z 0-9 _ . -, "
+            f"starting with a letter or digit), or {trust.UNNAMED!r} for records without one"
         )
     if args.remove:
         if name not in decisions.trusted:
@@ -375,7 +375,9 @@ def add_commands(sub: Any, model_options: Callable[[argparse.ArgumentParser], No
         p.add_argument("--file", type=Path, required=True, help="the feedback file (JSON Lines)")
     add.add_argument("text", help="the message")
     add.add_argument("--label", choices=feedback.LABELS, required=True, help="the right verdict")
-    add.add_argument("--id", help="an id: a record with an id already stored is not stored again")
+    add.add_argument(
+        "--id", help="an id: a record whose id its reporter already stored is not stored again"
+    )
     for p in (add, imp):
         p.add_argument("--source", help="where it was reported, e.g. a client name")
         p.add_argument(
