@@ -35,6 +35,7 @@ LIVE_DIR = Path("dvclive/ingest")
 PERCENTILES = (5, 25, 50, 75, 95, 99)
 FEEDBACK_COUNTS = (
     "records",
+    "skipped_lines",
     "added",
     "overridden",
     "trusted",
@@ -64,10 +65,11 @@ def main(params: Params) -> None:
         for line in feedback.summary_lines(merged):
             log.info("%s", line)
         log.info(
-            "feedback %s: %d records, %d added to train, %d overridden, %d quarantined, "
-            "%d over the cap, refused %s; training spam share %.2f%% -> %.2f%%",
+            "feedback %s: %d records (%d lines skipped), %d added to train, %d overridden, "
+            "%d quarantined, %d over the cap, refused %s; training spam share %.2f%% -> %.2f%%",
             p.feedback,
             merged["records"],
+            merged["skipped_lines"],
             merged["added"],
             merged["overridden"],
             merged["quarantined"],

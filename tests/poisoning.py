@@ -1,17 +1,24 @@
 """Reports an attacker and honest users would send: generators of ordinary messages of one
-kind and of a scam family, and the attacks of issue 28 built from the training split."""
+kind and of a scam family, the attacks of issue 28 built from the training split, and a real
+feedback server with a token per reporter to send them through."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pandas as pd
 import yaml
 
-from sentinelle import feedback
+from sentinelle.serving import tokens
 from sentinelle.serving.scorer import Scorer
+from test_api import serve, stop, wait_for
+
+STORE = "feedback/feedback.jsonl"
 
 NAMES = ["Sam", "Jo", "Alex", "Priya", "Tom", "Lucy", "Raj", "Mel", "Kev", "Zoe", "Dave", "Amy"]
 OPENERS = ["", "Hey", "Hi", "Hiya", "Oi", "Morning", "Hey {name}", "Hi {name}", "{name}"]
@@ -126,22 +133,47 @@ def fresh_lunch() -> list[str]:
     return lunch(50, 2, exclude=set(lunch(300, 1)))
 
 
-def send(store: Path, model: Path, reports: list[tuple[str, str]], reporter: str) -> None:
-    """Store ``(text, label)`` reports as the server stores them for a token named
-    ``reporter``: with the served model's score and version at report time."""
-    scorer = Scorer.load(model)
-    scores = scorer.scores([t for t, _ in reports])
-    feedback.Store(store).add_many(
-        [
-            feedback.record(
-                text, label, reporter=reporter, score=float(s), model_version=scorer.version
-            )
-            for (text, label), s in zip(reports, scores, strict=True)
-        ]
+@contextmanager
+def feedback_server(
+    repo: Path, tmp: Path, reporters: Iterable[str]
+) -> Iterator[Callable[[str, list[tuple[str, str]]], None]]:
+    """The project's model served with ``--feedback feedback/feedback.jsonl`` and a feedback
+    token per reporter (a real server, real tokens); yields ``post(reporter, reports)``, which
+    sends each ``(text, label)`` as that reporter. The server records the token's name and the
+    served model's score of each."""
+    file = tmp / "tokens.json"
+    secrets = {name: tokens.add(file, name, ("feedback",))[1] for name in reporters}
+    log = tmp / "server.log"
+    proc, url = serve(
+        repo / "models/model.skops",
+        log,
+        "--feedback",
+        str(repo / STORE),
+        "--tokens",
+        str(file),
+        "--feedback-rate",
+        "100000/second",  # an attacker's volume: the rate limit is not the defence tested
+        "--feedback-burst",
+        "100000",
     )
+    try:
+        wait_for(f"{url}/readyz", proc, log, 200)
+        with httpx.Client(base_url=url, timeout=60) as client:
+
+            def post(reporter: str, reports: list[tuple[str, str]]) -> None:
+                headers = {"Authorization": f"Bearer {secrets[reporter]}"}
+                for text, label in reports:
+                    r = client.post(
+                        "/feedback", json={"text": text, "label": label}, headers=headers
+                    )
+                    assert r.status_code == 201, r.text
+
+            yield post
+    finally:
+        stop(proc)
 
 
-def use_feedback(repo: Path, path: str = "feedback/feedback.jsonl") -> None:
+def use_feedback(repo: Path, path: str = STORE) -> None:
     """Set ``ingest.feedback`` in the project's params.yaml."""
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["ingest"]["feedback"] = path

@@ -280,6 +280,18 @@ def test_the_report_metrics_and_one_log_line_per_reporter(
     assert fb["messages"] == 4 and fb["records"] == 5
 
 
+def test_a_bad_line_is_skipped_and_counted(work: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = store(work / "fb.jsonl", (PARCEL[0], "spam", "ana"), (PARCEL[1], "spam", "bo"))
+    with path.open("ab") as fh:
+        fh.write(b'{"text": "no label"}\n{"text": "torn", "lab')
+    with caplog.at_level(logging.WARNING, logger="sentinelle"):
+        fb = run_in_process(work, "data.tsv", feedback=str(path))["feedback"]
+    assert (fb["records"], fb["skipped_lines"], fb["added"]) == (2, 2, 2)
+    assert [p["line"] for p in fb["problems"]] == [3, 4]
+    assert "label None is invalid" in fb["problems"][0]["reason"]
+    assert "line 4 skipped: incomplete" in caplog.text
+
+
 def test_no_feedback_leaves_the_outputs_as_before(work: Path) -> None:
     run_in_process(work, "data.tsv")
     before = output_hashes(work)
@@ -365,3 +377,6 @@ def test_the_operator_commands(work: Path) -> None:
     assert proc.returncode == 2 and "feedback/trust.yaml: 'bo' is not trusted" in proc.stderr
     proc = sentinelle("feedback", "trust", "typo", cwd=work)
     assert "'typo' has no reports in data/report.json (a typo?)" in proc.stderr
+    proc = sentinelle("feedback", "trust", "Not A Name", cwd=work, check=False)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert "reporter 'Not A Name' is invalid: a token's name" in proc.stderr

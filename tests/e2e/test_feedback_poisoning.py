@@ -1,7 +1,8 @@
 """One reporter cannot move the model (issue 28): whatever a single untrusted reporter
-reports, after `dvc repro` spam recall and MCC on the test split move by at most 0.02 and at
-most 1 of 50 fresh ordinary messages of the attacked kind is flagged; what was refused or
-quarantined is counted in the data report, with one log line naming the reporter.
+reports through the real server with its feedback token, after `dvc repro` spam recall and
+MCC on the test split move by at most 0.02 and at most 1 of 50 fresh ordinary messages of the
+attacked kind is flagged; what was refused or quarantined is counted in the data report,
+with one log line naming the reporter.
 
 On the code before this defence the same reports took spam recall from 0.93 to 0.00 (the
 flip), to 0.04 (spam reported as ham), and flagged 50 of 50 fresh lunch messages
@@ -17,7 +18,7 @@ import pandas as pd
 import pytest
 
 from helpers import sh
-from poisoning import balanced_flip, figures, lunch, send, spam_as_ham, use_feedback
+from poisoning import balanced_flip, feedback_server, figures, lunch, spam_as_ham, use_feedback
 
 pytestmark = pytest.mark.e2e
 
@@ -55,12 +56,13 @@ ATTACKS: dict[str, Callable[[pd.DataFrame, pd.DataFrame], Reports]] = {
 
 
 @pytest.mark.parametrize("attack", ATTACKS)
-def test_one_reporter_cannot_move_the_model(repo: Path, attack: str) -> None:
+def test_one_reporter_cannot_move_the_model(repo: Path, tmp_path: Path, attack: str) -> None:
     before = figures(repo)
     train = pd.read_parquet(repo / "data/raw/train.parquet")
     test = pd.read_parquet(repo / "data/raw/test.parquet")
     reports = ATTACKS[attack](train, test)
-    send(repo / "feedback/feedback.jsonl", repo / "models/model.skops", reports, "mallory")
+    with feedback_server(repo, tmp_path, ["mallory"]) as post:
+        post("mallory", reports)
     use_feedback(repo)
     proc = sh("dvc", "repro", cwd=repo)
     after = figures(repo)

@@ -18,18 +18,17 @@ from helpers import sh
 from poisoning import (
     HELD_OUT_NAMES,
     REPORTED_NAMES,
+    STORE,
     balanced_flip,
+    feedback_server,
     figures,
     lunch,
     recruiter_scams,
-    send,
     use_feedback,
 )
 from sentinelle.serving.scorer import Scorer
 
 pytestmark = pytest.mark.e2e
-
-STORE = "feedback/feedback.jsonl"
 
 
 def caught(repo: Path, texts: list[str]) -> int:
@@ -50,14 +49,19 @@ def test_reported_spam_family_is_learnt_by_the_next_model(repo: Path, tmp_path: 
         shutil.copy(repo / "models" / name, champion / name)
 
     model = repo / "models/model.skops"
-    for i, who in enumerate(("ana", "bo", "cy")):  # 10 reports each
-        send(repo / STORE, model, [(t, "spam") for t in reported[i::3]], who)
     # An attacker's reports in the same file: ordinary lunch messages as spam, a 5 % balanced
     # flip of the training labels, and the family itself as ham.
     train = pd.read_parquet(repo / "data/raw/train.parquet")
     attack = [(t, "spam") for t in lunch(100, 1)] + balanced_flip(train, 0.05, 7)
     attack += [(t, "ham") for t in reported]
-    send(repo / STORE, model, attack, "mallory")
+    with feedback_server(repo, tmp_path, ["ana", "bo", "cy", "mallory"]) as post:
+        post("mallory", attack[: len(attack) // 2])
+        for i, who in enumerate(("ana", "bo", "cy")):  # 10 reports each
+            post(who, [(t, "spam") for t in reported[i::3]])
+        post("mallory", attack[len(attack) // 2 :])
+    stored = [json.loads(line) for line in (repo / STORE).read_text().splitlines()]
+    assert {r["reporter"] for r in stored} == {"ana", "bo", "cy", "mallory"}
+    assert all(r["score"] is not None for r in stored)
 
     use_feedback(repo)
     sh("dvc", "repro", cwd=repo)
@@ -107,10 +111,11 @@ def test_reported_spam_family_is_learnt_by_the_next_model(repo: Path, tmp_path: 
     assert result["disagreements_right"]["challenger"] >= caught_after - caught_before
 
 
-def test_an_operator_trusts_a_lone_reporter(repo: Path) -> None:
+def test_an_operator_trusts_a_lone_reporter(repo: Path, tmp_path: Path) -> None:
     reported = recruiter_scams(REPORTED_NAMES, 10, 3)
     held_out = recruiter_scams(HELD_OUT_NAMES, 30, 2)
-    send(repo / STORE, repo / "models/model.skops", [(t, "spam") for t in reported], "desk")
+    with feedback_server(repo, tmp_path, ["desk"]) as post:
+        post("desk", [(t, "spam") for t in reported])
     use_feedback(repo)
     sh("dvc", "repro", cwd=repo)
     fb = json.loads((repo / "data/report.json").read_text())["feedback"]

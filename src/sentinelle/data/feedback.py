@@ -83,21 +83,25 @@ class Vote:
     reason: str = ""  # why it is quarantined
 
 
-def read(p: IngestParams) -> list[feedback.Record]:
-    """The feedback records at ``p.feedback`` (a path, http(s):// URL or s3:// object)."""
+def read(p: IngestParams) -> feedback.Parsed:
+    """The feedback records at ``p.feedback`` (a path, http(s):// URL or s3:// object); a bad
+    or torn line is skipped, counted and logged."""
     assert p.feedback is not None
     fetched = sources.fetch(dataclasses.replace(p, source=p.feedback, sha256=None, member=None))
-    return feedback.parse(fetched.data, fetched.where)
+    parsed = feedback.scan(fetched.data, fetched.where)
+    parsed.warn(fetched.where)
+    return parsed
 
 
 def merge(
     train: pd.DataFrame,
     test: pd.DataFrame,
-    records: list[feedback.Record],
+    parsed: feedback.Parsed,
     p: IngestParams,
     trust: Trust,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The training split with the feedback merged in, and the report's ``feedback`` entry."""
+    records = parsed.records
     counts: dict[str, Counter[str]] = defaultdict(Counter)
     votes = _votes(records, set(canonical_many(test["text"])) if records else set(), p, counts)
     # The training rows of each message voted for, and the labels the training split gives it.
@@ -121,7 +125,7 @@ def merge(
             f"{p.max_feedback_shift:g} allows (mass reports?); check the file, or raise the "
             "limit if the shift is real"
         )
-    return merged, _report(records, votes, counts, trust, outcome, before, after, p)
+    return merged, _report(parsed, votes, counts, trust, outcome, before, after, p)
 
 
 def _votes(
@@ -293,7 +297,7 @@ def _apply(
 
 
 def _report(
-    records: list[feedback.Record],
+    parsed: feedback.Parsed,
     votes: list[Vote],
     counts: dict[str, Counter[str]],
     trust: Trust,
@@ -329,7 +333,9 @@ def _report(
     ]
     return {
         "source": p.feedback,
-        "records": len(records),
+        "records": len(parsed.records),
+        "skipped_lines": parsed.skipped,
+        "problems": [{"line": s.line, "reason": s.reason} for s in parsed.problems],
         "messages": len({v.form for v in votes}),
         **total,
         "added": outcome["added"],
