@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ import pytest
 import yaml
 
 from cli_helper import sentinelle
+from helpers import ROOT, env
 from ingest_support import messages, output_hashes, run_in_process, run_script, uci
 from sentinelle import feedback
 from sentinelle.data import trust
@@ -290,6 +293,14 @@ def test_a_bad_line_is_skipped_and_counted(work: Path, caplog: pytest.LogCapture
     assert [p["line"] for p in fb["problems"]] == [3, 4]
     assert "label None is invalid" in fb["problems"][0]["reason"]
     assert "line 4 skipped: incomplete" in caplog.text
+
+
+def test_ingest_imports_scipy_only_to_compare_spam_reports() -> None:
+    code = "import sys, ingest; sys.exit('scipy' in sys.modules)"  # docs/performance.md
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env={**env(), "PYTHONPATH": str(ROOT / "src")}
+    )
+    assert proc.returncode == 0
 
 
 def test_no_feedback_leaves_the_outputs_as_before(work: Path) -> None:

@@ -25,10 +25,10 @@ report (``too_long``, ``in_test_split``, ``repeats``, ``unchanged``, ``trusted``
    for the same message, or, for a spam vote on a message the training split lacks, for a
    *similar* one (cosine of their word 1-2-gram sets at least ``ingest.feedback_similarity``):
    a scam family reported by several people. A ham vote, or one against the training split's
-   label, needs the same message: ten spam texts labelled ham move the operating point enough to
-   take spam recall from 0.93 to 0.35 (docs/monitoring.md). Otherwise it is ``quarantined``:
-   listed in the report (``sentinelle feedback quarantine``), never merged, until corroborated
-   or released. The serving model's score plays no part: reports it agrees with poison too.
+   label, needs the same message: ten spam texts labelled ham lift the threshold over them
+   (docs/monitoring.md). Otherwise it is ``quarantined``: listed in the report (``sentinelle
+   feedback quarantine``), never merged, until corroborated or released. The serving model's
+   score plays no part: reports it agrees with poison too.
 5. **Cap**: an untrusted reporter's corroborated votes are merged up to
    ``ingest.feedback_max_per_reporter``, in file order; the rest are ``capped``.
 6. **Decision**: a message's merged votes decide by majority, trusted and released votes alone
