@@ -46,6 +46,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
@@ -196,7 +197,9 @@ def _grams(form: str) -> set[str]:
     return {*words, *(f"{a} {b}" for a, b in pairwise(words))}
 
 
-def _family_corroborated(spam: list[Vote], eligible: Any, threshold: float) -> set[int]:
+def _family_corroborated(
+    spam: list[Vote], eligible: Callable[[Vote], bool], threshold: float
+) -> set[int]:
     """``order`` of each eligible spam vote that another reporter's spam vote is similar to:
     cosine of the two messages' word 1-2-gram sets at least ``threshold``."""
     if len(spam) < 2:

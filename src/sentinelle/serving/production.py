@@ -184,8 +184,11 @@ def _trust(args: argparse.Namespace) -> int:
     trust.save(trust.Trust(trusted, decisions.released), args.trust)
     print(f"{'no longer trusted' if args.remove else 'trusted'}: {name} ({args.trust})")
     if not args.remove and args.report.is_file():
-        reporters = io.read_json(args.report).get("feedback", {}).get("reporters", {})
-        if name not in reporters:
+        try:
+            entry = io.read_json(args.report).get("feedback") or {}
+        except (ValueError, AttributeError):
+            entry = {}  # only a hint: an unreadable report is `quarantine`'s error to give
+        if name not in entry.get("reporters", {}):
             log.warning("%r has no reports in %s (a typo?)", name, args.report)
     return 0
 
