@@ -70,6 +70,7 @@ from sentinelle.serving.tokens import Verifier
 log = logging.getLogger("sentinelle.api")
 TOP_NGRAMS = 20  # per class, in the model card
 FEEDBACK_WRITERS = 4  # reports scored and written at once
+SINGLE_JOBS = 8  # /predict requests scored at once (batches: scoring_jobs)
 
 
 class AsciiJSONResponse(JSONResponse):
@@ -213,7 +214,8 @@ def create_app(
     ``POST /feedback`` appends reported verdicts to that file; it needs a ``feedback`` token
     of ``tokens_path``, ``feedback_rate`` a reporter (after a burst of ``feedback_burst``).
     ``predict_auth="required"``: scoring and the model card need a ``predict`` token.
-    ``scoring_jobs``: scoring requests run at once (each in a worker thread); a request over
+    ``scoring_jobs``: batch requests scored at once (each in a worker thread; single messages
+    have 8 threads of their own, so a batch never queues them); a request over
     ``max_batch_chars`` characters, or characters x ``explain`` over ``max_explain_work``,
     gets a 413 before any scoring."""
     state: dict[str, Any] = {"scorer": None, "error": None, "card": {}}
@@ -222,7 +224,8 @@ def create_app(
         Verifier(tokens_path) if tokens_path is not None else None,
         RateLimiter(feedback_rate or parse_rate(FEEDBACK_RATE), feedback_burst),
     )
-    jobs = anyio.CapacityLimiter(scoring_jobs)
+    jobs = anyio.CapacityLimiter(scoring_jobs)  # batches
+    singles = anyio.CapacityLimiter(SINGLE_JOBS)  # one message: never queued behind a batch
     guarded = [Depends(auth.need("predict"))] if predict_auth == "required" else []
     budget = Budget(max_batch_chars, max_explain_work)
     # A body larger than any valid request could be (\ud83d\ude00: 12 bytes, 1 character).
@@ -319,9 +322,9 @@ def create_app(
         }
     }
 
-    async def run(fn: Any, *args: Any) -> Any:
-        """Scoring work: in a worker thread, at most ``scoring_jobs`` at once."""
-        return await anyio.to_thread.run_sync(fn, *args, limiter=jobs)
+    async def run(fn: Any, *args: Any, limiter: anyio.CapacityLimiter = jobs) -> Any:
+        """Scoring work: in a worker thread, at most ``limiter``'s tokens at once."""
+        return await anyio.to_thread.run_sync(fn, *args, limiter=limiter)
 
     def scorer() -> Any:
         s = state["scorer"]
@@ -433,10 +436,10 @@ def create_app(
         point, threshold = resolve_point(s, operating_point)
         explanation = None
         if explain is None:
-            ((score, is_spam),) = await run(s.predict, [request.text], threshold)
+            ((score, is_spam),) = await run(s.predict, [request.text], threshold, limiter=singles)
         else:
             ((score, is_spam, explanation),) = await run(
-                s.predict_explained, [request.text], explain, threshold
+                s.predict_explained, [request.text], explain, threshold, limiter=singles
             )
         metrics.observe_scores(s.version, point, (score,), int(is_spam))
         return PredictResponse(

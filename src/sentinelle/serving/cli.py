@@ -377,8 +377,8 @@ def parser() -> argparse.ArgumentParser:
         "--scoring-jobs",
         type=int,
         default=SCORING_JOBS,
-        help="scoring requests run at once, each in a worker thread; more wait "
-        "(default: %(default)s)",
+        help="batch requests scored at once, each in a worker thread; more wait; single "
+        "messages have 8 threads of their own (default: %(default)s)",
     )
     serve.set_defaults(run=_serve)
 
