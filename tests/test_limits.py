@@ -4,10 +4,8 @@ event loop free while scoring, and reports validated at the door like every read
 from __future__ import annotations
 
 import json
-import random
 import select
 import socket
-import string
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,18 +15,8 @@ import pytest
 import tiny_model
 from sentinelle import feedback
 from sentinelle.serving import tokens
+from sentinelle_tools.benchmarks.attacks import words
 from test_api import serve, stop, wait_for
-
-
-def words(n: int, seed: int) -> str:
-    """About ``n`` characters of distinct random words (the costliest text to score)."""
-    rng = random.Random(seed)
-    out, size = [], 0
-    while size < n:
-        word = "".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(3, 9)))
-        out.append(word)
-        size += len(word) + 1
-    return " ".join(out)[:n]
 
 
 @pytest.fixture(scope="module")
