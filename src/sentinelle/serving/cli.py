@@ -32,7 +32,6 @@ from sentinelle import io
 from sentinelle.errors import UserError
 from sentinelle.modeling.explanations import MAX_EXPLAIN
 from sentinelle.serving import partitions, production, tokens
-from sentinelle.serving.auth import parse_rate
 from sentinelle.serving.batch import DEFAULT_CHUNK_SIZE, score_file
 from sentinelle.serving.registry import fetch
 from sentinelle.serving.rows import FORMATS
@@ -123,6 +122,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from sentinelle.serving.api import create_app  # FastAPI: only `serve` imports it
+    from sentinelle.serving.auth import parse_rate
     from sentinelle.serving.limits import HeaderLimitProtocol
 
     # Cheap checks before binding the port, so a wrong path fails here and now;
