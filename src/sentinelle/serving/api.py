@@ -48,12 +48,19 @@ from sentinelle.errors import UserError
 from sentinelle.modeling import operating_points
 from sentinelle.modeling.inference import top_features
 from sentinelle.serving import explained, feedback_api, page
-from sentinelle.serving.auth import Auth, Rate, RateLimiter
+from sentinelle.serving.auth import Auth, Rate, RateLimiter, parse_rate
 from sentinelle.serving.explained import Explain, Explanation
+from sentinelle.serving.limits import BodyLimit, Budget, OverBudget
 from sentinelle.serving.observability import Metrics, Observed
 from sentinelle.serving.scorer import (
+    FEEDBACK_BURST,
+    FEEDBACK_RATE,
     MAX_BATCH,
+    MAX_BATCH_CHARS,
     MAX_CHARS,
+    MAX_EXPLAIN_WORK,
+    MAX_HEADER_BYTES,
+    SCORING_JOBS,
     Scorer,
     evaluation_for,
     metadata_path_for,
@@ -62,10 +69,8 @@ from sentinelle.serving.tokens import Verifier
 
 log = logging.getLogger("sentinelle.api")
 TOP_NGRAMS = 20  # per class, in the model card
-FEEDBACK_RATE = Rate(30, 60.0)  # reports per reporter (token), after a burst
-FEEDBACK_BURST = 10
-SCORING_JOBS = 2  # scoring requests at once, each in a worker thread
 FEEDBACK_WRITERS = 4  # reports scored and written at once
+SINGLE_JOBS = 8  # /predict requests scored at once (batches: scoring_jobs)
 
 
 class AsciiJSONResponse(JSONResponse):
@@ -116,7 +121,10 @@ class ModelInfo(BaseModel):
         "null when it is absent)"
     )
     metadata: dict[str, Any]
-    limits: dict[str, int]
+    limits: dict[str, int] = Field(
+        description="the request limits: max_batch, max_chars, the work budget "
+        "(max_batch_chars, max_explain_work), max_body_bytes, max_header_bytes, scoring_jobs"
+    )
 
 
 class Status(BaseModel):
@@ -128,24 +136,11 @@ class Status(BaseModel):
 class _Limits(BaseModel):
     max_batch: int
     max_chars: int
-
-
-class _BodyLimit:
-    """Refuse (413) a request whose declared body is larger than any valid one could be."""
-
-    def __init__(self, app: Any, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            for key, value in scope["headers"]:
-                if key == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                    response = AsciiJSONResponse(
-                        {"detail": f"request body over {self.max_bytes} bytes"}, status_code=413
-                    )
-                    await response(scope, receive, send)
-                    return
-        await self.app(scope, receive, send)
+    max_batch_chars: int
+    max_explain_work: int
+    max_body_bytes: int
+    max_header_bytes: int
+    scoring_jobs: int
 
 
 def _clear_message(error: dict[str, Any]) -> str:
@@ -207,25 +202,43 @@ def create_app(
     feedback_path: Path | None = None,
     tokens_path: Path | None = None,
     predict_auth: Literal["open", "required"] = "open",
-    feedback_rate: Rate = FEEDBACK_RATE,
+    feedback_rate: Rate | None = None,
     feedback_burst: int = FEEDBACK_BURST,
     scoring_jobs: int = SCORING_JOBS,
+    max_batch_chars: int = MAX_BATCH_CHARS,
+    max_explain_work: int = MAX_EXPLAIN_WORK,
+    max_header_bytes: int = MAX_HEADER_BYTES,
 ) -> FastAPI:
     """The app for one model file; limits are part of its OpenAPI schema. ``json_log``: one
     JSON access-log line per request (logger ``sentinelle.access``). With ``feedback_path``,
     ``POST /feedback`` appends reported verdicts to that file; it needs a ``feedback`` token
     of ``tokens_path``, ``feedback_rate`` a reporter (after a burst of ``feedback_burst``).
     ``predict_auth="required"``: scoring and the model card need a ``predict`` token.
-    ``scoring_jobs``: scoring requests run at once (each in a worker thread)."""
+    ``scoring_jobs``: batch requests scored at once (each in a worker thread; single messages
+    have 8 threads of their own, so a batch never queues them); a request over
+    ``max_batch_chars`` characters, or characters x ``explain`` over ``max_explain_work``,
+    gets a 413 before any scoring."""
     state: dict[str, Any] = {"scorer": None, "error": None, "card": {}}
     metrics = Metrics()
     auth = Auth(
         Verifier(tokens_path) if tokens_path is not None else None,
-        RateLimiter(feedback_rate, feedback_burst),
+        RateLimiter(feedback_rate or parse_rate(FEEDBACK_RATE), feedback_burst),
     )
-    jobs = anyio.CapacityLimiter(scoring_jobs)
+    jobs = anyio.CapacityLimiter(scoring_jobs)  # batches
+    singles = anyio.CapacityLimiter(SINGLE_JOBS)  # one message: never queued behind a batch
     guarded = [Depends(auth.need("predict"))] if predict_auth == "required" else []
-    limits = _Limits(max_batch=max_batch, max_chars=max_chars)
+    budget = Budget(max_batch_chars, max_explain_work)
+    # A body larger than any valid request could be (\ud83d\ude00: 12 bytes, 1 character).
+    longest = max(max_chars, feedback.MAX_CHARS, min(max_batch * max_chars, max_batch_chars))
+    limits = _Limits(
+        max_batch=max_batch,
+        max_chars=max_chars,
+        max_batch_chars=max_batch_chars,
+        max_explain_work=max_explain_work,
+        max_body_bytes=longest * 12 + max_batch * 16 + 4096,
+        max_header_bytes=max_header_bytes,
+        scoring_jobs=scoring_jobs,
+    )
     Text = Annotated[
         str,
         StringConstraints(min_length=1, max_length=max_chars, pattern=r"\S"),
@@ -290,8 +303,8 @@ def create_app(
         },
     )
     app.add_middleware(
-        _BodyLimit, max_bytes=max_batch * (max_chars * 12 + 16) + 4096
-    )  # \ud83d\ude00: 12 bytes, 1 char
+        BodyLimit, max_bytes=limits.max_body_bytes, max_header_bytes=max_header_bytes
+    )
     app.add_middleware(
         Observed,
         metrics=metrics,
@@ -300,10 +313,18 @@ def create_app(
     )
     not_ready = {503: {"model": Status, "description": "The model is not loaded (yet)"}}
     invalid = {422: {"description": "Invalid request: the detail names each bad field and why"}}
+    costly = {
+        413: {
+            "description": f"Over the work budget, before any scoring: more than "
+            f"{max_batch_chars} characters in the request (max_batch_chars), or characters x "
+            f"explain over {max_explain_work} (max_explain_work); the body names the limit and "
+            "the value"
+        }
+    }
 
-    async def run(fn: Any, *args: Any) -> Any:
-        """Scoring work: in a worker thread, at most ``scoring_jobs`` at once."""
-        return await anyio.to_thread.run_sync(fn, *args, limiter=jobs)
+    async def run(fn: Any, *args: Any, limiter: anyio.CapacityLimiter = jobs) -> Any:
+        """Scoring work: in a worker thread, at most ``limiter``'s tokens at once."""
+        return await anyio.to_thread.run_sync(fn, *args, limiter=limiter)
 
     def scorer() -> Any:
         s = state["scorer"]
@@ -328,6 +349,10 @@ def create_app(
             "default: the model's own threshold"
         ),
     ]
+
+    @app.exception_handler(OverBudget)
+    async def _over_budget(request: Request, exc: OverBudget) -> AsciiJSONResponse:
+        return AsciiJSONResponse(exc.body(), status_code=413)
 
     @app.exception_handler(_NotReady)
     async def _not_ready(request: Request, exc: _NotReady) -> AsciiJSONResponse:
@@ -395,7 +420,7 @@ def create_app(
     @app.post(
         "/predict",
         response_model=PredictResponse,
-        responses={**not_ready, **invalid, **denied},
+        responses={**not_ready, **invalid, **costly, **denied},
         response_model_exclude_none=True,
         tags=["predict"],
         dependencies=guarded,
@@ -407,13 +432,14 @@ def create_app(
     ) -> PredictResponse:
         """Score one message (with ``?explain=K``: and say why)."""
         s = scorer()
+        budget.check([request.text], explain)
         point, threshold = resolve_point(s, operating_point)
         explanation = None
         if explain is None:
-            ((score, is_spam),) = await run(s.predict, [request.text], threshold)
+            ((score, is_spam),) = await run(s.predict, [request.text], threshold, limiter=singles)
         else:
             ((score, is_spam, explanation),) = await run(
-                s.predict_explained, [request.text], explain, threshold
+                s.predict_explained, [request.text], explain, threshold, limiter=singles
             )
         metrics.observe_scores(s.version, point, (score,), int(is_spam))
         return PredictResponse(
@@ -428,7 +454,7 @@ def create_app(
     @app.post(
         "/predict/batch",
         response_model=BatchResponse,
-        responses={**not_ready, **invalid, **denied},
+        responses={**not_ready, **invalid, **costly, **denied},
         response_model_exclude_none=True,
         tags=["predict"],
         dependencies=guarded,
@@ -438,8 +464,10 @@ def create_app(
         operating_point: Point = operating_points.DEFAULT,
         explain: Explain = None,
     ) -> BatchResponse:
-        """Score up to ``max_batch`` messages, in order (with ``?explain=K``: and say why)."""
+        """Score up to ``max_batch`` messages, in order (with ``?explain=K``: and say why),
+        within the work budget (``GET /model``'s ``limits``)."""
         s = scorer()
+        budget.check(request.texts, explain)
         point, threshold = resolve_point(s, operating_point)
         if explain is None:
             predicted = await run(s.predict, request.texts, threshold)

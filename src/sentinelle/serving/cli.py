@@ -4,6 +4,7 @@
                      [--explain K]
     sentinelle serve [--model models/model.skops] [--host 127.0.0.1] [--port 8000]
                      [--tokens TOKENS [--feedback FILE] [--predict-auth open|required]]
+                     [--max-batch-chars N] [--max-explain-work N] [--scoring-jobs N]
     sentinelle tokens add NAME --scope predict|feedback|admin[,...] --file TOKENS
     sentinelle tokens list|revoke [NAME] --file TOKENS
     sentinelle fetch [--repo .] (--version vX.Y.Z | --stage prod) [-o served/]
@@ -34,11 +35,21 @@ from sentinelle import io
 from sentinelle.errors import UserError
 from sentinelle.modeling.explanations import MAX_EXPLAIN
 from sentinelle.serving import partitions, production, tokens
-from sentinelle.serving.auth import parse_rate
 from sentinelle.serving.batch import DEFAULT_CHUNK_SIZE, score_file
 from sentinelle.serving.registry import fetch
 from sentinelle.serving.rows import FORMATS
-from sentinelle.serving.scorer import MAX_BATCH, MAX_CHARS, Scorer, metadata_path_for
+from sentinelle.serving.scorer import (
+    FEEDBACK_BURST,
+    FEEDBACK_RATE,
+    MAX_BATCH,
+    MAX_BATCH_CHARS,
+    MAX_CHARS,
+    MAX_EXPLAIN_WORK,
+    MAX_HEADER_BYTES,
+    SCORING_JOBS,
+    Scorer,
+    metadata_path_for,
+)
 
 log = logging.getLogger("sentinelle")
 
@@ -114,6 +125,8 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from sentinelle.serving.api import create_app  # FastAPI: only `serve` imports it
+    from sentinelle.serving.auth import parse_rate
+    from sentinelle.serving.limits import HeaderLimitProtocol
 
     # Cheap checks before binding the port, so a wrong path fails here and now;
     # the full safe load (types allowlist, hash) runs in the app's lifespan.
@@ -134,8 +147,11 @@ def _serve(args: argparse.Namespace) -> int:
     if args.tokens is not None:
         tokens.load(args.tokens)  # a missing or bad token file: one line, before binding
     rate = parse_rate(args.feedback_rate)
-    if args.feedback_burst < 1 or args.scoring_jobs < 1:
-        raise UserError("--feedback-burst and --scoring-jobs must be at least 1")
+    for name in ("feedback_burst", "scoring_jobs", "max_batch_chars", "max_explain_work"):
+        if getattr(args, name) < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be at least 1")
+    if args.max_header_bytes < 1024:
+        raise UserError("--max-header-bytes must be at least 1024")
     json_log = args.log_format == "json" and not args.no_access_log
     app = create_app(
         args.model,
@@ -149,6 +165,9 @@ def _serve(args: argparse.Namespace) -> int:
         feedback_rate=rate,
         feedback_burst=args.feedback_burst,
         scoring_jobs=args.scoring_jobs,
+        max_batch_chars=args.max_batch_chars,
+        max_explain_work=args.max_explain_work,
+        max_header_bytes=args.max_header_bytes,
     )
     if json_log:  # one JSON line per request on stdout, instead of uvicorn's access log
         handler = logging.StreamHandler(sys.stdout)
@@ -163,6 +182,8 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port,
         log_level=args.log_level,
         access_log=not args.no_access_log and not json_log,
+        http=HeaderLimitProtocol,  # headers over the limit: 431, not uvicorn's 400
+        h11_max_incomplete_event_size=args.max_header_bytes,
     )
     return 0
 
@@ -293,6 +314,25 @@ def parser() -> argparse.ArgumentParser:
         "--max-chars", type=int, default=MAX_CHARS, help="longest message (default: %(default)s)"
     )
     serve.add_argument(
+        "--max-batch-chars",
+        type=int,
+        default=MAX_BATCH_CHARS,
+        help="work budget: most characters in one scoring request, all its texts together; "
+        "more get a 413 before any scoring (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--max-explain-work",
+        type=int,
+        default=MAX_EXPLAIN_WORK,
+        help="work budget of ?explain=K: most characters x K in one request (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--max-header-bytes",
+        type=int,
+        default=MAX_HEADER_BYTES,
+        help="most bytes of the request line and headers; more get a 431 (default: %(default)s)",
+    )
+    serve.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
     serve.add_argument("--no-access-log", action="store_true", help="do not log every request")
@@ -324,7 +364,7 @@ def parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--feedback-rate",
-        default="30/minute",
+        default=FEEDBACK_RATE,
         metavar="N/PERIOD",
         help="reports each reporter (token) may send, per second, minute or hour, after a "
         "burst; more get a 429 with Retry-After (default: %(default)s)",
@@ -332,16 +372,16 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--feedback-burst",
         type=int,
-        default=10,
+        default=FEEDBACK_BURST,
         help="reports a reporter may send at once before --feedback-rate applies "
         "(default: %(default)s)",
     )
     serve.add_argument(
         "--scoring-jobs",
         type=int,
-        default=2,
-        help="scoring requests run at once, each in a worker thread; more wait "
-        "(default: %(default)s)",
+        default=SCORING_JOBS,
+        help="batch requests scored at once, each in a worker thread; more wait; single "
+        "messages have 8 threads of their own (default: %(default)s)",
     )
     serve.set_defaults(run=_serve)
 

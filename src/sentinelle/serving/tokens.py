@@ -34,6 +34,7 @@ from sentinelle import io
 from sentinelle.errors import UserError
 
 __all__ = [
+    "NAME",
     "SCOPES",
     "Token",
     "TokenFileError",
