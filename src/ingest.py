@@ -7,7 +7,8 @@ with or without a header row),
 applies the validation policies (`ingest.on_*`), drops exact duplicate texts and
 resolves conflicting ones *before* splitting, then makes a stratified split
 seeded by `base.seed` that keeps near-duplicates on one side. With `ingest.feedback`,
-merges reported verdicts into the training split only (sentinelle.data.feedback).
+merges reported verdicts into the training split only, under the rules of
+sentinelle.data.feedback (corroboration, caps, trust: feedback/trust.yaml).
 Writes data/raw/{train,test}.parquet (a folder of parts when larger than
 `compute.partition_rows`), data/report.json and dvclive/ingest/metrics.json.
 """
@@ -23,7 +24,7 @@ import pandas as pd
 from dvclive import Live
 
 from sentinelle import compute, io
-from sentinelle.data import cleaning, feedback, reading, tables
+from sentinelle.data import cleaning, feedback, reading, tables, trust
 from sentinelle.data.split import check_sizes, split
 from sentinelle.params import Params
 from sentinelle.stage import log, run
@@ -32,6 +33,19 @@ RAW = Path("data/raw")
 REPORT = Path("data/report.json")
 LIVE_DIR = Path("dvclive/ingest")
 PERCENTILES = (5, 25, 50, 75, 95, 99)
+FEEDBACK_COUNTS = (
+    "records",
+    "skipped_lines",
+    "added",
+    "overridden",
+    "trusted",
+    "released",
+    "corroborated",
+    "unchanged",
+    "quarantined",
+    "capped",
+    "repeats",
+)
 
 
 def main(params: Params) -> None:
@@ -47,14 +61,19 @@ def main(params: Params) -> None:
     cleaned = dataclasses.replace(cleaned, frame=None)  # train and test hold the texts now
     merged = None
     if p.feedback is not None:
-        train, merged = feedback.merge(train, test, feedback.read(p), p)
+        train, merged = feedback.merge(train, test, feedback.read(p), p, trust.load())
+        for line in feedback.summary_lines(merged):
+            log.info("%s", line)
         log.info(
-            "feedback %s: %d records, %d added to train, %d overridden, refused %s; "
-            "training spam share %.2f%% -> %.2f%%",
+            "feedback %s: %d records (%d lines skipped), %d added to train, %d overridden, "
+            "%d quarantined, %d over the cap, refused %s; training spam share %.2f%% -> %.2f%%",
             p.feedback,
             merged["records"],
+            merged["skipped_lines"],
             merged["added"],
             merged["overridden"],
+            merged["quarantined"],
+            merged["capped"],
             ", ".join(f"{k} {v}" for k, v in merged["refused"].items() if v) or "none",
             100 * merged["train_spam_share"]["before"],
             100 * merged["train_spam_share"]["after"],
@@ -152,7 +171,7 @@ def log_metrics(report: dict[str, Any]) -> None:
     }
     if "feedback" in report:
         fb = report["feedback"]
-        numbers.update({f"feedback/{k}": fb[k] for k in ("records", "added", "overridden")})
+        numbers.update({f"feedback/{k}": fb[k] for k in FEEDBACK_COUNTS})
         numbers.update({f"feedback/refused/{k}": v for k, v in fb["refused"].items()})
     with Live(str(LIVE_DIR), dvcyaml=False, save_dvc_exp=False, report=None) as live:
         for name, value in numbers.items():

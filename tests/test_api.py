@@ -125,6 +125,11 @@ def test_health_ready_and_model_info(client: httpx.Client, model_path: Path) -> 
     assert info["metadata"] == meta and info["limits"] == {
         "max_batch": MAX_BATCH,
         "max_chars": MAX_CHARS,
+        "max_batch_chars": 200_000,
+        "max_explain_work": 2_000_000,
+        "max_body_bytes": 5000 * 12 + MAX_BATCH * 16 + 4096,  # feedback's 5,000 characters
+        "max_header_bytes": 16384,
+        "scoring_jobs": 2,
     }
     assert info["default_operating_point"] == "default"
     assert info["operating_points"] == {

@@ -21,6 +21,7 @@ import pytest
 import tiny_model
 from helpers import ROOT
 from sentinelle.experiments import plots_report
+from sentinelle.serving import tokens
 from test_api import serve, stop, wait_for
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -185,7 +186,7 @@ def test_a_message_gets_its_verdict_and_highlighted_words(browser: Any, server: 
     )
     select.select_by_value("default")
     # Feedback appears only when the server collects it.
-    feedback = httpx.get(f"{server}/feedback/stats").status_code == 200
+    feedback = httpx.get(f"{server}/feedback/stats").status_code != 404
     assert browser.find_element(By.ID, "feedback").is_displayed() == feedback
 
     # By keyboard: Ctrl+Enter checks the new text; a ham message gets ham-ward marks.
@@ -262,12 +263,16 @@ def test_the_model_card_shows_the_plots(browser: Any, server: str, project: Path
 def test_this_is_wrong_reports_the_verdict_to_feedback(
     browser: Any, project: Path, tmp_path: Path
 ) -> None:
-    """With `serve --feedback FILE`, the button stores the opposite label of the verdict."""
+    """With `serve --feedback FILE --tokens TOKENS`, the button asks for a token, then stores
+    the opposite label of the verdict, reported by the token's name."""
     from selenium.webdriver.common.by import By
 
-    store = tmp_path / "feedback.jsonl"
+    store, file = tmp_path / "feedback.jsonl", tmp_path / "tokens.json"
+    _, secret = tokens.add(file, "page-user", ("feedback",))
     log = tmp_path / "server.log"
-    proc, url = serve(project / "models" / "model.skops", log, "--feedback", str(store))
+    proc, url = serve(
+        project / "models" / "model.skops", log, "--feedback", str(store), "--tokens", str(file)
+    )
     try:
         wait_for(f"{url}/readyz", proc, log, 200)
         browser.get(url + "/")
@@ -276,11 +281,22 @@ def test_this_is_wrong_reports_the_verdict_to_feedback(
         browser.find_element(By.ID, "submit").click()
         assert shown(browser, "#verdict").text == "spam"
         shown(browser, "#wrong").click()
-        wait(browser, lambda d: "recorded" in d.find_element(By.ID, "feedback-status").text)
+        # No token yet: not recorded, and the page asks for one.
+        why = shown(browser, "#token-why").text
+        assert why == "no token: send the header Authorization: Bearer <token>"
+        assert "Not recorded" in browser.find_element(By.ID, "feedback-status").text
+        assert not store.exists() or store.read_text() == ""
+        browser.find_element(By.ID, "token").send_keys(secret)
+        browser.find_element(By.ID, "token-submit").click()  # and the report is sent again
+        wait(browser, lambda d: "Thank you" in d.find_element(By.ID, "feedback-status").text)
         status = browser.find_element(By.ID, "feedback-status").text
         assert status == "Thank you: recorded as ham."
+        assert not browser.find_element(By.ID, "token-form").is_displayed()
         records = [json.loads(line) for line in store.read_text().splitlines()]
-        assert [(r["text"], r["label"]) for r in records] == [(SPAM, "ham")]
-        assert httpx.get(f"{url}/feedback/stats").json()["by_label"] == {"ham": 1, "spam": 0}
+        assert [(r["text"], r["label"], r["reporter"]) for r in records] == [
+            (SPAM, "ham", "page-user")
+        ]
+        stats = httpx.get(f"{url}/feedback/stats", headers={"Authorization": f"Bearer {secret}"})
+        assert stats.json()["by_label"] == {"ham": 1, "spam": 0}
     finally:
         stop(proc)

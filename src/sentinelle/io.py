@@ -27,8 +27,8 @@ ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
 @contextlib.contextmanager
-def atomic_path(dest: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``dest``; on success move it onto ``dest``.
+def atomic_path(dest: Path, mode: int = 0o644) -> Iterator[Path]:
+    """Yield a temporary path beside ``dest``; on success move it onto ``dest`` with ``mode``.
 
     On any exception the temporary file is removed and ``dest`` is left as it was.
     """
@@ -39,14 +39,14 @@ def atomic_path(dest: Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        os.chmod(tmp_path, 0o644)
+        os.chmod(tmp_path, mode)
         os.replace(tmp_path, dest)
     finally:
         tmp_path.unlink(missing_ok=True)
 
 
-def write_bytes(dest: Path, data: bytes) -> None:
-    with atomic_path(dest) as tmp:
+def write_bytes(dest: Path, data: bytes, mode: int = 0o644) -> None:
+    with atomic_path(dest, mode) as tmp:
         tmp.write_bytes(data)
 
 

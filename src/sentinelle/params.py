@@ -122,6 +122,8 @@ class IngestParams:
     feedback: str | None
     on_feedback_conflict: Literal["feedback", "drop", "majority"]
     max_feedback_shift: Annotated[float, Range(gt=0, le=1)]
+    feedback_max_per_reporter: Annotated[int, Range(ge=0)]
+    feedback_similarity: Annotated[float, Range(gt=0, le=1)]
 
 
 @dataclass(frozen=True)

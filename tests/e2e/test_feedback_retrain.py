@@ -1,6 +1,8 @@
-"""The feedback loop end to end: a spam family the model misses is reported through the real
-API server, `dvc repro` with `ingest.feedback` retrains, and held-out messages of that family
-are caught while ham false positives on the (unchanged) test split stay within the target."""
+"""The feedback loop end to end: a spam family the model misses is reported by three
+reporters, `dvc repro` with `ingest.feedback` retrains, and held-out messages of that family
+are caught while ham false positives on the (unchanged) test split stay within the target,
+with an attacker's reports in the same file left in quarantine. A lone reporter's reports
+wait in quarantine until the operator trusts them."""
 
 from __future__ import annotations
 
@@ -8,118 +10,95 @@ import json
 import shutil
 from pathlib import Path
 
-import httpx
-import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
 from helpers import sh
+from poisoning import (
+    HELD_OUT_NAMES,
+    REPORTED_NAMES,
+    STORE,
+    balanced_flip,
+    feedback_server,
+    figures,
+    lunch,
+    recruiter_scams,
+    use_feedback,
+)
 from sentinelle.serving.scorer import Scorer
-from test_api import serve, stop, wait_for
 
 pytestmark = pytest.mark.e2e
 
-GREETINGS = ["Hi {name}", "Hello {name}", "Dear {name}", "Good day {name}"]
-HOOKS = [
-    "we saw your profile",
-    "your CV was shared with us",
-    "a recruiter recommended you",
-    "we found your details online",
-]
-OFFERS = [
-    "and have a part time role working from home",
-    "for a remote job of a few hours a day",
-    "for an online task job paying daily",
-    "for flexible home based work",
-]
-PAY = [
-    "earning {x} to {y} a day",
-    "with daily pay of {x}-{y}",
-    "paid {x} per day",
-    "up to {y} daily",
-]
-CALLS = [
-    "reply YES if interested",
-    "message our HR on whatsapp",
-    "reply to learn more",
-    "ask our team on whatsapp how to begin",
-]
-REPORTED_NAMES = ["Anna", "Ben", "Chloe", "Dan", "Emma", "Finn", "Grace", "Harry"]
-HELD_OUT_NAMES = ["Isla", "Jack", "Kate", "Liam", "Mia", "Noah", "Olivia", "Paul"]
 
-
-def family(names: list[str], n: int, seed: int) -> list[str]:
-    """``n`` distinct task-scam messages (a template this SMS collection has never seen)."""
-    rng = np.random.default_rng(seed)
-    out: set[str] = set()
-    while len(out) < n:
-        parts = [p[int(rng.integers(len(p)))] for p in (GREETINGS, HOOKS, OFFERS, PAY, CALLS)]
-        x = int(rng.integers(3, 9)) * 10
-        out.add(
-            f"{parts[0]}, {parts[1]} {parts[2]}, {parts[3]}, {parts[4]}".format(
-                name=names[int(rng.integers(len(names)))], x=x, y=x * 3
-            )
-        )
-    return sorted(out)
+def caught(repo: Path, texts: list[str]) -> int:
+    scorer = Scorer.load(repo / "models/model.skops")
+    return int((scorer.scores(texts) >= scorer.threshold).sum())
 
 
 def test_reported_spam_family_is_learnt_by_the_next_model(repo: Path, tmp_path: Path) -> None:
-    reported, held_out = family(REPORTED_NAMES, 30, 1), family(HELD_OUT_NAMES, 30, 2)
+    reported = recruiter_scams(REPORTED_NAMES, 30, 1)
+    held_out = recruiter_scams(HELD_OUT_NAMES, 30, 2)
     assert not set(reported) & set(held_out)
-    before = Scorer.load(repo / "models/model.skops")
-    caught_before = int((before.scores(held_out) >= before.threshold).sum())
+    caught_before = caught(repo, held_out)
     assert caught_before <= 3, caught_before  # the model misses the family
-    metrics_before = json.loads((repo / "dvclive/evaluate/details.json").read_text())
+    before = figures(repo)
     champion = tmp_path / "champion"
     champion.mkdir()
     for name in ("model.skops", "model.json"):
         shutil.copy(repo / "models" / name, champion / name)
 
-    store = repo / "feedback/feedback.jsonl"
-    log = tmp_path / "server.log"
-    proc, url = serve(repo / "models/model.skops", log, "--feedback", str(store))
-    try:
-        wait_for(f"{url}/readyz", proc, log, 200)
-        with httpx.Client(base_url=url, timeout=30) as c:
-            for i, text in enumerate(reported):
-                body = {"text": text, "label": "spam", "id": f"r{i}", "source": "e2e"}
-                assert c.post("/feedback", json=body).status_code == 201
-            assert c.get("/feedback/stats").json() == {
-                "total": 30,
-                "by_label": {"ham": 0, "spam": 30},
-            }
-    finally:
-        stop(proc)
+    model = repo / "models/model.skops"
+    # An attacker's reports in the same file: ordinary lunch messages as spam, a 5 % balanced
+    # flip of the training labels, and the family itself as ham.
+    train = pd.read_parquet(repo / "data/raw/train.parquet")
+    attack = [(t, "spam") for t in lunch(100, 1)] + balanced_flip(train, 0.05, 7)
+    attack += [(t, "ham") for t in reported]
+    with feedback_server(repo, tmp_path, ["ana", "bo", "cy", "mallory"]) as post:
+        post("mallory", attack[: len(attack) // 2])
+        for i, who in enumerate(("ana", "bo", "cy")):  # 10 reports each
+            post(who, [(t, "spam") for t in reported[i::3]])
+        post("mallory", attack[len(attack) // 2 :])
+    stored = [json.loads(line) for line in (repo / STORE).read_text().splitlines()]
+    assert {r["reporter"] for r in stored} == {"ana", "bo", "cy", "mallory"}
+    assert all(r["score"] is not None for r in stored)
 
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["ingest"]["feedback"] = "feedback/feedback.jsonl"
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    use_feedback(repo)
     sh("dvc", "repro", cwd=repo)
-    report = json.loads((repo / "data/report.json").read_text())
-    assert report["feedback"]["added"] == 30 and report["feedback"]["refused"]["in_test_split"] == 0
-    after = Scorer.load(repo / "models/model.skops")
-    caught_after = int((after.scores(held_out) >= after.threshold).sum())
-    metrics_after = json.loads((repo / "dvclive/evaluate/details.json").read_text())
+    fb = json.loads((repo / "data/report.json").read_text())["feedback"]
+    assert {who: fb["reporters"][who]["corroborated"] for who in ("ana", "bo", "cy")} == {
+        "ana": 10,
+        "bo": 10,
+        "cy": 10,
+    }
+    assert fb["added"] == 30 and fb["refused"]["in_test_split"] == 0
+    mallory = fb["reporters"]["mallory"]
+    assert mallory["quarantined"] + mallory["repeats"] == len(attack)
+    caught_after = caught(repo, held_out)
+    after = figures(repo)
     print(
-        f"held-out family caught: {caught_before}/30 -> {caught_after}/30; test ham flagged "
-        f"{metrics_before['fp']} -> {metrics_after['fp']} of {metrics_after['n_ham']}; "
-        f"spam recall {metrics_before['recall']} -> {metrics_after['recall']}; "
-        f"threshold {before.threshold:.4f} -> {after.threshold:.4f}"
+        f"held-out family caught: {caught_before}/30 -> {caught_after}/30; {before} -> {after}; "
+        f"threshold {Scorer.load(champion / 'model.skops').threshold:.4f} -> "
+        f"{Scorer.load(model).threshold:.4f}"
     )
     assert caught_after >= 27, caught_after
+    gate = yaml.safe_load((repo / "params.yaml").read_text())["gate"]
+    assert after["ham_fpr"] <= gate["max_ham_fpr"] and after["fp"] <= before["fp"] + 1
+    assert abs(after["recall"] - before["recall"]) <= 0.02
+    assert after["lunch_flagged"] <= 1
 
     # Champion (before) and challenger (after) side by side on held-out family + test ham.
     labelled = tmp_path / "labelled.jsonl"
-    test = __import__("pandas").read_parquet(repo / "data/processed/test.parquet")
+    test = pd.read_parquet(repo / "data/processed/test.parquet")
     rows = [{"text": t, "label": "spam"} for t in held_out]
     rows += [{"text": t, "label": "ham"} for t in test.loc[test["label"] == "ham", "message"]]
     labelled.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "comparison.json"
-    proc = sh(
+    sh(
         "sentinelle",
         "compare",
         champion / "model.skops",
-        repo / "models/model.skops",
+        model,
         "--data",
         labelled,
         "-o",
@@ -127,10 +106,34 @@ def test_reported_spam_family_is_learnt_by_the_next_model(repo: Path, tmp_path: 
         cwd=repo,
     )
     result = json.loads(out.read_text())
-    print(proc.stdout)
     assert result["champion"]["recall"] == round(caught_before / 30, 6)
     assert result["challenger"]["recall"] == round(caught_after / 30, 6)
     assert result["disagreements_right"]["challenger"] >= caught_after - caught_before
-    assert metrics_after["n_ham"] == metrics_before["n_ham"]  # the same test split
-    assert metrics_after["fp"] <= metrics_before["fp"] + 1
-    assert metrics_after["ham_fpr"] <= 0.005
+
+
+def test_an_operator_trusts_a_lone_reporter(repo: Path, tmp_path: Path) -> None:
+    reported = recruiter_scams(REPORTED_NAMES, 10, 3)
+    held_out = recruiter_scams(HELD_OUT_NAMES, 30, 2)
+    with feedback_server(repo, tmp_path, ["desk"]) as post:
+        post("desk", [(t, "spam") for t in reported])
+    use_feedback(repo)
+    sh("dvc", "repro", cwd=repo)
+    fb = json.loads((repo / "data/report.json").read_text())["feedback"]
+    assert fb["reporters"]["desk"]["quarantined"] == 10 and fb["added"] == 0
+    listed = sh("sentinelle", "feedback", "quarantine", "--reporter", "desk", cwd=repo).stdout
+    assert listed.count("\n") == 10 and "  spam  desk  score 0." in listed
+    caught_before = caught(repo, held_out)
+
+    sh("sentinelle", "feedback", "trust", "desk", cwd=repo)
+    sh("git", "add", "feedback", cwd=repo)
+    sh("git", "commit", "-q", "-m", "feedback: trust desk", cwd=repo)
+    sh("dvc", "repro", cwd=repo)
+    fb = json.loads((repo / "data/report.json").read_text())["feedback"]
+    assert fb["reporters"]["desk"] == {**fb["reporters"]["desk"], "trusted": 10, "quarantined": 0}
+    assert fb["added"] == 10
+    caught_after = caught(repo, held_out)
+    print(
+        f"a lone trusted reporter's 10 reports: held-out family caught {caught_before}/30 -> "
+        f"{caught_after}/30"
+    )
+    assert caught_after >= 20, caught_after

@@ -9,9 +9,9 @@
                           both with ``?explain=K``: the K words that pushed each way
     GET  /model           model version, thresholds (operating points) and metadata
     POST /feedback        {"text": ..., "label": "spam"|"ham", "id": ..., "source": ...}
-                          (with ``sentinelle serve --feedback FILE``): 201 stored, 200 if
-                          its id was already stored
-    GET  /feedback/stats  records stored, by label
+                          (with ``sentinelle serve --feedback FILE --tokens TOKENS``, a
+                          ``feedback`` token): 201 stored, 200 if its id was already stored
+    GET  /feedback/stats  records stored, by label, and the lines of the file left out
     GET  /                the web page (``serving.page``), its files under /page/
     GET  /docs, /openapi.json
 
@@ -19,7 +19,12 @@ The model is loaded once, in a thread started by the app's lifespan, with the
 safe loader (allowlisted types, hash checked against the metadata); until it is
 loaded /readyz and the prediction endpoints answer 503. Requests are validated
 by pydantic: empty or over-long texts, over-large batches, wrong types and
-malformed JSON get a 422 that says what is wrong. Serve it with `sentinelle serve`.
+malformed JSON get a 422 that says what is wrong. With a token file (``tokens``),
+``Authorization: Bearer <token>`` says who calls (``serving.auth``): /feedback always
+needs a ``feedback`` token; /predict, /predict/batch and /model need a ``predict`` token
+only with ``predict_auth="required"``; /healthz, /readyz and /metrics are open. Scoring
+runs in worker threads, a bounded number at once, never on the event loop. Serve it with
+`sentinelle serve`.
 """
 
 import asyncio
@@ -30,7 +35,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, Query, Request
+import anyio
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -42,18 +48,29 @@ from sentinelle.errors import UserError
 from sentinelle.modeling import operating_points
 from sentinelle.modeling.inference import top_features
 from sentinelle.serving import docs, explained, feedback_api, page
+from sentinelle.serving.auth import Auth, Rate, RateLimiter, parse_rate
 from sentinelle.serving.explained import Explain, Explanation
+from sentinelle.serving.limits import BodyLimit, Budget, OverBudget
 from sentinelle.serving.observability import Metrics, Observed
 from sentinelle.serving.scorer import (
+    FEEDBACK_BURST,
+    FEEDBACK_RATE,
     MAX_BATCH,
+    MAX_BATCH_CHARS,
     MAX_CHARS,
+    MAX_EXPLAIN_WORK,
+    MAX_HEADER_BYTES,
+    SCORING_JOBS,
     Scorer,
     evaluation_for,
     metadata_path_for,
 )
+from sentinelle.serving.tokens import Verifier
 
 log = logging.getLogger("sentinelle.api")
 TOP_NGRAMS = 20  # per class, in the model card
+FEEDBACK_WRITERS = 4  # reports scored and written at once
+SINGLE_JOBS = 8  # /predict requests scored at once (batches: scoring_jobs)
 
 
 class AsciiJSONResponse(JSONResponse):
@@ -105,7 +122,10 @@ class ModelInfo(BaseModel):
         "null when it is absent)"
     )
     metadata: dict[str, Any]
-    limits: dict[str, int]
+    limits: dict[str, int] = Field(
+        description="the request limits: max_batch, max_chars, the work budget "
+        "(max_batch_chars, max_explain_work), max_body_bytes, max_header_bytes, scoring_jobs"
+    )
 
 
 class Status(BaseModel):
@@ -117,24 +137,11 @@ class Status(BaseModel):
 class _Limits(BaseModel):
     max_batch: int
     max_chars: int
-
-
-class _BodyLimit:
-    """Refuse (413) a request whose declared body is larger than any valid one could be."""
-
-    def __init__(self, app: Any, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            for key, value in scope["headers"]:
-                if key == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                    response = AsciiJSONResponse(
-                        {"detail": f"request body over {self.max_bytes} bytes"}, status_code=413
-                    )
-                    await response(scope, receive, send)
-                    return
-        await self.app(scope, receive, send)
+    max_batch_chars: int
+    max_explain_work: int
+    max_body_bytes: int
+    max_header_bytes: int
+    scoring_jobs: int
 
 
 def _clear_message(error: dict[str, Any]) -> str:
@@ -194,13 +201,45 @@ def create_app(
     max_chars: int = MAX_CHARS,
     json_log: bool = False,
     feedback_path: Path | None = None,
+    tokens_path: Path | None = None,
+    predict_auth: Literal["open", "required"] = "open",
+    feedback_rate: Rate | None = None,
+    feedback_burst: int = FEEDBACK_BURST,
+    scoring_jobs: int = SCORING_JOBS,
+    max_batch_chars: int = MAX_BATCH_CHARS,
+    max_explain_work: int = MAX_EXPLAIN_WORK,
+    max_header_bytes: int = MAX_HEADER_BYTES,
 ) -> FastAPI:
     """The app for one model file; limits are part of its OpenAPI schema. ``json_log``: one
     JSON access-log line per request (logger ``sentinelle.access``). With ``feedback_path``,
-    ``POST /feedback`` appends reported verdicts to that file."""
+    ``POST /feedback`` appends reported verdicts to that file; it needs a ``feedback`` token
+    of ``tokens_path``, ``feedback_rate`` a reporter (after a burst of ``feedback_burst``).
+    ``predict_auth="required"``: scoring and the model card need a ``predict`` token.
+    ``scoring_jobs``: batch requests scored at once (each in a worker thread; single messages
+    have 8 threads of their own, so a batch never queues them); a request over
+    ``max_batch_chars`` characters, or characters x ``explain`` over ``max_explain_work``,
+    gets a 413 before any scoring."""
     state: dict[str, Any] = {"scorer": None, "error": None, "card": {}}
     metrics = Metrics()
-    limits = _Limits(max_batch=max_batch, max_chars=max_chars)
+    auth = Auth(
+        Verifier(tokens_path) if tokens_path is not None else None,
+        RateLimiter(feedback_rate or parse_rate(FEEDBACK_RATE), feedback_burst),
+    )
+    jobs = anyio.CapacityLimiter(scoring_jobs)  # batches
+    singles = anyio.CapacityLimiter(SINGLE_JOBS)  # one message: never queued behind a batch
+    guarded = [Depends(auth.need("predict"))] if predict_auth == "required" else []
+    budget = Budget(max_batch_chars, max_explain_work)
+    # A body larger than any valid request could be (\ud83d\ude00: 12 bytes, 1 character).
+    longest = max(max_chars, feedback.MAX_CHARS, min(max_batch * max_chars, max_batch_chars))
+    limits = _Limits(
+        max_batch=max_batch,
+        max_chars=max_chars,
+        max_batch_chars=max_batch_chars,
+        max_explain_work=max_explain_work,
+        max_body_bytes=longest * 12 + max_batch * 16 + 4096,
+        max_header_bytes=max_header_bytes,
+        scoring_jobs=scoring_jobs,
+    )
     Text = Annotated[
         str,
         StringConstraints(min_length=1, max_length=max_chars, pattern=r"\S"),
@@ -267,8 +306,8 @@ def create_app(
         },
     )
     app.add_middleware(
-        _BodyLimit, max_bytes=max_batch * (max_chars * 12 + 16) + 4096
-    )  # \ud83d\ude00: 12 bytes, 1 char
+        BodyLimit, max_bytes=limits.max_body_bytes, max_header_bytes=max_header_bytes
+    )
     app.add_middleware(
         Observed,
         metrics=metrics,
@@ -277,6 +316,18 @@ def create_app(
     )
     not_ready = {503: {"model": Status, "description": "The model is not loaded (yet)"}}
     invalid = {422: {"description": "Invalid request: the detail names each bad field and why"}}
+    costly = {
+        413: {
+            "description": f"Over the work budget, before any scoring: more than "
+            f"{max_batch_chars} characters in the request (max_batch_chars), or characters x "
+            f"explain over {max_explain_work} (max_explain_work); the body names the limit and "
+            "the value"
+        }
+    }
+
+    async def run(fn: Any, *args: Any, limiter: anyio.CapacityLimiter = jobs) -> Any:
+        """Scoring work: in a worker thread, at most ``limiter``'s tokens at once."""
+        return await anyio.to_thread.run_sync(fn, *args, limiter=limiter)
 
     def scorer() -> Any:
         s = state["scorer"]
@@ -302,6 +353,10 @@ def create_app(
         ),
     ]
 
+    @app.exception_handler(OverBudget)
+    async def _over_budget(request: Request, exc: OverBudget) -> AsciiJSONResponse:
+        return AsciiJSONResponse(exc.body(), status_code=413)
+
     @app.exception_handler(_NotReady)
     async def _not_ready(request: Request, exc: _NotReady) -> AsciiJSONResponse:
         return _status_response(exc.error)
@@ -325,7 +380,22 @@ def create_app(
             return _status_response(state["error"])
         return Status(status="ready", model_version=s.version)
 
-    @app.get("/model", response_model=ModelInfo, responses=not_ready, tags=["model"])
+    denied = (
+        {
+            401: {"description": "No token, or an unknown or revoked one"},
+            403: {"description": "The token lacks the predict scope"},
+        }
+        if guarded
+        else {}
+    )
+
+    @app.get(
+        "/model",
+        response_model=ModelInfo,
+        responses={**not_ready, **denied},
+        tags=["model"],
+        dependencies=guarded,
+    )
     async def model() -> ModelInfo:
         """The loaded model's version, threshold, metadata and the request limits."""
         s = scorer()
@@ -353,9 +423,10 @@ def create_app(
     @app.post(
         "/predict",
         response_model=PredictResponse,
-        responses={**not_ready, **invalid},
+        responses={**not_ready, **invalid, **costly, **denied},
         response_model_exclude_none=True,
         tags=["predict"],
+        dependencies=guarded,
     )
     async def predict(
         request: PredictRequest,
@@ -364,13 +435,14 @@ def create_app(
     ) -> PredictResponse:
         """Score one message (with ``?explain=K``: and say why)."""
         s = scorer()
+        budget.check([request.text], explain)
         point, threshold = resolve_point(s, operating_point)
         explanation = None
         if explain is None:
-            ((score, is_spam),) = s.predict([request.text], threshold)
+            ((score, is_spam),) = await run(s.predict, [request.text], threshold, limiter=singles)
         else:
-            ((score, is_spam, explanation),) = s.predict_explained(
-                [request.text], explain, threshold
+            ((score, is_spam, explanation),) = await run(
+                s.predict_explained, [request.text], explain, threshold, limiter=singles
             )
         metrics.observe_scores(s.version, point, (score,), int(is_spam))
         return PredictResponse(
@@ -385,23 +457,26 @@ def create_app(
     @app.post(
         "/predict/batch",
         response_model=BatchResponse,
-        responses={**not_ready, **invalid},
+        responses={**not_ready, **invalid, **costly, **denied},
         response_model_exclude_none=True,
         tags=["predict"],
+        dependencies=guarded,
     )
     async def predict_batch(
         request: BatchRequest,
         operating_point: Point = operating_points.DEFAULT,
         explain: Explain = None,
     ) -> BatchResponse:
-        """Score up to ``max_batch`` messages, in order (with ``?explain=K``: and say why)."""
+        """Score up to ``max_batch`` messages, in order (with ``?explain=K``: and say why),
+        within the work budget (``GET /model``'s ``limits``)."""
         s = scorer()
+        budget.check(request.texts, explain)
         point, threshold = resolve_point(s, operating_point)
         if explain is None:
-            predicted = s.predict(request.texts, threshold)
+            predicted = await run(s.predict, request.texts, threshold)
             predictions = [Prediction(spam_score=score, is_spam=spam) for score, spam in predicted]
         else:
-            explained = s.predict_explained(request.texts, explain, threshold)
+            explained = await run(s.predict_explained, request.texts, explain, threshold)
             predicted = [(score, spam) for score, spam, _ in explained]
             predictions = [
                 Prediction(spam_score=score, is_spam=spam, explanation=why)
@@ -417,10 +492,23 @@ def create_app(
             model_version=s.version,
         )
 
+    def verdict(text: str) -> tuple[float | None, str | None]:
+        s = state["scorer"]
+        if s is None:
+            return None, None
+        return float(s.scores([text])[0]), s.version
+
     if feedback_path is not None:
-        feedback_api.add_routes(app, feedback.Store(feedback_path), Text, invalid)
+        feedback_api.add_routes(
+            app,
+            feedback.Store(feedback_path),
+            auth,
+            verdict,
+            anyio.CapacityLimiter(FEEDBACK_WRITERS),
+            invalid,
+        )
     explained.install(app, AsciiJSONResponse)
-    page.install(app, model_path, scorer)
+    page.install(app, model_path, scorer, guarded)
     docs.install(app)
     return app
 

@@ -3,13 +3,20 @@
     sentinelle score INPUT [-o OUTPUT] [--model models/model.skops] [--on-error fail|skip]
                      [--explain K]
     sentinelle serve [--model models/model.skops] [--host 127.0.0.1] [--port 8000]
+                     [--tokens TOKENS [--feedback FILE] [--predict-auth open|required]]
+                     [--max-batch-chars N] [--max-explain-work N] [--scoring-jobs N]
+    sentinelle tokens add NAME --scope predict|feedback|admin[,...] --file TOKENS
+    sentinelle tokens list|revoke [NAME] --file TOKENS
     sentinelle fetch [--repo .] (--version vX.Y.Z | --stage prod) [-o served/]
     sentinelle report --baseline REF [--target REV|workspace] [-o report.md]
     sentinelle gate [--baseline REF] [--target REV|workspace]   # exit 0 pass, 1 fail, 2 bad input
     sentinelle monitor INPUT [--reference models/reference.json] [-o monitoring/]
-    sentinelle feedback add --file FILE --label spam|ham [--id ID] [--source S] TEXT
-    sentinelle feedback import --file FILE INPUT [--label-column label] [--id-column id]
+    sentinelle feedback add --file FILE --label spam|ham --reporter NAME [--id ID] TEXT
+    sentinelle feedback import --file FILE --reporter NAME INPUT [--label-column label]
     sentinelle feedback stats --file FILE
+    sentinelle feedback quarantine [--reporter NAME]     # what the last ingest quarantined
+    sentinelle feedback trust NAME [--remove]            # feedback/trust.yaml
+    sentinelle feedback release ID|HASH [--label L] [--remove]
     sentinelle compare CHAMPION CHALLENGER --data FILE [-o comparison.json]
 
 Also runnable as ``python -m sentinelle``. Bad input (files, rows, options)
@@ -27,11 +34,22 @@ from pathlib import Path
 from sentinelle import io
 from sentinelle.errors import UserError
 from sentinelle.modeling.explanations import MAX_EXPLAIN
-from sentinelle.serving import partitions, production
+from sentinelle.serving import partitions, production, tokens
 from sentinelle.serving.batch import DEFAULT_CHUNK_SIZE, score_file
 from sentinelle.serving.registry import fetch
 from sentinelle.serving.rows import FORMATS
-from sentinelle.serving.scorer import MAX_BATCH, MAX_CHARS, Scorer, metadata_path_for
+from sentinelle.serving.scorer import (
+    FEEDBACK_BURST,
+    FEEDBACK_RATE,
+    MAX_BATCH,
+    MAX_BATCH_CHARS,
+    MAX_CHARS,
+    MAX_EXPLAIN_WORK,
+    MAX_HEADER_BYTES,
+    SCORING_JOBS,
+    Scorer,
+    metadata_path_for,
+)
 
 log = logging.getLogger("sentinelle")
 
@@ -107,6 +125,8 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from sentinelle.serving.api import create_app  # FastAPI: only `serve` imports it
+    from sentinelle.serving.auth import parse_rate
+    from sentinelle.serving.limits import HeaderLimitProtocol
 
     # Cheap checks before binding the port, so a wrong path fails here and now;
     # the full safe load (types allowlist, hash) runs in the app's lifespan.
@@ -117,6 +137,21 @@ def _serve(args: argparse.Namespace) -> int:
                 f"{path}: not found (run `dvc repro`, `dvc pull` or `sentinelle fetch`)"
             )
     io.read_json(metadata)
+    if args.feedback is not None and args.tokens is None:
+        raise UserError(
+            "--feedback needs --tokens TOKENS: reports are accepted only from a feedback "
+            "token (make one with `sentinelle tokens add NAME --scope feedback --file TOKENS`)"
+        )
+    if args.predict_auth == "required" and args.tokens is None:
+        raise UserError("--predict-auth required needs --tokens TOKENS")
+    if args.tokens is not None:
+        tokens.load(args.tokens)  # a missing or bad token file: one line, before binding
+    rate = parse_rate(args.feedback_rate)
+    for name in ("feedback_burst", "scoring_jobs", "max_batch_chars", "max_explain_work"):
+        if getattr(args, name) < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be at least 1")
+    if args.max_header_bytes < 1024:
+        raise UserError("--max-header-bytes must be at least 1024")
     json_log = args.log_format == "json" and not args.no_access_log
     app = create_app(
         args.model,
@@ -125,6 +160,14 @@ def _serve(args: argparse.Namespace) -> int:
         max_chars=args.max_chars,
         json_log=json_log,
         feedback_path=args.feedback,
+        tokens_path=args.tokens,
+        predict_auth=args.predict_auth,
+        feedback_rate=rate,
+        feedback_burst=args.feedback_burst,
+        scoring_jobs=args.scoring_jobs,
+        max_batch_chars=args.max_batch_chars,
+        max_explain_work=args.max_explain_work,
+        max_header_bytes=args.max_header_bytes,
     )
     if json_log:  # one JSON line per request on stdout, instead of uvicorn's access log
         handler = logging.StreamHandler(sys.stdout)
@@ -139,7 +182,28 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port,
         log_level=args.log_level,
         access_log=not args.no_access_log and not json_log,
+        http=HeaderLimitProtocol,  # headers over the limit: 431, not uvicorn's 400
+        h11_max_incomplete_event_size=args.max_header_bytes,
     )
+    return 0
+
+
+def _tokens(args: argparse.Namespace) -> int:
+    if args.action == "add":
+        token, secret = tokens.add(args.file, args.name, tokens.parse_scopes(args.scope))
+        log.info(
+            "added token %r (scopes %s) to %s; its secret, shown this once, is the last line",
+            token.name,
+            ",".join(token.scopes),
+            args.file,
+        )
+        print(secret)
+    elif args.action == "list":
+        for token in tokens.load(args.file):
+            print(f"{token.name}\t{','.join(token.scopes)}\tcreated {token.created}")
+    else:
+        token = tokens.revoke(args.file, args.name)
+        log.info("revoked token %r; a running server refuses it from its next request", token.name)
     return 0
 
 
@@ -251,6 +315,25 @@ def parser() -> argparse.ArgumentParser:
         "--max-chars", type=int, default=MAX_CHARS, help="longest message (default: %(default)s)"
     )
     serve.add_argument(
+        "--max-batch-chars",
+        type=int,
+        default=MAX_BATCH_CHARS,
+        help="work budget: most characters in one scoring request, all its texts together; "
+        "more get a 413 before any scoring (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--max-explain-work",
+        type=int,
+        default=MAX_EXPLAIN_WORK,
+        help="work budget of ?explain=K: most characters x K in one request (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--max-header-bytes",
+        type=int,
+        default=MAX_HEADER_BYTES,
+        help="most bytes of the request line and headers; more get a 431 (default: %(default)s)",
+    )
+    serve.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
     serve.add_argument("--no-access-log", action="store_true", help="do not log every request")
@@ -265,9 +348,65 @@ def parser() -> argparse.ArgumentParser:
         "--feedback",
         type=Path,
         help="enable POST /feedback and GET /feedback/stats, storing reports in this JSON Lines "
-        "file",
+        "file (needs --tokens: only feedback tokens may report)",
+    )
+    serve.add_argument(
+        "--tokens",
+        type=Path,
+        help="the token file (`sentinelle tokens add`): Authorization: Bearer <token>; "
+        "re-read when it changes, so a revocation needs no restart",
+    )
+    serve.add_argument(
+        "--predict-auth",
+        choices=["open", "required"],
+        default="open",
+        help="whether /predict, /predict/batch and /model need a predict token (default: "
+        "%(default)s); /healthz, /readyz and /metrics are always open",
+    )
+    serve.add_argument(
+        "--feedback-rate",
+        default=FEEDBACK_RATE,
+        metavar="N/PERIOD",
+        help="reports each reporter (token) may send, per second, minute or hour, after a "
+        "burst; more get a 429 with Retry-After (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--feedback-burst",
+        type=int,
+        default=FEEDBACK_BURST,
+        help="reports a reporter may send at once before --feedback-rate applies "
+        "(default: %(default)s)",
+    )
+    serve.add_argument(
+        "--scoring-jobs",
+        type=int,
+        default=SCORING_JOBS,
+        help="batch requests scored at once, each in a worker thread; more wait; single "
+        "messages have 8 threads of their own (default: %(default)s)",
     )
     serve.set_defaults(run=_serve)
+
+    tok = sub.add_parser(
+        "tokens",
+        help="API tokens for `serve --tokens`: add, list, revoke",
+        description="Manage the token file of `sentinelle serve --tokens`. Scopes: predict "
+        "(scoring, the model card, with --predict-auth required), feedback (POST /feedback, "
+        "GET /feedback/stats), admin (every scope). Only a salted hash of each secret is kept.",
+    )
+    tok_actions = tok.add_subparsers(dest="action", required=True)
+    tok_add = tok_actions.add_parser(
+        "add", help="make a token; its secret is printed once, as the last line of stdout"
+    )
+    tok_add.add_argument("name", help="a-z 0-9 _ . -, up to 64; the reporter of its reports")
+    tok_add.add_argument(
+        "--scope", required=True, help="one or more of predict, feedback, admin, comma-separated"
+    )
+    tok_list = tok_actions.add_parser("list", help="name, scopes and creation time of each token")
+    tok_revoke = tok_actions.add_parser("revoke", help="remove a token (no restart needed)")
+    tok_revoke.add_argument("name")
+    for p in (tok_add, tok_list, tok_revoke):
+        p.add_argument("--file", type=Path, required=True, help="the token file (JSON, mode 0600)")
+    tok.set_defaults(run=_tokens)
 
     fetch = sub.add_parser(
         "fetch",

@@ -22,6 +22,7 @@ def read_file(
     label_column: str = "label",
     id_column: str = "id",
     source: str | None = None,
+    reporter: str | None = None,
     encoding: str = "utf-8",
 ) -> list[feedback.Record]:
     """The feedback records of a labelled file (labels spam/ham, 1/0 or true/false)."""
@@ -40,7 +41,11 @@ def read_file(
             rid = rec[header.index(id_column)] if id_column in header else None
         spam = spam_label(label, label_column, where)
         rid = None if rid in (None, "") else str(rid)
-        out.append(feedback.record(text, "spam" if spam else "ham", rid, source, where=where))
+        out.append(
+            feedback.record(
+                text, "spam" if spam else "ham", rid, source, reporter=reporter, where=where
+            )
+        )
     if not out:
         raise UserError(f"{path}: no rows to import")
     return out

@@ -21,7 +21,7 @@ import hashlib
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -105,10 +105,13 @@ def _read(path: Path) -> Any:
         return None
 
 
-def install(app: FastAPI, model_path: Path, ready: Callable[[], Any]) -> None:
+def install(
+    app: FastAPI, model_path: Path, ready: Callable[[], Any], guarded: Sequence[Any] = ()
+) -> None:
     """Add the page, its files and the evaluation routes to ``app``.
 
-    ``ready`` raises (503) while the model is not loaded.
+    ``ready`` raises (503) while the model is not loaded; ``guarded``: the dependencies of
+    ``/model/evaluation`` (a token check when scoring needs one).
     """
     project = project_folder(model_path)
     cache: dict[str, Any] = {}
@@ -123,7 +126,7 @@ def install(app: FastAPI, model_path: Path, ready: Callable[[], Any]) -> None:
 
     not_ready = {503: {"description": "The model is not loaded (yet)"}}
 
-    @app.get("/model/evaluation", tags=["model"], responses=not_ready)
+    @app.get("/model/evaluation", tags=["model"], responses=not_ready, dependencies=list(guarded))
     async def model_evaluation() -> dict[str, Any]:
         """The served model's evaluation as committed in its project folder (null: absent)."""
         ready()
@@ -140,7 +143,7 @@ def install(app: FastAPI, model_path: Path, ready: Callable[[], Any]) -> None:
             404: {"description": "No such image: the detail lists those there are"},
             **not_ready,
         },
-    )
+    )  # open even when scoring needs a token: an <img> cannot send one
     async def model_image(name: str) -> FileResponse:
         """One image listed in ``/model/evaluation``'s ``images``."""
         ready()

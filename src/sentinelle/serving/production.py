@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from sentinelle import feedback, io
+from sentinelle.data import trust
 from sentinelle.errors import UserError
 from sentinelle.params import DEFAULT_PARAMS
 from sentinelle.params import load as load_params
+from sentinelle.serving import tokens
 from sentinelle.serving.rows import FORMATS
 from sentinelle.serving.scorer import Scorer
 
@@ -112,12 +114,23 @@ def _monitor(args: argparse.Namespace) -> int:
 
 
 def _feedback(args: argparse.Namespace) -> int:
+    if args.action in ("trust", "release", "quarantine"):
+        return {"trust": _trust, "release": _release, "quarantine": _quarantine}[args.action](args)
     store = feedback.Store(args.file)
     if args.action == "stats":
         print(json.dumps(store.stats(), sort_keys=True))
         return 0
+    if not tokens.NAME.fullmatch(args.reporter):
+        raise UserError(
+            f"--reporter {args.reporter[:80]!r} is invalid: a name like a token's (1 to 64 of "
+            "a-z 0-9 _ . -, starting with a letter or digit)"
+        )
     if args.action == "add":
-        records = [feedback.record(args.text, args.label, args.id, args.source, where="TEXT")]
+        records = [
+            feedback.record(
+                args.text, args.label, args.id, args.source, reporter=args.reporter, where="TEXT"
+            )
+        ]
     else:
         from sentinelle.serving.feedback import read_file
 
@@ -128,6 +141,7 @@ def _feedback(args: argparse.Namespace) -> int:
             label_column=args.label_column,
             id_column=args.id_column,
             source=args.source,
+            reporter=args.reporter,
             encoding=args.encoding,
         )
     results = store.add_many(records)
@@ -143,6 +157,77 @@ def _feedback(args: argparse.Namespace) -> int:
     return 0
 
 
+def _quarantined(report: Path) -> list[dict[str, Any]]:
+    try:
+        data = io.read_json(report)
+    except FileNotFoundError:
+        raise UserError(f"{report}: not found: run `dvc repro` with ingest.feedback set") from None
+    except ValueError as exc:
+        raise UserError(f"{report}: not valid JSON: {exc}") from None
+    return trust.quarantined(data, str(report))
+
+
+def _trust(args: argparse.Namespace) -> int:
+    decisions = trust.load(args.trust)
+    name = args.name
+    if not (tokens.NAME.fullmatch(name) or name == trust.UNNAMED):
+        raise UserError(
+            f"reporter {name[:80]!r} is invalid: a token's name (1 to 64 of a-z 0-9 _ . -, "
+            f"starting with a letter or digit), or {trust.UNNAMED!r} for records without one"
+        )
+    if args.remove:
+        if name not in decisions.trusted:
+            raise UserError(f"{args.trust}: {name!r} is not trusted")
+        trusted = decisions.trusted - {name}
+    else:
+        trusted = decisions.trusted | {name}
+    trust.save(trust.Trust(trusted, decisions.released), args.trust)
+    print(f"{'no longer trusted' if args.remove else 'trusted'}: {name} ({args.trust})")
+    if not args.remove and args.report.is_file():
+        try:
+            entry = io.read_json(args.report).get("feedback") or {}
+        except (ValueError, AttributeError):
+            entry = {}  # only a hint: an unreadable report is `quarantine`'s error to give
+        if name not in entry.get("reporters", {}):
+            log.warning("%r has no reports in %s (a typo?)", name, args.report)
+    return 0
+
+
+def _release(args: argparse.Namespace) -> int:
+    decisions = trust.load(args.trust)
+    if args.remove:
+        decisions, (digest, label) = trust.unrelease(decisions, args.key)
+        trust.save(decisions, args.trust)
+        print(f"no longer released: {digest[:12]} ({label}) ({args.trust})")
+        return 0
+    entry = trust.find(_quarantined(args.report), args.key, args.label)
+    released = decisions.released | {(entry["sha256"], entry["label"])}
+    trust.save(trust.Trust(decisions.trusted, released), args.trust)
+    print(
+        f"released: {entry['sha256'][:12]} ({entry['label']}, reported by "
+        f"{entry['reporter']}) {json.dumps(entry['text'], ensure_ascii=False)} ({args.trust}); "
+        "`dvc repro` merges it"
+    )
+    return 0
+
+
+def _quarantine(args: argparse.Namespace) -> int:
+    entries = [e for e in _quarantined(args.report) if args.reporter in (None, e["reporter"])]
+    for e in entries:
+        score = "-" if e["score"] is None else f"{e['score']:.3f}"
+        ids = ",".join(e["ids"]) or "-"
+        print(
+            f"{e['sha256'][:12]}  {e['label']:<4}  {e['reporter']}  score {score}  id {ids}  "
+            f"{e['reason']}  {json.dumps(e['text'], ensure_ascii=False)}"
+        )
+    log.info(
+        "%d quarantined report(s) in %s; release one with `sentinelle feedback release HASH`",
+        len(entries),
+        args.report,
+    )
+    return 0
+
+
 def _compare(args: argparse.Namespace) -> int:
     from sentinelle.serving.compare import compare, read_labelled, table
 
@@ -153,6 +238,50 @@ def _compare(args: argparse.Namespace) -> int:
     if args.output:
         io.write_json(args.output, result)
     return 0
+
+
+def add_decision_commands(actions: Any) -> None:
+    """`feedback trust|release|quarantine`: the operator's decisions on untrusted feedback."""
+    tr = actions.add_parser(
+        "trust",
+        help="trust a reporter: ingest merges their reports without corroboration",
+        description="Add a reporter (a token's name; '(unnamed)' for records without one) to "
+        "the trusted reporters of the trust file. Commit the file: ingest depends on feedback/.",
+    )
+    tr.add_argument("name", help="the reporter")
+    rel = actions.add_parser(
+        "release",
+        help="let one quarantined report into the training data",
+        description="Release a report that ingest quarantined (by its id or its text hash, as "
+        "`sentinelle feedback quarantine` lists them): its text and label go into the trust "
+        "file, and the next `dvc repro` merges it.",
+    )
+    rel.add_argument("key", help="a report's id, or its text hash (8 hex digits or more)")
+    rel.add_argument(
+        "--label", choices=feedback.LABELS, help="the label, when the text is quarantined as both"
+    )
+    qua = actions.add_parser(
+        "quarantine",
+        help="list the reports the last ingest quarantined",
+        description="One line per quarantined report of data/report.json: text hash, label, "
+        "reporter, the serving model's score when reported, ids, reason and the text.",
+    )
+    qua.add_argument("--reporter", help="only this reporter's")
+    for p in (tr, rel):
+        p.add_argument("--remove", action="store_true", help="undo it")
+    for p in (tr, rel, qua):
+        p.add_argument(
+            "--trust",
+            type=Path,
+            default=trust.TRUST_FILE,
+            help="the trust file (default: %(default)s)",
+        )
+        p.add_argument(
+            "--report",
+            type=Path,
+            default=Path("data/report.json"),
+            help="ingest's data report (default: %(default)s)",
+        )
 
 
 def add_commands(sub: Any, model_options: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -251,15 +380,24 @@ def add_commands(sub: Any, model_options: Callable[[argparse.ArgumentParser], No
         p.add_argument("--file", type=Path, required=True, help="the feedback file (JSON Lines)")
     add.add_argument("text", help="the message")
     add.add_argument("--label", choices=feedback.LABELS, required=True, help="the right verdict")
-    add.add_argument("--id", help="an id: a record with an id already stored is not stored again")
+    add.add_argument(
+        "--id", help="an id: a record whose id its reporter already stored is not stored again"
+    )
     for p in (add, imp):
-        p.add_argument("--source", help="who reported it")
+        p.add_argument("--source", help="where it was reported, e.g. a client name")
+        p.add_argument(
+            "--reporter",
+            required=True,
+            help="who is answerable for these reports (recorded with each; the API records "
+            "the token's name)",
+        )
     imp.add_argument("input", help="CSV, TSV or JSON Lines with a text and a label column")
     imp.add_argument("--format", choices=FORMATS, help="input format (default: from the suffix)")
     imp.add_argument("--text-column", default="text", help="(default: %(default)s)")
     imp.add_argument("--label-column", default="label", help="spam/ham (default: %(default)s)")
     imp.add_argument("--id-column", default="id", help="optional ids (default: %(default)s)")
     imp.add_argument("--encoding", default="utf-8", help="(default: %(default)s)")
+    add_decision_commands(actions)
     fb.set_defaults(run=_feedback)
 
     cmp_ = sub.add_parser(

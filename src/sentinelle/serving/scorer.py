@@ -25,9 +25,17 @@ from sentinelle.modeling.persistence import MODEL_PATH, load_with_metadata
 from sentinelle.modeling.spans import token_spans
 from sentinelle.text.normaliser import Normaliser
 
-# The API's default limits: the longest message and the largest batch of one request.
+# The API's default limits: the longest message and the largest batch of one request; the
+# work budget of one scoring request (docs/serving.md: what it costs); scoring requests at
+# once; the request line and headers; a reporter's reports (after a burst).
 MAX_CHARS = 5000
 MAX_BATCH = 1000
+MAX_BATCH_CHARS = 200_000
+MAX_EXPLAIN_WORK = 2_000_000
+SCORING_JOBS = 2
+MAX_HEADER_BYTES = 16 * 1024
+FEEDBACK_RATE = "30/minute"
+FEEDBACK_BURST = 10
 
 
 class Scorer:

@@ -25,16 +25,25 @@ function problem(body, status) {
   return `the server answered ${status}`;
 }
 
+// A token the user gave (`sentinelle tokens add`), kept for this tab only, sent as a bearer.
+const TOKEN_KEY = "sentinelle-token";
+
+function askForToken(why) {
+  $("token-why").textContent = why;
+  $("token-form").hidden = false;
+}
+
 async function api(path, options = {}) {
-  const response = await fetch(path, {
-    ...options,
-    headers: { "Content-Type": "application/json", Accept: "application/json" },
-  });
+  const headers = { "Content-Type": "application/json", Accept: "application/json" };
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const response = await fetch(path, { ...options, headers });
   let body = null;
   try { body = await response.json(); } catch (e) { body = null; }
   if (!response.ok) {
     const error = new Error(problem(body, response.status));
     error.status = response.status;
+    if (response.status === 401 || response.status === 403) askForToken(error.message);
     throw error;
   }
   return body;
@@ -89,12 +98,9 @@ async function loadModel() {
     select.value = m.default_operating_point || names[0];
     $("op-field").hidden = false;
   }
-  try {
-    await api("/feedback/stats");
-    state.feedback = true;
-  } catch (error) {
-    state.feedback = false;
-  }
+  // 404: this server does not collect feedback; 401/403: it does, for a feedback token.
+  const stats = await fetch("/feedback/stats", { headers: { Accept: "application/json" } });
+  state.feedback = stats.status !== 404;
   if (location.hash === "#model") showModel();
 }
 
@@ -320,12 +326,22 @@ function showTopNgrams(top) {
   }
 }
 
+function useToken(event) {
+  event.preventDefault();
+  sessionStorage.setItem(TOKEN_KEY, $("token").value.trim());
+  $("token").value = "";
+  $("token-form").hidden = true;
+  if (!state.model) loadModel();
+  else if ($("feedback-status").textContent.startsWith("Not recorded")) wrong();
+}
+
 // ------------------------------------------------------------------ wiring
 
 window.addEventListener("hashchange", route);
 document.addEventListener("DOMContentLoaded", () => {
   $("check-form").addEventListener("submit", check);
   $("wrong").addEventListener("click", wrong);
+  $("token-form").addEventListener("submit", useToken);
   // Ctrl/Cmd+Enter in the message box checks it too.
   $("message").addEventListener("keydown", (event) => {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) $("check-form").requestSubmit();
