@@ -146,3 +146,14 @@ def test_stages_run_with_imports_frozen_and_the_cyclic_collector_slowed() -> Non
         "gc.get_threshold() == THRESHOLD), 'x', '')"
     )
     assert sh(sys.executable, "-c", code, cwd=ROOT).stdout.split() == ["True", "True", "True"]
+
+
+def test_check_params_and_bundled_data_import_no_table_cloud_or_dask_library() -> None:
+    # io, sources and compute import pandas, pyarrow, botocore and Dask where they use them:
+    # at the top, they would make these two stages several times slower (docs/performance.md).
+    code = (
+        "import sys\nsys.path.insert(0, 'src')\nimport check_params, bundled_data\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'pandas', 'pyarrow', 'botocore', 'dask', 'distributed'}))"
+    )
+    assert sh(sys.executable, "-c", code, cwd=ROOT).stdout.strip() == "[]"
