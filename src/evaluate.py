@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 from dvclive import Live
+from sklearn.metrics import roc_curve
 
 from sentinelle import io
 from sentinelle.evaluation.metrics import (
@@ -44,7 +45,6 @@ from sentinelle.modeling.inference import spam_scores, top_features
 from sentinelle.modeling.persistence import load_with_metadata
 from sentinelle.monitoring import reference
 from sentinelle.params import Params
-from sentinelle.processes import Forked
 from sentinelle.stage import log, run
 from sentinelle.text.normaliser import Normaliser
 from sentinelle.text.obfuscation import obfuscate_many
@@ -68,20 +68,12 @@ def _rounded(value: float | int) -> float | int:
 
 
 def obfuscated_scores(
-    model: Any,
-    messages: list[str],
-    preprocess: dict[str, Any],
-    seed: int,
-    rate: float,
-    part: slice = slice(None),
+    model: Any, messages: list[str], preprocess: dict[str, Any], seed: int, rate: float
 ) -> np.ndarray:
-    """Spam scores of ``messages[part]`` obfuscated as ``obfuscate_many(messages, seed, rate)``
-    obfuscates them (one seeded stream over the messages in order), then normalised as the
-    model expects (with the preprocess params it was trained with)."""
+    """Spam scores of ``messages`` obfuscated (``obfuscate_many``, seeded), then normalised as
+    the model expects (with the preprocess params it was trained with)."""
     normalise = Normaliser(**preprocess)
-    end = len(messages) if part.stop is None else part.stop
-    obfuscated = obfuscate_many(messages[:end], seed, rate)[part]
-    return spam_scores(model, normalise.many(obfuscated))
+    return spam_scores(model, normalise.many(obfuscate_many(messages, seed, rate)))
 
 
 def main(params: Params) -> None:
@@ -89,26 +81,6 @@ def main(params: Params) -> None:
     seed = params.base.seed
     model, meta = load_with_metadata()
     test = io.read_table(TEST)
-    # Child processes work meanwhile: one draws the top-features chart, two run the
-    # robustness check (below), a half of the messages each (at 200K messages the stage
-    # took 38 s with one child, 31 s with two; docs/performance.md).
-    title = f"Most influential features ({meta['params']['train']['classifier']})"
-    chart = Forked(plot_top_features, top_features(model, TOP_FEATURES), title)
-    messages = test["message"].tolist()
-    half = len(messages) // 2
-    robust = [
-        Forked(
-            obfuscated_scores,
-            model,
-            messages,
-            meta["params"]["preprocess"],
-            seed,
-            p.obfuscation_rate,
-            part,
-        )
-        for part in (slice(0, half), slice(half, None))
-    ]
-
     scores = spam_scores(model, test["text"])
     y = (test["label"] == "spam").to_numpy().astype(int)
     threshold = meta["threshold"]
@@ -124,7 +96,10 @@ def main(params: Params) -> None:
     }
 
     # Robustness: the same messages obfuscated, scored at the same threshold.
-    obf = classification_metrics(y, np.concatenate([r.result() for r in robust]), threshold)
+    obf_scores = obfuscated_scores(
+        model, test["message"].tolist(), meta["params"]["preprocess"], seed, p.obfuscation_rate
+    )
+    obf = classification_metrics(y, obf_scores, threshold)
     robustness = {
         "recall": obf["recall"],
         "ham_fpr": obf["ham_fpr"],
@@ -184,7 +159,8 @@ def main(params: Params) -> None:
     io.write_json(reference.REFERENCE_PATH, profile)
     io.write_json(EVALUATION, evaluation_card(meta, at_threshold, points, y, scores))
     io.write_json(DETAILS, details)
-    io.write_bytes(FEATURES_PNG, chart.result())
+    title = f"Most influential features ({meta['params']['train']['classifier']})"
+    io.write_bytes(FEATURES_PNG, plot_top_features(top_features(model, TOP_FEATURES), title))
     io.write_text(
         ERRORS, error_table(test["label"], test["message"], scores, threshold, p.top_errors)
     )
@@ -242,8 +218,6 @@ def evaluation_card(
 ) -> dict[str, Any]:
     """The test results that travel with the model (models/evaluation.json, the API's model
     card): the headline at its threshold, each operating point, and the ROC curve."""
-    from sklearn.metrics import roc_curve
-
     fpr, tpr, _ = roc_curve(y, scores, drop_intermediate=True)
     return {
         "model_version": meta["model_version"],

@@ -36,7 +36,7 @@ def main(params: Params) -> None:
     # corpus is normalised as tasks too.
     total = sum(sum(counts) for counts in rows.values())
     # As tasks: every part in pieces of a quarter partition, both splits in one stream, so
-    # no worker idles while another ends a split (1M messages: 32 s in whole parts, 27 s).
+    # no worker idles while another ends a split (docs/performance.md).
     piece = max(1000, compute.settings().partition_rows // 4) if compute.uses_dask(total) else None
     bounds = {
         split: [compute.chunks(n, piece or n) or [(0, 0)] for n in counts]

@@ -64,34 +64,6 @@ def test_a_local_cluster_gives_the_serial_results_in_order() -> None:
     assert compute.settings() == compute.Settings()  # as before the session
 
 
-SCRIPT = """\
-from pathlib import Path
-if __name__ != "__main__":  # imported by a worker as __mp_main__
-    Path(__file__).with_suffix(".imported").write_text(__name__)
-from sentinelle import compute
-def main():
-    with compute.client_for("local", 1) as (client, _, _):
-        print(client.submit(sum, [1, 2]).result(), Path(__file__).name)
-if __name__ == "__main__":
-    main()
-"""
-
-
-def test_the_workers_of_a_local_cluster_do_not_import_the_running_script(
-    tmp_path: Path,
-) -> None:
-    # multiprocessing's spawn would import the stage script in every worker (its imports
-    # cost each worker ~1 s); the tasks are library functions and do not need it.
-    script = tmp_path / "stage.py"
-    script.write_text(SCRIPT)
-    out = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, env=env(), timeout=120
-    )
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["3", "stage.py"]  # and the script's __file__ is back
-    assert not (tmp_path / "stage.imported").exists()
-
-
 def _page_faults_of_a_reused_array(client: object) -> dict[str, int]:
     """In each worker of ``client``: the minor page faults of filling a new 4 MiB array 200
     times, each freed."""
@@ -107,7 +79,7 @@ def _page_faults_of_a_reused_array(client: object) -> dict[str, int]:
 
 def test_local_workers_reuse_freed_memory_as_the_stages_do() -> None:
     # Dask's MALLOC_TRIM_THRESHOLD_=65536 maps every array over 128 KiB fresh: ~100K faults
-    # here (every new array's pages faulted in again), a 1M count 1.3x slower (docs/performance.md).
+    # here (every new array's pages faulted in again; docs/performance.md).
     with compute.client_for("local", 2) as (client, _, _):
         faults = _page_faults_of_a_reused_array(client)
     assert len(faults) == 2
@@ -118,7 +90,7 @@ def test_every_worker_runs_the_collector_as_the_stages_do(
     cluster: tuple[str, list[subprocess.Popen[bytes]]],  # noqa: F811 (the fixture)
     tmp_path: Path,
 ) -> None:
-    # Python's default collector made Python-heavy tasks 1.4x slower (docs/performance.md).
+    # Python's default collector slows Python-heavy tasks (docs/performance.md).
     address, _ = cluster
     with compute.client_for(address) as (client, _, workers):
         assert workers == 2

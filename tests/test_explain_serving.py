@@ -156,9 +156,7 @@ def test_score_explain_adds_a_json_column(tmp_path: Path, model_path: Path) -> N
     for row, (_, _, why) in zip(rows, scorer.predict_explained([SPAM, HAM], 2), strict=True):
         assert json.loads(row["explanation"]) == why
     # JSON Lines: the same object as a field; the scores are those of a run without --explain.
-    done = cli(
-        "-", "--model", model_path, "--explain", "1", "--workers", "2", stdin=f"{SPAM}\n".encode()
-    )
+    done = cli("-", "--model", model_path, "--explain", "1", stdin=f"{SPAM}\n".encode())
     assert done.returncode == 0, done.stderr.decode()
     [line] = done.stdout.decode().splitlines()
     record = json.loads(line)

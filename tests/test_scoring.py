@@ -130,7 +130,7 @@ def test_delimited_files_keep_every_column_and_gain_the_scores(
         [["id", "text", "note"], *[[str(i), m, "multi\nline"] for i, m in enumerate(MESSAGES)]],
         delimiter,
     )
-    report = score_file(src, dest, scorer=scorer, workers=1)
+    report = score_file(src, dest, scorer=scorer)
     rows = list(csv.DictReader(dest.open(newline="", encoding="utf-8"), delimiter=delimiter))
     assert [r["text"] for r in rows] == MESSAGES and rows[0]["note"] == "multi\nline"
     assert list(rows[0]) == ["id", "text", "note", "spam_score", "is_spam", "model_version"]
@@ -172,16 +172,14 @@ def test_jsonl_and_plain_text_inputs(tmp_path: Path, scorer: Scorer) -> None:
     assert [r["is_spam"] == "true" for r in rows] == [b for _, b in scorer.predict(MESSAGES)]
 
 
-def test_two_workers_and_small_chunks_give_the_same_bytes_in_order(
-    tmp_path: Path, scorer: Scorer
-) -> None:
+def test_small_chunks_give_the_same_bytes_in_order(tmp_path: Path, scorer: Scorer) -> None:
     src = tmp_path / "in.csv"
     many = [f"{m} #{i}" for i in range(50) for m in MESSAGES]
     write_csv(src, [["text"], *[[m] for m in many]])
-    score_file(src, tmp_path / "one.csv", scorer=scorer, workers=1, chunk_size=1000)
-    report = score_file(src, tmp_path / "two.csv", scorer=scorer, workers=2, chunk_size=7)
+    score_file(src, tmp_path / "one.csv", scorer=scorer, chunk_size=1000)
+    report = score_file(src, tmp_path / "small.csv", scorer=scorer, chunk_size=7)
     assert report.rows_scored == len(many)
-    assert (tmp_path / "one.csv").read_bytes() == (tmp_path / "two.csv").read_bytes()
+    assert (tmp_path / "one.csv").read_bytes() == (tmp_path / "small.csv").read_bytes()
 
 
 BAD_CSV = b'id,text\n1,hello there\n2\n3,"caf\xe9 \xff"\n4,\n5,WIN a FREE prize now\n6,a,b\n'
@@ -211,7 +209,7 @@ def test_fail_stops_at_the_first_bad_row_and_leaves_the_output_untouched(
     src.write_bytes(BAD_CSV)
     dest.write_text("previous\n")
     with pytest.raises(UserError, match=r"in\.csv: row 2 \(line 3\): missing text column"):
-        score_file(src, dest, scorer=scorer, workers=2, chunk_size=1)
+        score_file(src, dest, scorer=scorer, chunk_size=1)
     assert dest.read_text() == "previous\n"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp file left
 
@@ -293,6 +291,12 @@ def test_cli_errors_are_one_line_with_exit_code_2(tmp_path: Path, model_path: Pa
     ]
     proc = cli(tmp_path / "in.csv", "--model", tmp_path / "absent.skops")
     assert proc.returncode == 2 and b"model metadata not found" in proc.stderr
+    proc = cli(tmp_path / "in.csv", "--model", model_path, "--workers", "2")
+    assert proc.returncode == 2
+    assert proc.stderr.decode().splitlines() == [
+        "sentinelle score: error: --workers sets the Dask workers of --scheduler local; "
+        "without it, scoring runs in this process"
+    ]
 
 
 def test_cli_shows_a_progress_bar_on_a_terminal(tmp_path: Path, model_path: Path) -> None:

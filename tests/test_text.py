@@ -93,8 +93,8 @@ def test_normalisation_is_idempotent_on_its_own_output() -> None:
 
 def test_nltk_loads_without_scipy_and_sklearn_which_still_import_afterwards() -> None:
     """A fresh interpreter: making a stemming Normaliser imports NLTK but neither SciPy nor
-    scikit-learn (NLTK's __init__ would, for 0.6 s); both import normally afterwards, and
-    modules imported before NLTK are untouched."""
+    scikit-learn (NLTK's __init__ would: docs/performance.md); both import normally
+    afterwards, and modules imported before NLTK are untouched."""
     import subprocess
     import sys
 
@@ -115,6 +115,17 @@ print("ok")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+def test_each_distinct_token_is_stemmed_once() -> None:
+    from sentinelle.text import normaliser
+
+    normaliser._porter_stem.cache_clear()
+    norm = Normaliser(stem=True)
+    assert norm("claiming prizes, claiming prizes") == "claim prize , claim prize"
+    assert norm("prizes") == "prize"
+    info = normaliser._porter_stem.cache_info()
+    assert (info.misses, info.hits, info.maxsize) == (3, 3, 1 << 18)
 
 
 def test_tokens_are_nltks_regexp_tokenizer_tokens_on_the_bundled_corpus() -> None:

@@ -5,8 +5,7 @@ thousands of them) out of the collector, and makes it run less often (``THRESHOL
 Otherwise it walks them again and again while a stage builds its vocabularies of
 millions of terms. A stage's own memory is arrays and strings, freed by reference
 counting. ``stage.run`` calls it first; ``compute`` has every Dask worker call it
-(current and future ones). Counting 800K messages' word n-grams took a worker 22.8 s
-with Python's default collector and 16.7 s relaxed (docs/performance.md).
+(current and future ones). What it saves: docs/performance.md.
 """
 
 from __future__ import annotations

@@ -20,7 +20,6 @@ import atexit
 import contextlib
 import logging
 import os
-import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -108,8 +107,8 @@ def ordered_map(
 
 
 class Boxed:
-    """A value that travels as one pickle. distributed serialises a list or dict element by
-    element: 250K texts to a worker and back took 14 s that way, 1 s boxed (docs/performance.md)."""
+    """A value that travels as one pickle: distributed serialises a list or dict element by
+    element, many times slower for a piece's texts (docs/performance.md)."""
 
     __slots__ = ("value",)
 
@@ -200,7 +199,7 @@ def client_for(
     logging.getLogger("distributed").setLevel(logging.WARNING)
     if scheduler == "local":
         n = workers or len(os.sched_getaffinity(0))
-        with _script_not_imported_by_workers(), dask.config.set(GLIBC_MALLOC):
+        with dask.config.set(GLIBC_MALLOC):
             cluster = LocalCluster(
                 n_workers=n,
                 threads_per_worker=1,
@@ -225,36 +224,14 @@ def client_for(
         yield client, f"scheduler {scheduler} with {n} workers", n
 
 
-# Dask's nannies start workers with MALLOC_TRIM_THRESHOLD_=65536, and setting it turns off
-# glibc's dynamic mmap threshold: every array over 128 KiB is then mapped fresh and
-# unmapped when freed. A 1M-message count took 3.4-4.2M page faults and 10-12 s of
-# system time per worker that way, 0.2M and 2-3 s with glibc's defaults, and 52-64 s
-# instead of 40-44 s (docs/performance.md). Local workers keep glibc's defaults, as the
-# stages do; a MALLOC_TRIM_THRESHOLD_ set in the environment still reaches them.
+# Dask's nannies start workers with MALLOC_TRIM_THRESHOLD_=65536, which turns off glibc's
+# dynamic mmap threshold: every array over 128 KiB is then mapped fresh and unmapped when
+# freed, page faults that slow the counting (docs/performance.md). Local workers keep
+# glibc's defaults, as the stages do; one set in the environment still reaches them.
 GLIBC_MALLOC = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
-
-
-@contextlib.contextmanager
-def _script_not_imported_by_workers() -> Iterator[None]:
-    """While a local cluster starts, the running script (``src/train.py`` …) has no ``__file__``.
-
-    Dask spawns its workers, and ``multiprocessing``'s spawn imports the parent's script in
-    each child (as ``__mp_main__``) so that functions defined in it unpickle. The tasks here
-    are library functions (one defined in a script would travel by value, with
-    cloudpickle), so that import only costs: a stage's imports (scikit-learn, DVCLive,
-    skops) took each worker ~1 s, and the cluster 2.8-3.0 s to start instead of 1.1-1.2 s.
-    A worker restarted later imports the script again, which costs that second once more.
-    """
-    main = sys.modules["__main__"]
-    path = main.__dict__.pop("__file__", None)
-    try:
-        yield
-    finally:
-        if path is not None:
-            main.__file__ = path
 
 
 def _relax_collectors(client: Any) -> None:
     """Every worker, now and joining later (a restarted one too), runs the garbage collector
-    as the stages do (``collector.relax``): Python-heavy tasks ran 1.4x slower without."""
+    as the stages do (``collector.relax``; docs/performance.md)."""
     client.register_worker_callbacks(setup=collector.relax)

@@ -129,6 +129,7 @@ def _remove_parts(dest: Path) -> None:
 
 
 def _parquet(frame: pd.DataFrame, path: Path) -> None:
+    # pyarrow here, as pandas in read_table (docs/performance.md).
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -151,7 +152,7 @@ def table_parts(path: Path) -> list[Path]:
 
 def table_rows(parts: list[Path]) -> int:
     """The rows of Parquet files, from their footers."""
-    import pyarrow.parquet as pq
+    import pyarrow.parquet as pq  # as pandas in read_table
 
     return sum(pq.ParquetFile(part).metadata.num_rows for part in parts)
 
@@ -167,7 +168,9 @@ def sha256_table(path: Path) -> str:
 
 def read_table(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
     """A Parquet file or partitioned table as a DataFrame (only ``columns``, if given)."""
-    import pandas as pd  # here, not at the top: check_params and bundled_data don't pay its 0.3 s
+    # pandas and pyarrow only where tables are read or written: check_params and bundled_data
+    # would import them for nothing (docs/performance.md).
+    import pandas as pd
 
     frames = [pd.read_parquet(p, engine="pyarrow", columns=columns) for p in table_parts(path)]
     return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)

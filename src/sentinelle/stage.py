@@ -26,8 +26,8 @@ def run(main: Callable[[Params], None], name: str, description: str) -> None:
     also runs less often (``collector.relax``), and everything is frozen again before exit: the
     collector would otherwise walk, again and again, the hundreds of thousands of objects
     the libraries create as they are imported, and once more at exit. A stage's own memory is arrays
-    and strings, freed by reference counting. About 1.3 s of a 5.5K-message pipeline
-    (docs/performance.md); ``tests/test_stages.py`` checks it is in force.
+    and strings, freed by reference counting (the gain: docs/performance.md);
+    ``tests/test_stages.py`` checks it is in force.
     """
     parser = argparse.ArgumentParser(prog=name, description=description)
     parser.add_argument(

@@ -29,8 +29,6 @@ def test_scoring_raw_messages_reproduces_the_evaluate_stage(
         tmp_path / "scored.csv",
         "--model",
         reproduced / "models/model.skops",
-        "--workers",
-        "2",
         "--chunk-size",
         "100",
         cwd=tmp_path,

@@ -185,7 +185,8 @@ def _read_s3(source: str, p: IngestParams) -> bytes:
     profile (``AWS_PROFILE``) or the instance role, like the DVC remote; the
     endpoint from ``ingest.endpoint_url``, else ``AWS_ENDPOINT_URL``, else AWS.
     """
-    # botocore only for s3:// sources (0.1 s that a local file's ingest does not pay).
+    # botocore only for s3:// sources: bundled_data and a local file's ingest would import it for
+    # nothing (docs/performance.md).
     import botocore.config
     import botocore.exceptions
     import botocore.session

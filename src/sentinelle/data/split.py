@@ -42,9 +42,9 @@ def split(frame: pd.DataFrame, test_size: float, seed: int) -> tuple[pd.DataFram
     order within each side is the original order, so the output depends only on
     the input and the params.
     """
-    # Grouped by a 128-bit digest of each canonical form (16 bytes, not the form itself: 10M
-    # messages' forms would be 1.5 GB): the same groups, numbered the same, unless two of
-    # the forms collide, which at 10M messages has a chance of about 1e-25.
+    # Grouped by a 128-bit digest of each canonical form (16 bytes, not the form itself, whose
+    # copies would outgrow memory at 10M messages): the same groups, numbered the same, unless
+    # two of the forms collide, which at 10M messages has a chance of about 1e-25.
     group = first_appearance_codes(canonical_digests(frame["text"].array))
     # A group is split by the label of its first message (a group whose messages
     # differ in label is rare, and must still go to one side as a whole).

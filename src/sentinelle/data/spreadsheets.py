@@ -12,6 +12,8 @@ import io
 import zipfile
 from collections.abc import Iterator
 
+import python_calamine
+
 from sentinelle.data.tables import Row, cell_text
 from sentinelle.errors import UserError
 
@@ -77,9 +79,6 @@ def rows(
 ) -> tuple[str, list[str], Iterator[Row]]:
     """The chosen sheet's name, all the sheets' names, and the chosen sheet's non-blank rows
     (1-based row numbers, cells)."""
-    # Imported here: only a spreadsheet source needs the reader.
-    import python_calamine
-
     archive = _members(data)
     if archive is not None:
         unpacked = sum(i.file_size for i in archive.infolist())

@@ -9,7 +9,10 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any
 
+import matplotlib
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 from sentinelle import io
 
@@ -72,14 +75,7 @@ def make_strict_json(path: Path) -> None:
 
 def plot_top_features(features: dict[str, list[tuple[str, float]]], title: str) -> bytes:
     """Horizontal bar charts of the most influential features per class, as reproducible
-    PNG bytes."""
-    # matplotlib here, not at the top: evaluate draws in a forked child, and its scoring
-    # process stays 26 MB smaller at its peak. The Figure API with the Agg canvas, not
-    # pyplot (whose import costs ~0.5 s more).
-    import matplotlib
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
+    PNG bytes (matplotlib's Figure API with the Agg canvas: no pyplot, no GUI backend)."""
     panels = [
         (label, items)
         for label, items in (("spam", features["spam"]), ("ham", features["ham"]))

@@ -75,13 +75,13 @@ def save(model: Pipeline, path: Path = MODEL_PATH) -> str:
 
 
 def skops_io() -> Any:
-    """``skops.io``, imported without its list of every scikit-learn estimator (0.17 s, not 0.45 s).
+    """``skops.io``, imported without its list of every scikit-learn estimator.
 
     At import, skops builds its default trusted-type list by importing every
-    scikit-learn module (``sklearn.utils.all_estimators``). This project never relies
-    on that list: ``load`` passes the exact types found in the file after checking
-    them against ``ALLOWED_TYPES``. ``tests/test_persistence.py`` fails if skops
-    stops honouring this (docs/performance.md).
+    scikit-learn module (``sklearn.utils.all_estimators``; skops 0.16 offers no way around
+    it). This project never relies on that list: ``load`` passes the exact types found in
+    the file after checking them against ``ALLOWED_TYPES``. What it saves:
+    docs/performance.md; ``tests/test_persistence.py`` fails if skops stops honouring this.
     """
     if "skops.io" not in sys.modules:
         all_estimators = sklearn.utils.all_estimators

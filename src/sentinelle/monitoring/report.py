@@ -9,6 +9,8 @@ import io as _io
 from typing import Any
 
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 from sentinelle.monitoring.descriptors import FLAGS
 from sentinelle.monitoring.drift import Batch, Check
@@ -31,12 +33,9 @@ def _png(fig: Any) -> str:
 
 def charts(ref: dict[str, Any], batch: Batch) -> str:
     """Score histograms (reference vs batch), message lengths, and descriptor bars, as base64."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(15, 4.2))
+    fig = Figure(figsize=(15, 4.2))
+    FigureCanvasAgg(fig)
+    ax1, ax2, ax3 = fig.subplots(1, 3)
     bins = np.linspace(0, 1, 21)
     ref_scores = np.asarray(ref["scores"]["sample"])
     for values, label in ((ref_scores, "reference (test split)"), (batch.scores, "batch")):
@@ -60,9 +59,7 @@ def charts(ref: dict[str, Any], batch: Batch) -> str:
     ax3.set(title="Messages with ...", ylabel="share of messages")
     ax3.legend()
     fig.tight_layout()
-    encoded = _png(fig)
-    plt.close(fig)
-    return encoded
+    return _png(fig)
 
 
 def page(summary: dict[str, Any], checks: list[Check], chart_png: str, source: str) -> str:

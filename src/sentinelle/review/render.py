@@ -11,6 +11,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import matplotlib
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
 from sentinelle import io
 
 TITLES = {
@@ -120,10 +124,6 @@ def draw(
 ) -> Path:
     """Draw one plot of one revision into ``dest`` (PNG, written atomically); ``reference``
     (label, rows) is another revision's curve drawn under it, dashed grey."""
-    import matplotlib
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     with matplotlib.rc_context({"font.size": 8}):
         fig = Figure(figsize=(3.4, 3.0), dpi=100, layout="constrained")
         FigureCanvasAgg(fig)

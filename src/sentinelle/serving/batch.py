@@ -1,13 +1,13 @@
 """Batch scoring: the library behind `sentinelle score`.
 
 ``score_file`` streams a CSV / TSV / JSON Lines / plain-text file (or stdin) in
-chunks, scores them on every core (forked workers that share the loaded model),
-and writes the input rows plus ``spam_score``, ``is_spam`` (at the model's stored
-threshold) and ``model_version`` (with ``explain=K``: and an ``explanation``, see
-``serving.rows``). Memory stays bounded whatever the input size:
-only a few chunks are ever in flight. Bad rows (undecodable bytes, no text) are
+chunks, scores them in this process, and writes the input rows plus ``spam_score``,
+``is_spam`` (at the model's stored threshold) and ``model_version`` (with ``explain=K``: and
+an ``explanation``, see ``serving.rows``). Memory stays bounded whatever the input size:
+one chunk is in memory at a time. Bad rows (undecodable bytes, no text) are
 reported with their row and line numbers and either stop the run
-(``on_error="fail"``) or are left out (``on_error="skip"``).
+(``on_error="fail"``) or are left out (``on_error="skip"``). Partitioned data scores in
+parallel on Dask (``serving.partitions``).
 
 Run as ``sentinelle score`` (see ``serving.cli``).
 """
@@ -16,17 +16,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing as mp
 import os
 import sys
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from sentinelle import io
@@ -56,51 +53,18 @@ class Report:
     operating_point: str = "default"
 
 
-# ---------------------------------------------------------------------- parallelism
-
-_worker_scorer: Scorer | None = None  # in a worker: the parent's scorer, inherited by fork
-
-
-def _init_worker(scorer: Scorer) -> None:
-    global _worker_scorer
-    _worker_scorer = scorer
-    # One BLAS thread per worker process: the processes are the parallelism.
-    threadpool_limits(1)
-
-
 Scored = tuple[np.ndarray, list[dict[str, Any]] | None]
 
 
-def _score(scorer: Scorer, texts: list[str], explain: int | None) -> Scored:
-    if explain is None:
-        return scorer.scores(texts), None
-    return scorer.explain(texts, explain)
-
-
-def _score_in_worker(texts: list[str], explain: int | None) -> Scored:
-    assert _worker_scorer is not None
-    return _score(_worker_scorer, texts, explain)
-
-
 def _scored(
-    scorer: Scorer, chunks: Iterator[Chunk], workers: int, explain: int | None = None
+    scorer: Scorer, chunks: Iterator[Chunk], explain: int | None = None
 ) -> Iterator[tuple[Chunk, Scored]]:
-    """Score chunks in order, on ``workers`` forked processes, with few chunks in flight."""
-    if workers <= 1 or "fork" not in mp.get_all_start_methods():
-        for chunk in chunks:
-            yield chunk, _score(scorer, chunk.texts, explain)
-        return
-    pending: deque[tuple[Chunk, Any]] = deque()
-    # Forked, the workers inherit the scorer (initargs are not pickled): the model loads once.
-    with mp.get_context("fork").Pool(workers, initializer=_init_worker, initargs=(scorer,)) as pool:
-        for chunk in chunks:
-            pending.append((chunk, pool.apply_async(_score_in_worker, (chunk.texts, explain))))
-            if len(pending) >= 2 * workers:
-                done, result = pending.popleft()
-                yield done, result.get()
-        while pending:
-            done, result = pending.popleft()
-            yield done, result.get()
+    """Each chunk with its scores (and explanations with ``explain``), in order."""
+    for chunk in chunks:
+        if explain is None:
+            yield chunk, (scorer.scores(chunk.texts), None)
+        else:
+            yield chunk, scorer.explain(chunk.texts, explain)
 
 
 # --------------------------------------------------------------------------- driver
@@ -153,7 +117,6 @@ def score_file(
     text_column: str = "text",
     encoding: str = "utf-8",
     on_error: OnError = "fail",
-    workers: int | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     progress: bool | None = None,
     operating_point: str | None = None,
@@ -182,13 +145,7 @@ def score_file(
     if explain is not None:
         if not 1 <= explain <= MAX_EXPLAIN:
             raise UserError(f"--explain {explain} is out of range; use 1 to {MAX_EXPLAIN}")
-        scorer.explainer  # noqa: B018  built once here (or refused), before the workers fork
-    if not workers:  # one per core this process may use
-        workers = (
-            len(os.sched_getaffinity(0))
-            if hasattr(os, "sched_getaffinity")
-            else os.cpu_count() or 1
-        )
+        scorer.explainer  # noqa: B018  built (or refused) before the output is opened
     point, threshold = scorer.operating_point(operating_point)
     report = Report(model_version=scorer.version, threshold=threshold, operating_point=point)
     name = "<stdin>" if str(source) == "-" else str(source)
@@ -225,7 +182,7 @@ def score_file(
         writer = Writer(out, out_fmt, reader.header, scorer.version, explain is not None)
         position = 0
         all_chunks = iter(()) if first is None else _chain(first, batches)
-        for chunk, (scores, explanations) in _scored(scorer, all_chunks, workers, explain):
+        for chunk, (scores, explanations) in _scored(scorer, all_chunks, explain):
             writer.write(chunk, scores, threshold, explanations)
             report.rows_scored += len(chunk.texts)
             report.spam += int((scores >= threshold).sum())

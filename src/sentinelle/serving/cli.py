@@ -55,6 +55,11 @@ log = logging.getLogger("sentinelle")
 
 
 def _score(args: argparse.Namespace) -> int:
+    if args.workers is not None and args.scheduler != "local":
+        raise UserError(
+            "--workers sets the Dask workers of --scheduler local; without it, "
+            "scoring runs in this process"
+        )
     if args.scheduler is not None or partitions.is_partitioned(args.input):
         return _score_partitions(args)
     if len(args.input) != 1:
@@ -69,7 +74,6 @@ def _score(args: argparse.Namespace) -> int:
         text_column=args.text_column,
         encoding=args.encoding,
         on_error=args.on_error,
-        workers=args.workers,
         chunk_size=args.chunk_size,
         progress=False if args.no_progress else None,
         operating_point=args.operating_point,
@@ -273,7 +277,9 @@ def parser() -> argparse.ArgumentParser:
         default="fail",
         help="bad rows: stop at the first (fail, default) or leave them out and list them (skip)",
     )
-    score.add_argument("--workers", type=int, help="scoring processes (default: one per core)")
+    score.add_argument(
+        "--workers", type=int, help="with --scheduler local: Dask workers (default: one per core)"
+    )
     score.add_argument(
         "--chunk-size",
         type=int,

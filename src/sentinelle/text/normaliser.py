@@ -34,7 +34,7 @@ class Normaliser:
         self._placeholders = placeholders
         self._stopwords: frozenset[str] = frozenset()
         if remove_stopwords:
-            # Only here: importing scikit-learn costs the preprocess stage 0.8 s.
+            # Only here: preprocess loads scikit-learn for nothing else (docs/performance.md).
             from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
             self._stopwords = frozenset(ENGLISH_STOP_WORDS)
@@ -57,8 +57,8 @@ class Normaliser:
 
 
 # Optional dependencies of NLTK's __init__ (each imported in a try/except ImportError):
-# scipy.stats for nltk.metrics' Fisher test (0.4 s), scikit-learn (and through it
-# pandas) for nltk.classify's SklearnClassifier wrapper, scipy.sparse for a parser.
+# scipy.stats for nltk.metrics' Fisher test, scikit-learn (and through it pandas) for
+# nltk.classify's SklearnClassifier wrapper, scipy.sparse for a parser.
 NLTK_OPTIONAL = ("scipy", "sklearn")
 
 
@@ -74,8 +74,8 @@ class _Unavailable:
 
 
 def import_nltk() -> None:
-    """``import nltk`` in 0.15 s instead of 0.75 s: without the NLTK_OPTIONAL modules not yet
-    loaded.
+    """``import nltk`` without the NLTK_OPTIONAL modules not yet loaded (preprocess's time and
+    memory: docs/performance.md).
 
     NLTK's ``__init__`` imports every subpackage, and with them SciPy and scikit-learn
     when they are installed. We use only its Porter stemmer, which needs
@@ -95,6 +95,7 @@ def import_nltk() -> None:
         sys.meta_path.remove(blocker)
 
 
+# Tokens repeat: each distinct one is stemmed once, in a bounded cache (docs/performance.md).
 @lru_cache(maxsize=1 << 18)
 def _porter_stem(token: str) -> str:
     return _porter().stem(token)

@@ -6,10 +6,9 @@
 
 Batch scoring: the collection (UCI layout ``label<TAB>text``) is repeated to each
 ``--rows`` size as a TSV file with a header, then ``sentinelle score`` runs on it in
-a fresh process (all cores) while its process tree's memory is sampled. Reported:
-messages/s over the scoring itself (model load excluded, shown apart) and peak RSS
-(largest single process, and sum over the tree, which counts the forked workers'
-shared pages twice). Memory that does not grow with the input is the point.
+a fresh process while its memory is sampled. Reported: messages/s over the scoring
+itself (model load excluded, shown apart) and peak RSS. Memory that does not grow with
+the input is the point.
 
 API: `sentinelle serve` on a free 127.0.0.1 port; one keep-alive httpx client sends
 single-message requests one after another (p50/p90/p99 latency), then batches of 100
@@ -71,7 +70,7 @@ def _tree_rss(proc: Any) -> int:
     return total
 
 
-def batch_run(model: Path, src: Path, workers: int | None) -> dict[str, Any]:
+def batch_run(model: Path, src: Path) -> dict[str, Any]:
     """One scoring run in this process (called in a fresh child); returns timings and memory."""
     import psutil
 
@@ -93,9 +92,7 @@ def batch_run(model: Path, src: Path, workers: int | None) -> dict[str, Any]:
     scorer = Scorer.load(model)
     t1, cpu1 = time.perf_counter(), _cpu_seconds()
     with tempfile.TemporaryDirectory() as tmp:
-        report = score_file(
-            src, Path(tmp) / "out.tsv", scorer=scorer, workers=workers, progress=False
-        )
+        report = score_file(src, Path(tmp) / "out.tsv", scorer=scorer, progress=False)
     t2, cpu2 = time.perf_counter(), _cpu_seconds()
     stop.set()
     sampler.join()
@@ -123,7 +120,7 @@ def _cpu_seconds() -> float:
 
 
 def bench_batch(
-    model: Path, texts: list[str], sizes: list[int], repeat: int, workers: int | None, tmp: Path
+    model: Path, texts: list[str], sizes: list[int], repeat: int, tmp: Path
 ) -> dict[int, list[dict]]:
     results: dict[int, list[dict]] = {}
     for rows in sizes:
@@ -140,8 +137,6 @@ def bench_batch(
                 str(model),
                 str(src),
             ]
-            if workers:
-                cmd += ["--workers", str(workers)]
             out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
             run = json.loads(out.strip().splitlines()[-1])
             log.info(
@@ -254,9 +249,8 @@ def main(argv: list[str] | None = None) -> int:
         p = argparse.ArgumentParser()
         p.add_argument("model", type=Path)
         p.add_argument("src", type=Path)
-        p.add_argument("--workers", type=int)
         a = p.parse_args(argv[1:])
-        print(json.dumps(batch_run(a.model, a.src, a.workers)))
+        print(json.dumps(batch_run(a.model, a.src)))
         return 0
     parser = argparse.ArgumentParser(
         prog="python -m sentinelle_tools.benchmarks.serving", description=__doc__.split("\n\n")[0]
@@ -275,7 +269,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--repeat", type=int, default=3, help="runs per figure (default: %(default)s)"
     )
-    parser.add_argument("--workers", type=int, help="scoring processes (default: one per core)")
     parser.add_argument(
         "--requests",
         type=int,
@@ -312,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if not args.skip_batch:
         with tempfile.TemporaryDirectory() as tmp:
-            batch = bench_batch(args.model, texts, args.rows, args.repeat, args.workers, Path(tmp))
+            batch = bench_batch(args.model, texts, args.rows, args.repeat, Path(tmp))
         out["batch"] = batch
         lines += [
             "| batch scoring | rows | msg/s (max / median) | msg per CPU second (max / median) "
