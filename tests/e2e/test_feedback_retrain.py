@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
 from helpers import sh
 from poisoning import (
@@ -26,6 +25,7 @@ from poisoning import (
     recruiter_scams,
     use_feedback,
 )
+from sentinelle import params
 from sentinelle.serving.scorer import Scorer
 
 pytestmark = pytest.mark.e2e
@@ -82,7 +82,7 @@ def test_reported_spam_family_is_learnt_by_the_next_model(repo: Path, tmp_path: 
         f"{Scorer.load(model).threshold:.4f}"
     )
     assert caught_after >= 27, caught_after
-    gate = yaml.safe_load((repo / "params.yaml").read_text())["gate"]
+    gate = params.read(repo / "params.yaml")["gate"]  # gate lives in settings.yaml
     assert after["ham_fpr"] <= gate["max_ham_fpr"] and after["fp"] <= before["fp"] + 1
     assert abs(after["recall"] - before["recall"]) <= 0.02
     assert after["lunch_flagged"] <= 1
