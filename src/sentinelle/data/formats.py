@@ -337,7 +337,7 @@ def _check_settings(p: IngestParams, fmt: str, kind: str | None, where: str) -> 
     delimiter = tables.delimiter_param(p.delimiter)
     if p.sheet is not None and kind is None:
         raise UserError(
-            f"{where}: ingest.sheet = {tables.clip(p.sheet, 40)} is set but the source is not a spreadsheet; "
+            f"{where}: ingest.sheet = {p.sheet!r} is set but the source is not a spreadsheet; "
             "set ingest.sheet: null"
         )
     if delimiter is not None and fmt in ("tsv", "uci") and delimiter != "\t":

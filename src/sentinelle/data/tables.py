@@ -203,7 +203,7 @@ def _unclosed(where: str, start: int, end: int, length: int) -> UserError:
     return UserError(
         f"{where}: line {start}: a field that starts here runs on past line {end} "
         f"({length} characters, its lines like rows): a quote '\"' that is never closed; "
-        "close it, or write a quote inside a quoted field as \"\""
+        'close it, or write a quote inside a quoted field as ""'
     )
 
 

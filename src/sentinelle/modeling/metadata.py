@@ -78,7 +78,9 @@ def read(path: Path) -> dict[str, Any]:
         with open(path, "rb") as fh:
             data = fh.read(MAX_BYTES + 1)
     except FileNotFoundError:
-        raise UserError(f"{path}: model metadata not found (run `dvc repro` or `dvc pull`)") from None
+        raise UserError(
+            f"{path}: model metadata not found (run `dvc repro` or `dvc pull`)"
+        ) from None
     except OSError as exc:
         raise UserError(f"{path}: cannot read the model metadata: {exc.strerror}") from None
     if len(data) > MAX_BYTES:
@@ -125,9 +127,7 @@ def _jsonable(value: Any) -> bool:
 def _check(cls: type, data: Any, where: str, path: str) -> None:
     if not isinstance(data, dict):
         what = f"'{where.rstrip('.')}'" if where else "model metadata"
-        raise UserError(
-            f"{path}: {what} must be a JSON object, got {_shown(data)}; {RESTORE}"
-        )
+        raise UserError(f"{path}: {what} must be a JSON object, got {_shown(data)}; {RESTORE}")
     fields = dataclasses.fields(cls)
     if cls in CLOSED:
         names = [f.name for f in fields]
@@ -162,8 +162,7 @@ def _check(cls: type, data: Any, where: str, path: str) -> None:
                 coerce(value, tp)
             except ValueError:
                 raise UserError(
-                    f"{path}: {key} = {_shown(value)} is invalid: must be {_allowed(tp)}; "
-                    f"{RESTORE}"
+                    f"{path}: {key} = {_shown(value)} is invalid: must be {_allowed(tp)}; {RESTORE}"
                 ) from None
 
 

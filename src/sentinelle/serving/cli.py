@@ -31,7 +31,6 @@ import logging
 import sys
 from pathlib import Path
 
-from sentinelle import io
 from sentinelle.errors import UserError
 from sentinelle.modeling.explanations import MAX_EXPLAIN
 from sentinelle.serving import partitions, production, tokens
