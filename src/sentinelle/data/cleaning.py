@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from sentinelle.data.tables import Records, clip, label_key
+from sentinelle.data.tables import Records, clip, clip_all, label_key
 from sentinelle.errors import UserError
 from sentinelle.params import IngestParams
 
@@ -104,9 +104,7 @@ def clean(records: Records, where: str, p: IngestParams) -> Cleaned:
 def validate(records: Records, where: str, p: IngestParams) -> Valid:
     """Map labels and apply the per-problem policies (``ingest.on_*``) to every row."""
     if not records.rows:
-        found = (
-            f" (columns found: {', '.join(map(repr, records.columns))})" if records.columns else ""
-        )
+        found = f" (columns found: {clip_all(records.columns)})" if records.columns else ""
         raise UserError(f"{where}: no messages found{found}")
     spam = {label_key(v) for v in p.spam_labels}
     ham = {label_key(v) for v in p.ham_labels}
