@@ -55,10 +55,12 @@ def corrupt_zip(model: Path) -> None:
 
 
 def huge_schema(model: Path) -> None:
-    """A skops file whose schema.json unpacks to 17 MB (it compresses to a few KB)."""
+    """A skops file whose schema.json unpacks to just over the limit (160 MiB: it compresses
+    to about 160 KB)."""
     with zipfile.ZipFile(model) as archive:
         entries = {info.filename: archive.read(info) for info in archive.infolist()}
-    entries["schema.json"] = entries["schema.json"] + b" " * (17 << 20)
+    pad = persistence.MAX_SCHEMA_BYTES + 1 - len(entries["schema.json"])
+    entries["schema.json"] = entries["schema.json"] + b" " * pad
     with zipfile.ZipFile(model, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, data in entries.items():
             archive.writestr(name, data)
@@ -181,7 +183,8 @@ CASES = [
     Tampered(
         "rehashed-huge-schema",
         huge_schema,
-        "not a readable skops model file: its schema.json is ",
+        f"not a readable skops model file: its schema.json is {persistence.MAX_SCHEMA_BYTES + 1} "
+        f"bytes, over the {persistence.MAX_SCHEMA_BYTES}-byte limit; {RESTORE}",
         file="model.skops",
     ),
     Tampered(
