@@ -23,7 +23,7 @@ import numpy as np
 from sentinelle import io
 from sentinelle.errors import UserError
 from sentinelle.modeling.pipeline import vectorisers
-from sentinelle.monitoring.descriptors import FLAGS, describe, unseen_shares
+from sentinelle.production.monitoring.descriptors import FLAGS, describe, unseen_shares
 
 REFERENCE_PATH = Path("models/reference.json")
 SAMPLE_SIZE = 2000

@@ -24,7 +24,7 @@ import yaml
 from sentinelle.errors import UserError
 from sentinelle.params import DEFAULT_PARAMS, DEFAULT_SETTINGS, YAMLError, load_yaml
 
-log = logging.getLogger("sentinelle.review")
+log = logging.getLogger("sentinelle.production.review")
 
 WORKSPACE = "workspace"
 EVALUATE = "dvclive/evaluate/metrics.json"
