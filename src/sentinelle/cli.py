@@ -31,7 +31,7 @@ import logging
 import sys
 from pathlib import Path
 
-from sentinelle import io
+from sentinelle import io, paths
 from sentinelle.batch import partitions
 from sentinelle.batch.files import DEFAULT_CHUNK_SIZE, score_file
 from sentinelle.errors import UserError
@@ -231,7 +231,7 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--model",
             type=Path,
-            default=Path("models/model.skops"),
+            default=paths.MODEL,
             help="skops model (default: %(default)s)",
         )
         p.add_argument(

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sentinelle import feedback_store, io
+from sentinelle import feedback_store, io, paths
 from sentinelle.data import trust
 from sentinelle.errors import UserError
 from sentinelle.params import DEFAULT_PARAMS
@@ -38,11 +38,11 @@ def _throughput(target: str) -> float:
             f"gate.min_throughput is measured with the workspace's model, not {target!r}: "
             "use --target workspace, or set gate.min_throughput: null"
         )
-    split = Path("data/raw/test.parquet")
+    split = paths.RAW / "test.parquet"
     if not split.is_file():
         raise UserError(f"{split}: not found (gate.min_throughput scores it): run `dvc repro`")
     texts = io.read_table(split, columns=["text"])["text"].tolist()
-    scorer = Scorer.load(Path("models/model.skops"))
+    scorer = Scorer.load(paths.MODEL)
     scorer.scores(texts[:100])  # warm-up
     batch = (texts * (1 + 5000 // max(1, len(texts))))[:5000]
     start = time.perf_counter()
@@ -278,7 +278,7 @@ def add_decision_commands(actions: Any) -> None:
         p.add_argument(
             "--report",
             type=Path,
-            default=Path("data/report.json"),
+            default=paths.DATA_REPORT,
             help="ingest's data report (default: %(default)s)",
         )
 
@@ -337,7 +337,7 @@ def add_commands(sub: Any, model_options: Callable[[argparse.ArgumentParser], No
     mon.add_argument(
         "--reference",
         type=Path,
-        default=Path("models/reference.json"),
+        default=paths.REFERENCE,
         help="reference profile written by the evaluate stage (default: %(default)s)",
     )
     mon.add_argument(
