@@ -14,8 +14,9 @@ from sentinelle.modeling import fast, sklearn_engine
 __all__ = ["ENGINES", "FAST_FROM", "pick"]
 
 ENGINES: dict[str, ModuleType] = {"sklearn": sklearn_engine, "fast": fast}
-# ``auto`` takes the fast engine from this many training messages (docs/performance.md).
-FAST_FROM = 0
+# ``auto`` takes the fast engine from this many training messages: below it the sklearn
+# engine is faster, as it loads no numba solver (measured: docs/performance.md).
+FAST_FROM = 400
 
 
 def pick(engine: str, n_messages: int) -> tuple[str, ModuleType]:
