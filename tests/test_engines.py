@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from sentinelle.evaluation.metrics import choose_threshold, threshold_metrics
 from sentinelle.modeling import engines, inference, persistence
 from sentinelle.modeling.calibration import probability_threshold
 from sentinelle.params import Params, load, parse, read
+from sentinelle.serving.scorer import Scorer
 
 # Most a spam score may differ between the engines. The fast engine's SVM solver stops at
 # LinearSVC's default tolerance (1e-4), the specification's at 1e-6: two paths to the same
@@ -85,8 +87,21 @@ def test_the_specification_saves_and_loads_as_the_fast_engine_does(tmp_path: Pat
     model = engines.ENGINES["sklearn"].fit(train, params).model
     digests = {persistence.save(model, tmp_path / f"{i}.skops") for i in range(2)}
     assert len(digests) == 1
-    loaded = persistence.load(tmp_path / "0.skops", expected_sha256=digests.pop())
+    sha256 = digests.pop()
+    loaded = persistence.load(tmp_path / "0.skops", expected_sha256=sha256)
     np.testing.assert_array_equal(loaded.predict_proba(texts), model.predict_proba(texts))
+    metadata = {
+        "threshold": 0.5,
+        "model_version": f"sentinelle-{sha256[:12]}",
+        "params": {"preprocess": dataclasses.asdict(params.preprocess)},
+    }
+    scorer = Scorer(loaded, metadata)
+    assert scorer.classifier is not None  # the calibrated linear model's direct path
+    spam = list(model.classes_).index("spam")
+    # Texts the normaliser leaves as they are: the scorer's scores are the model's.
+    np.testing.assert_allclose(
+        scorer.scores(texts), model.predict_proba(texts)[:, spam], rtol=0, atol=1e-12
+    )
 
 
 def test_auto_picks_the_fast_engine_from_the_documented_size() -> None:
