@@ -39,13 +39,7 @@ def main(params: Params) -> None:
     train = io.read_table(TRAIN, columns=["text", "label", "group"])
     y = (train["label"] == "spam").to_numpy()
     name, engine = engines.pick(p.engine, len(train))
-    log.info(
-        "fitting %s on %s features, %d messages (%s engine)",
-        p.classifier,
-        p.features,
-        len(train),
-        name,
-    )
+    log.info("fitting %s with the %s engine on %d messages", p.classifier, name, len(train))
     fitted = engine.fit(train, params)
     model = fitted.model
     # The operating points, the same way for either engine: from the out-of-fold scores.
