@@ -68,6 +68,12 @@ ALLOWED_TYPES = frozenset(
 def save(model: Pipeline, path: Path = MODEL_PATH) -> str:
     """Save with skops as a reproducible zip, atomically; return the file's SHA-256."""
     sio = skops_io()
+    features = model[0] if isinstance(model, Pipeline) else None
+    for _, part in getattr(features, "transformer_list", [(None, features)]):
+        # scikit-learn's TfidfVectorizer remembers id(stop_words), a memory address that
+        # changes from run to run; without it the vectoriser re-checks its stop words once.
+        if hasattr(part, "_stop_words_id"):
+            del part._stop_words_id
     with io.atomic_path(path) as tmp:
         sio.dump(model, tmp)
         io.normalise_zip(tmp)
