@@ -16,11 +16,11 @@ from typing import Any
 import sklearn.utils
 from sklearn.pipeline import Pipeline
 
-from sentinelle import io
+from sentinelle import io, paths
 from sentinelle.errors import UserError
 
-MODEL_PATH = Path("models/model.skops")
-METADATA_PATH = Path("models/model.json")
+MODEL_PATH = paths.MODEL
+METADATA_PATH = paths.MODEL_METADATA
 
 # Every type our pipelines are made of, as skops names them. Loading a file that
 # holds any other type is refused.
