@@ -49,15 +49,69 @@ def main(params: Params) -> None:
     budgets = {**p.operating_points, operating_points.DEFAULT: p.max_ham_fpr}
     points = choose_points(model, y, trained.oof, budgets)
 
-    # A forked child saves the model while DVCLive is imported and logs here (0.33 s at 5.5K).
-    saved = Forked(persistence.save, model)
-    scores, n_features = trained.train_scores, trained.n_features
+    # Every output is staged and moved in at the end, model.json (which names the model's
+    # hash, what readers check) last: a killed run leaves the previous set.
+    with io.outputs() as out:
+        live_dir = out.folder(LIVE_DIR)
+        model_path = out.path(persistence.MODEL_PATH)
+        # A forked child saves the model while DVCLive is imported and logs here (0.33 s at
+        # 5.5K).
+        saved = Forked(persistence.save, model, model_path)
+        log_training(live_dir, params, len(train), trained, y, threshold, cv, points)
+        sha256 = saved.result()
+        metadata = {
+            "model_version": f"sentinelle-{sha256[:12]}",
+            "model_sha256": sha256,
+            "threshold": threshold,
+            "default_threshold": DEFAULT_THRESHOLD,
+            "max_ham_fpr": p.max_ham_fpr,
+            "operating_points": points,  # recall and ham_fpr: cross-validated on train
+            "params": {
+                "preprocess": dataclasses.asdict(params.preprocess),
+                "train": dataclasses.asdict(p),
+                "seed": params.base.seed,
+            },
+            "training_data_sha256": io.sha256_table(TRAIN),
+            "libraries": {name: version(name) for name in LIBRARIES},
+        }
+        out.write_json(persistence.METADATA_PATH, metadata)
+    log.info(
+        "threshold %.4f from %d-fold CV on train: spam recall %.4f, ham flagged %d of %d "
+        "(target <= %g)",
+        threshold,
+        p.cv_folds,
+        cv["recall"],
+        cv["fp"],
+        cv["n_ham"],
+        p.max_ham_fpr,
+    )
+    log.info(
+        "wrote %s (%s), %d features",
+        persistence.MODEL_PATH,
+        metadata["model_version"],
+        trained.n_features,
+    )
+
+
+def log_training(
+    live_dir: Path,
+    params: Params,
+    n_train: int,
+    trained: training.Trained,
+    y: np.ndarray,
+    threshold: float,
+    cv: dict[str, Any],
+    points: dict[str, dict[str, Any]],
+) -> None:
+    """Log params and training and cross-validation metrics with DVCLive into ``live_dir``
+    (a staging folder: ``io.Outputs.folder``)."""
     from dvclive import Live
 
-    with Live(str(LIVE_DIR), dvcyaml=False, save_dvc_exp=False) as live:
+    p, scores = params.train, trained.train_scores
+    with Live(str(live_dir), dvcyaml=False, save_dvc_exp=False) as live:
         live.log_params({"train": dataclasses.asdict(p), "seed": params.base.seed})
-        live.log_metric("n_train", len(train), plot=False)
-        live.log_metric("n_features", n_features, plot=False)
+        live.log_metric("n_train", n_train, plot=False)
+        live.log_metric("n_features", trained.n_features, plot=False)
         live.log_metric(
             "train_accuracy", round(float(((scores >= threshold) == y).mean()), 6), plot=False
         )
@@ -71,37 +125,6 @@ def main(params: Params) -> None:
         for name, point in points.items():
             for key in ("threshold", "recall", "ham_fpr"):
                 live.log_metric(f"operating_points/{name}/{key}", round(point[key], 6), plot=False)
-
-    sha256 = saved.result()
-    metadata = {
-        "model_version": f"sentinelle-{sha256[:12]}",
-        "model_sha256": sha256,
-        "threshold": threshold,
-        "default_threshold": DEFAULT_THRESHOLD,
-        "max_ham_fpr": p.max_ham_fpr,
-        "operating_points": points,  # recall and ham_fpr: cross-validated on train
-        "params": {
-            "preprocess": dataclasses.asdict(params.preprocess),
-            "train": dataclasses.asdict(p),
-            "seed": params.base.seed,
-        },
-        "training_data_sha256": io.sha256_table(TRAIN),
-        "libraries": {name: version(name) for name in LIBRARIES},
-    }
-    io.write_json(persistence.METADATA_PATH, metadata)
-    log.info(
-        "threshold %.4f from %d-fold CV on train: spam recall %.4f, ham flagged %d of %d "
-        "(target <= %g)",
-        threshold,
-        p.cv_folds,
-        cv["recall"],
-        cv["fp"],
-        cv["n_ham"],
-        p.max_ham_fpr,
-    )
-    log.info(
-        "wrote %s (%s), %d features", persistence.MODEL_PATH, metadata["model_version"], n_features
-    )
 
 
 def choose_points(
