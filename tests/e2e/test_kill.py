@@ -1,0 +1,217 @@
+"""Nothing one kill can break (issue 28): each stage killed mid-run by SIGKILL, SIGINT or
+SIGTERM leaves the previous data/, models/ and dvclive/ outputs byte for byte.
+
+Real `dvc repro` in a temporary git repository, real signals sent to its process group (as
+Ctrl-C does). Each stage is first timed in an ordinary forced run (which must reproduce the
+committed outputs exactly); then, for each signal, a change makes the stage's result differ,
+`dvc repro -s -f STAGE` starts, and the group is signalled once the stage's own Python process
+has run a given share of that time, or as soon as it starts moving files in (a staged
+`.*.tmp` file appears), whichever comes first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+import pytest
+import yaml
+
+from helpers import env, sh
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+OUTPUT_DIRS = ("data", "models", "dvclive")
+STAGES = ("check_params", "bundled_data", "ingest", "preprocess", "train", "evaluate")
+# Where in the stage's measured run time each signal lands (SIGINT as Ctrl-C does).
+SIGNALS = {signal.SIGKILL: 0.3, signal.SIGINT: 0.55, signal.SIGTERM: 0.8}
+POLL = 0.005  # seconds
+
+
+def _set(path: Path, key: str, value: object) -> None:
+    data = yaml.safe_load(path.read_text())
+    section, name = key.split(".")
+    data[section][name] = value
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+# A change after which the stage's completed run would write different outputs (bundled_data
+# has no input to change: its rerun is forced).
+CHANGES: dict[str, Callable[[Path], None]] = {
+    "check_params": lambda repo: _set(repo / "settings.yaml", "evaluate.top_errors", 7),
+    "bundled_data": lambda repo: None,
+    "ingest": lambda repo: _set(repo / "params.yaml", "ingest.test_size", 0.25),
+    "preprocess": lambda repo: _set(repo / "params.yaml", "preprocess.stem", False),
+    "train": lambda repo: _set(repo / "params.yaml", "train.max_ham_fpr", 0.01),
+    "evaluate": lambda repo: _set(repo / "params.yaml", "base.seed", 7),
+}
+
+
+def is_temp(path: Path) -> bool:
+    return path.name.startswith(".") and path.name.endswith(".tmp")
+
+
+def outputs(repo: Path) -> dict[str, str]:
+    """SHA-256 of every file under the output folders, temporary files aside."""
+    found = {}
+    for top in OUTPUT_DIRS:
+        for path in sorted((repo / top).rglob("*")):
+            rel = path.relative_to(repo)
+            if path.is_file() and not any(is_temp(Path(part)) for part in rel.parts):
+                found[str(rel)] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
+
+
+def temps(repo: Path) -> list[str]:
+    return sorted(
+        str(p.relative_to(repo))
+        for top in OUTPUT_DIRS
+        for p in (repo / top).rglob("*")
+        if is_temp(p)
+    )
+
+
+def stage_process(dvc: subprocess.Popen[bytes], stage: str) -> psutil.Process | None:
+    """The stage's own Python process under `dvc` (not the shell that starts it)."""
+    try:
+        children = psutil.Process(dvc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return None
+    for child in children:
+        try:
+            cmdline = child.cmdline()
+        except psutil.Error:
+            continue
+        if cmdline[1:2] == [f"src/{stage}.py"] and Path(cmdline[0]).name.startswith("python"):
+            return child
+    return None
+
+
+def alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def start(repo: Path, *args: str, log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "wb") as out:
+        return subprocess.Popen(
+            ["dvc", "repro", *args],
+            cwd=repo,
+            env=env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, signalled as a terminal would
+        )
+
+
+def group_gone(pgid: int, timeout: float = 60) -> None:
+    """Wait until no live process is left in the group (zombies aside)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive = []
+        for proc in psutil.process_iter(["status"]):
+            try:
+                if os.getpgid(proc.pid) == pgid and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                    alive.append(proc.pid)
+            except (ProcessLookupError, psutil.Error):
+                continue
+        if not alive:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"processes of group {pgid} still alive after {timeout} s: {alive}")
+
+
+def stage_times(repo: Path, log: Path) -> dict[str, float]:
+    """Each stage's Python process lifetime in a forced run of the whole pipeline."""
+    dvc = start(repo, "-f", log=log)
+    times: dict[str, float] = {}
+    running: tuple[str, psutil.Process, float] | None = None
+    while True:
+        done = dvc.poll() is not None
+        if running is not None and (done or not alive(running[1])):
+            times[running[0]] = time.monotonic() - running[2]
+            running = None
+        if done:
+            break
+        if running is None:
+            for stage in STAGES:
+                if stage not in times and (proc := stage_process(dvc, stage)) is not None:
+                    running = (stage, proc, time.monotonic())
+                    break
+        time.sleep(POLL)
+    assert dvc.returncode == 0, log.read_text()
+    assert set(times) == set(STAGES), (times, log.read_text())
+    return times
+
+
+def kill_mid_run(
+    repo: Path, stage: str, sig: signal.Signals, after: float, log: Path
+) -> tuple[str, float]:
+    """Start `dvc repro -s -f STAGE` and signal its group once the stage's process has run
+    ``after`` seconds or a new staged file appears; returns what triggered it and when."""
+    earlier = set(temps(repo))  # left by a SIGKILL before
+    dvc = start(repo, "-s", "-f", stage, log=log)
+    try:
+        proc, began = None, 0.0
+        while dvc.poll() is None:
+            if proc is None:
+                proc = stage_process(dvc, stage)
+                began = time.monotonic()
+            else:
+                ran = time.monotonic() - began
+                staged = sorted(set(temps(repo)) - earlier)
+                if ran >= after or staged:
+                    if not alive(proc):
+                        break  # it ended in the meantime
+                    os.killpg(dvc.pid, sig)
+                    return (f"staged file {staged[0]}" if staged else "time"), ran
+            time.sleep(POLL)
+        raise AssertionError(f"{stage} finished before it was signalled:\n{log.read_text()}")
+    finally:
+        dvc.wait(timeout=120)
+        group_gone(dvc.pid)
+
+
+def test_every_stage_killed_by_any_signal_leaves_the_previous_outputs(
+    repo: Path, tmp_path: Path
+) -> None:
+    before = outputs(repo)
+    assert any(p.startswith("models/") for p in before) and temps(repo) == []
+    times = stage_times(repo, tmp_path / "timing.log")
+    assert outputs(repo) == before, "a forced rerun did not reproduce the outputs"
+
+    report = []
+    for stage in STAGES:
+        for sig, share in SIGNALS.items():
+            sh("git", "checkout", "--", "params.yaml", "settings.yaml", cwd=repo)
+            CHANGES[stage](repo)
+            log = tmp_path / f"{stage}-{sig.name}.log"
+            earlier = set(temps(repo))
+            why, at = kill_mid_run(repo, stage, sig, share * times[stage], log)
+            report.append(f"{stage} {sig.name}: at {at:.2f} of {times[stage]:.2f} s ({why})")
+            after = outputs(repo)
+            changed = sorted(
+                p for p in before.keys() | after.keys() if before.get(p) != after.get(p)
+            )
+            assert not changed, (
+                f"{stage} killed by {sig.name} ({why}, {at:.2f} s in): changed or missing "
+                f"{changed}\n{log.read_text()}"
+            )
+            left = sorted(set(temps(repo)) - earlier)
+            # A SIGKILLed stage cannot remove its staged files: .dvcignore keeps them out of
+            # every output (`dvc status` below) and the stage's next run removes them.
+            assert sig == signal.SIGKILL or not left, (stage, sig.name, left)
+    print("\n".join(report))
+
+    sh("git", "checkout", "--", "params.yaml", "settings.yaml", cwd=repo)
+    status = sh("dvc", "status", "--json", cwd=repo).stdout.strip()
+    assert status == "{}", status
+    assert sh("git", "status", "--porcelain", cwd=repo).stdout == ""
