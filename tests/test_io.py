@@ -144,3 +144,28 @@ def test_a_staged_output_never_written_fails_and_moves_nothing(tmp_path: Path) -
         out.path(tmp_path / "b.json")
     assert a.read_text() == "old\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]
+
+
+def test_sigint_during_the_moves_waits_for_the_last_one() -> None:
+    import signal
+
+    moved = []
+    with pytest.raises(KeyboardInterrupt), io._signals_held():
+        signal.raise_signal(signal.SIGINT)  # Ctrl-C between two moves
+        moved.append("the rest")
+    assert moved == ["the rest"]
+
+
+def test_a_signal_whose_exception_was_lost_still_stops_the_moves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import signal
+
+    # As when the SystemExit of a SIGTERM is raised in an at-fork hook, where Python ignores it.
+    monkeypatch.setattr(io, "_stopped", [signal.SIGTERM])
+    a = tmp_path / "a.json"
+    io.write_text(a, "old\n")
+    with pytest.raises(SystemExit, match="143"), io.outputs() as out:
+        out.write_text(a, "new\n")
+    assert a.read_text() == "old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]

@@ -100,6 +100,8 @@ class Outputs:
             if not tmp.exists():
                 raise FileNotFoundError(f"{tmp}: a staged output was never written")
         with _signals_held():
+            if _stopped:  # a signal whose exception was lost: move nothing in
+                _raise_for(_stopped[0])
             for tmp, dest, merged in self._moves:
                 (_merge if merged else _move)(tmp, dest)
             self._moves = []
@@ -159,6 +161,30 @@ def _sweep(dest: Path) -> None:
     for path in dest.parent.iterdir():
         if is_temp_of(path, dest):
             _remove(path)
+
+
+# SIGINT and SIGTERM received since ``stop_on_signals`` (in the order they came).
+_stopped: list[int] = []
+
+
+def stop_on_signals() -> None:
+    """Make SIGINT raise ``KeyboardInterrupt`` and SIGTERM ``SystemExit`` (code 143), so that
+    a stopped stage removes what it staged, and remember them: Python ignores an exception
+    raised where it runs a hook (an at-fork hook of a forked save, a ``__del__``), and
+    ``Outputs.commit`` then still moves nothing in. Main thread only."""
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+
+
+def _stop(signum: int, _frame: object) -> None:
+    _stopped.append(signum)
+    _raise_for(signum)
+
+
+def _raise_for(signum: int) -> None:
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    raise SystemExit(128 + signum)
 
 
 @contextlib.contextmanager

@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
-import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from sentinelle import collector, compute
+from sentinelle import collector, compute, io
 from sentinelle.errors import UserError
 from sentinelle.params import DEFAULT_PARAMS, Params, load
 
@@ -22,8 +21,8 @@ def run(main: Callable[[Params], None], name: str, description: str) -> None:
 
     A ``UserError`` becomes one line on stderr and exit code 2 (a traceback only
     with ``--verbose``); params are validated before ``main`` can touch any output.
-    SIGTERM, like SIGINT, raises (``SystemExit``, code 143), so a terminated stage removes
-    its staged outputs (``io.outputs``) and leaves the previous ones.
+    SIGTERM, like SIGINT, raises (``io.stop_on_signals``), so a stopped stage removes its
+    staged outputs (``io.outputs``) and leaves the previous ones.
 
     The objects the imports created are frozen out of the cyclic garbage collector, which
     also runs less often (``collector.relax``), and everything is frozen again before exit: the
@@ -53,7 +52,7 @@ def run(main: Callable[[Params], None], name: str, description: str) -> None:
         format=f"{name}: %(message)s",
         stream=sys.stderr,
     )
-    signal.signal(signal.SIGTERM, _terminated)
+    io.stop_on_signals()
     collector.relax()  # what is imported so far is permanent: no collection will walk it
     try:
         params = load(args.params, overrides)
@@ -65,7 +64,3 @@ def run(main: Callable[[Params], None], name: str, description: str) -> None:
             raise
         sys.stderr.write(f"{name}: error: {exc}\n")
         sys.exit(2)
-
-
-def _terminated(signum: int, _frame: object) -> None:
-    raise SystemExit(128 + signum)

@@ -30,7 +30,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 OUTPUT_DIRS = ("data", "models", "dvclive")
 STAGES = ("check_params", "bundled_data", "ingest", "preprocess", "train", "evaluate")
 # Where in the stage's measured run time each signal lands (SIGINT as Ctrl-C does).
-SIGNALS = {signal.SIGKILL: 0.3, signal.SIGINT: 0.55, signal.SIGTERM: 0.8}
+SIGNALS = {signal.SIGKILL: 0.25, signal.SIGINT: 0.5, signal.SIGTERM: 0.75}
+ATTEMPTS = 4  # a stage that ends first (the short ones) is tried again, signalled twice as early
 POLL = 0.005  # seconds
 
 
@@ -152,6 +153,10 @@ def stage_times(repo: Path, log: Path) -> dict[str, float]:
     return times
 
 
+class EndedFirst(Exception):
+    """The stage ended before its signal."""
+
+
 def kill_mid_run(
     repo: Path, stage: str, sig: signal.Signals, after: float, log: Path
 ) -> tuple[str, float]:
@@ -174,10 +179,17 @@ def kill_mid_run(
                     os.killpg(dvc.pid, sig)
                     return (f"staged file {staged[0]}" if staged else "time"), ran
             time.sleep(POLL)
-        raise AssertionError(f"{stage} finished before it was signalled:\n{log.read_text()}")
+        raise EndedFirst(log.read_text())
     finally:
         dvc.wait(timeout=120)
         group_gone(dvc.pid)
+
+
+def restore(repo: Path, before: dict[str, str]) -> None:
+    """Back to the committed params, dvc.lock and outputs (after a run that completed)."""
+    sh("git", "checkout", "--", "params.yaml", "settings.yaml", "dvc.lock", "dvclive", cwd=repo)
+    sh("dvc", "checkout", "--force", cwd=repo)
+    assert outputs(repo) == before
 
 
 def test_every_stage_killed_by_any_signal_leaves_the_previous_outputs(
@@ -191,12 +203,22 @@ def test_every_stage_killed_by_any_signal_leaves_the_previous_outputs(
     report = []
     for stage in STAGES:
         for sig, share in SIGNALS.items():
-            sh("git", "checkout", "--", "params.yaml", "settings.yaml", cwd=repo)
-            CHANGES[stage](repo)
             log = tmp_path / f"{stage}-{sig.name}.log"
             earlier = set(temps(repo))
-            why, at = kill_mid_run(repo, stage, sig, share * times[stage], log)
-            report.append(f"{stage} {sig.name}: at {at:.2f} of {times[stage]:.2f} s ({why})")
+            for attempt in range(ATTEMPTS):
+                sh("git", "checkout", "--", "params.yaml", "settings.yaml", cwd=repo)
+                CHANGES[stage](repo)
+                after = share * times[stage] / 2**attempt
+                try:
+                    why, at = kill_mid_run(repo, stage, sig, after, log)
+                    break
+                except EndedFirst as ended:
+                    assert attempt < ATTEMPTS - 1, f"{stage} always ended first:\n{ended}"
+                    restore(repo, before)
+            report.append(
+                f"{stage} {sig.name}: {at:.2f} s into {times[stage]:.2f} s, {why}, "
+                f"try {attempt + 1}"
+            )
             after = outputs(repo)
             changed = sorted(
                 p for p in before.keys() | after.keys() if before.get(p) != after.get(p)
@@ -210,8 +232,8 @@ def test_every_stage_killed_by_any_signal_leaves_the_previous_outputs(
             # every output (`dvc status` below) and the stage's next run removes them.
             assert sig == signal.SIGKILL or not left, (stage, sig.name, left)
     print("\n".join(report))
-
     sh("git", "checkout", "--", "params.yaml", "settings.yaml", cwd=repo)
+
     status = sh("dvc", "status", "--json", cwd=repo).stdout.strip()
     assert status == "{}", status
     assert sh("git", "status", "--porcelain", cwd=repo).stdout == ""
