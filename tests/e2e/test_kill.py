@@ -12,6 +12,7 @@ has run a given share of that time, or as soon as it starts moving files in (a s
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import signal
 import subprocess
@@ -29,8 +30,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 OUTPUT_DIRS = ("data", "models", "dvclive")
 STAGES = ("check_params", "bundled_data", "ingest", "preprocess", "train", "evaluate")
-# Where in the stage's measured run time each signal lands (SIGINT as Ctrl-C does).
-SIGNALS = {signal.SIGKILL: 0.2, signal.SIGINT: 0.4, signal.SIGTERM: 0.6}
+SIGNALS = (signal.SIGKILL, signal.SIGINT, signal.SIGTERM)  # SIGINT to the group: Ctrl-C
+# When each signal lands: (share of the stage's measured run time, or as soon as a staged file
+# appears?). Mid-run: while it computes; moving in: as it writes and moves its outputs.
+MOMENTS = {"mid-run": (0.4, False), "moving in": (0.9, True)}
 ATTEMPTS = 4  # a stage that ends first (the short ones) is tried again, signalled twice as early
 POLL = 0.005  # seconds
 
@@ -158,10 +161,11 @@ class EndedFirst(Exception):
 
 
 def kill_mid_run(
-    repo: Path, stage: str, sig: signal.Signals, after: float, log: Path
+    repo: Path, stage: str, sig: signal.Signals, after: float, watch: bool, log: Path
 ) -> tuple[str, float]:
     """Start `dvc repro -s -f STAGE` and signal its group once the stage's process has run
-    ``after`` seconds or a new staged file appears; returns what triggered it and when."""
+    ``after`` seconds or (``watch``) a new staged file appears; returns what triggered it and
+    when."""
     earlier = set(temps(repo))  # left by a SIGKILL before
     dvc = start(repo, "-s", "-f", stage, log=log)
     try:
@@ -172,7 +176,7 @@ def kill_mid_run(
                 began = time.monotonic()
             else:
                 ran = time.monotonic() - began
-                staged = sorted(set(temps(repo)) - earlier)
+                staged = sorted(set(temps(repo)) - earlier) if watch else []
                 if ran >= after or staged:
                     if not alive(proc):
                         break  # it ended in the meantime
@@ -223,38 +227,40 @@ def test_every_stage_killed_by_any_signal_leaves_the_previous_outputs(
     saved = snapshot(repo)
 
     report = []
-    for stage in STAGES:
-        for sig, share in SIGNALS.items():
-            log = tmp_path / f"{stage}-{sig.name}.log"
-            earlier = set(temps(repo))
-            for attempt in range(ATTEMPTS):
-                sh("git", "checkout", "--", "params.yaml", "settings.yaml", cwd=repo)
-                CHANGES[stage](repo)
-                try:
-                    why, at = kill_mid_run(repo, stage, sig, share * times[stage] / 2**attempt, log)
-                    break
-                except EndedFirst as ended:
-                    assert attempt < ATTEMPTS - 1, f"{stage} always ended first:\n{ended}"
-                    restore(repo, saved, before)
-            after = outputs(repo)
-            left = sorted(set(temps(repo)) - earlier)
-            outcome = "previous outputs"
-            if after != before:
-                changed = sorted(
-                    p for p in before.keys() | after.keys() if before.get(p) != after.get(p)
-                )
-                assert after == completed(repo, stage, saved, before), (
-                    f"{stage} killed by {sig.name} ({why}, {at:.2f} s in): neither the previous "
-                    f"nor the new outputs; changed or missing: {changed}\n{log.read_text()}"
-                )
-                outcome = "the whole new set"
-            report.append(
-                f"{stage} {sig.name}: {at:.2f} s into {times[stage]:.2f} s ({why}, try "
-                f"{attempt + 1}): {outcome}, {len(left)} temporary files left"
+    for stage, moment, sig in itertools.product(STAGES, MOMENTS, SIGNALS):
+        share, watch = MOMENTS[moment]
+        case = f"{stage} {moment} {sig.name}"
+        log = tmp_path / f"{case.replace(' ', '-')}.log"
+        earlier = set(temps(repo))
+        for attempt in range(ATTEMPTS):
+            sh("git", "checkout", "--", "params.yaml", "settings.yaml", cwd=repo)
+            CHANGES[stage](repo)
+            try:
+                delay = share * times[stage] / 2**attempt
+                why, at = kill_mid_run(repo, stage, sig, delay, watch, log)
+                break
+            except EndedFirst as ended:
+                assert attempt < ATTEMPTS - 1, f"{stage} always ended first:\n{ended}"
+                restore(repo, saved, before)
+        after = outputs(repo)
+        left = sorted(set(temps(repo)) - earlier)
+        outcome = "previous outputs"
+        if after != before:
+            changed = sorted(
+                p for p in before.keys() | after.keys() if before.get(p) != after.get(p)
             )
-            # A SIGKILLed stage cannot remove its staged files: .dvcignore keeps them out of
-            # every output (`dvc status` below) and the stage's next run removes them.
-            assert sig == signal.SIGKILL or not left, (stage, sig.name, left)
+            assert after == completed(repo, stage, saved, before), (
+                f"{case} ({why}, {at:.2f} s in): neither the previous nor the new outputs; "
+                f"changed or missing: {changed}\n{log.read_text()}"
+            )
+            outcome = "the whole new set"
+        report.append(
+            f"{case}: {at:.2f} s into {times[stage]:.2f} s ({why}, try {attempt + 1}): "
+            f"{outcome}, {len(left)} temporary files left"
+        )
+        # A SIGKILLed stage cannot remove its staged files: .dvcignore keeps them out of
+        # every output (`dvc status` below) and the stage's next run removes them.
+        assert sig == signal.SIGKILL or not left, (case, left)
     print("\n".join(report))
     # Mostly the previous outputs: the signals land mid-run.
     assert sum("previous" in line for line in report) > len(report) // 2, report
