@@ -51,7 +51,7 @@ CHANGES: dict[str, Callable[[Path], None]] = {
     "check_params": lambda repo: _set(repo / "settings.yaml", "evaluate.top_errors", 7),
     "bundled_data": lambda repo: None,
     "ingest": lambda repo: _set(repo / "params.yaml", "ingest.test_size", 0.25),
-    "preprocess": lambda repo: _set(repo / "params.yaml", "preprocess.stem", False),
+    "preprocess": lambda repo: _set(repo / "params.yaml", "preprocess.placeholders", True),
     "train": lambda repo: _set(repo / "params.yaml", "train.max_ham_fpr", 0.01),
     "evaluate": lambda repo: _set(repo / "params.yaml", "base.seed", 7),
 }
