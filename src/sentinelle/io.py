@@ -171,9 +171,11 @@ def stop_on_signals() -> None:
     """Make SIGINT raise ``KeyboardInterrupt`` and SIGTERM ``SystemExit`` (code 143), so that
     a stopped stage removes what it staged, and remember them: Python ignores an exception
     raised where it runs a hook (an at-fork hook of a forked save, a ``__del__``), and
-    ``Outputs.commit`` then still moves nothing in. Main thread only."""
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
+    ``Outputs.commit`` then still moves nothing in. A signal the process was started with
+    ignored (SIGINT in a background job) stays ignored. Main thread only."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            signal.signal(sig, _stop)
 
 
 def _stop(signum: int, _frame: object) -> None:

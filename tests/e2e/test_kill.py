@@ -113,6 +113,9 @@ def start(repo: Path, *args: str, log: Path) -> subprocess.Popen[bytes]:
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, signalled as a terminal would
+            # SIGINT as in a terminal's foreground job, even when the tests run in the
+            # background (where the shell ignores it, and so would dvc and the stage).
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
 
 
@@ -190,8 +193,9 @@ def kill_mid_run(
 
 
 def snapshot(repo: Path) -> dict[Path, bytes]:
-    """dvc.lock and the `cache: false` outputs (the metrics and plots `dvc checkout` skips)."""
-    files = [repo / "dvc.lock", *(p for p in (repo / "dvclive").rglob("*.json") if p.is_file())]
+    """dvc.lock and dvclive/, with the `cache: false` outputs `dvc checkout` skips (the
+    metrics and plots)."""
+    files = [repo / "dvc.lock", *(p for p in (repo / "dvclive").rglob("*") if p.is_file())]
     return {path: path.read_bytes() for path in files if not is_temp(path)}
 
 
