@@ -57,8 +57,7 @@ def test_fresh_clone_repro_pull_restores_every_stage_without_running(
     repo: Path, s3_server, tmp_path: Path
 ) -> None:
     prefix = use_server(repo, s3_server)
-    dvc("push", "--run-cache", cwd=repo)
-    assert any(k.startswith(f"{prefix}/runs/") for k in keys(s3_server, prefix))
+    dvc("push", cwd=repo)  # no run cache: the committed dvc.lock is enough
 
     other = clone(repo, tmp_path / "teammate", s3_server, prefix)
     out = dvc("repro", "--pull", cwd=other).stdout
