@@ -17,7 +17,8 @@ OUT = Path("data/external/sms_spam_collection.tsv")
 
 def main(params: Params) -> None:
     data = sources.bundled_bytes()
-    io.write_bytes(OUT, data)
+    with io.outputs() as out:
+        out.write_bytes(OUT, data)
     log.info("wrote %s (%d bytes, sha256 %s)", OUT, len(data), io.sha256_bytes(data)[:12])
 
 

@@ -19,7 +19,8 @@ OUT = Path("data/params.ok")
 
 
 def main(params: Params) -> None:
-    io.write_json(OUT, output_settings(params))
+    with io.outputs() as out:
+        out.write_json(OUT, output_settings(params))
     log.info("params.yaml and settings.yaml are valid")
 
 

@@ -123,47 +123,29 @@ def main(params: Params) -> None:
     details["obfuscated"] = {"rate": p.obfuscation_rate}
     details["obfuscated"].update({k: _rounded(v) for k, v in robustness.items()})
 
-    with Live(str(LIVE_DIR), dvcyaml=False, save_dvc_exp=False) as live:
-        # The headline runs are compared by (dvc exp show); every figure: details.json.
-        live.log_metric("threshold", details["threshold"], plot=False)
-        for name in HEADLINE_METRICS:
-            live.log_metric(name, details[name], plot=False)
-        live.log_metric("obfuscated/recall", details["obfuscated"]["recall"], plot=False)
-        live.log_sklearn_plot("roc", y, scores, drop_intermediate=True)
-        live.log_sklearn_plot("precision_recall", y, scores, drop_intermediate=True)
-        live.log_sklearn_plot("det", y, scores)
-        live.log_sklearn_plot("calibration", y, scores, n_bins=10)
-        labels = test["label"].to_numpy()
-        live.log_sklearn_plot(
-            "confusion_matrix", labels, np.where(scores >= threshold, "spam", "ham")
+    # Every output is staged and moved in at the end, the model card last: a killed run
+    # leaves the previous set.
+    with io.outputs() as out:
+        live_dir = out.folder(LIVE_DIR)
+        log_results(live_dir, details, y, scores, test["label"].to_numpy(), threshold)
+        profile = reference.build(
+            model,
+            meta,
+            scores,
+            test["text"].tolist(),
+            y.astype(bool),
+            io.read_table(TRAIN, columns=["message"])["message"].tolist(),
+            seed,
         )
-        live.log_plot(
-            "threshold",
-            threshold_curve(y, scores),
-            x="threshold",
-            y=["ham_fpr", "spam_recall"],
-            title="Ham FPR and spam recall vs threshold (test split)",
+        title = f"Most influential features ({meta['params']['train']['classifier']})"
+        png = plot_top_features(top_features(model, TOP_FEATURES), title)
+        out.write_bytes(FEATURES_PNG, png)
+        out.write_text(
+            ERRORS, error_table(test["label"], test["message"], scores, threshold, p.top_errors)
         )
-    # roc_curve's first threshold is +inf, which DVCLive writes as `Infinity` (not JSON).
-    for plot_file in sorted((PLOTS / "sklearn").glob("*.json")):
-        make_strict_json(plot_file)
-    profile = reference.build(
-        model,
-        meta,
-        scores,
-        test["text"].tolist(),
-        y.astype(bool),
-        io.read_table(TRAIN, columns=["message"])["message"].tolist(),
-        seed,
-    )
-    io.write_json(reference.REFERENCE_PATH, profile)
-    io.write_json(EVALUATION, evaluation_card(meta, at_threshold, points, y, scores))
-    io.write_json(DETAILS, details)
-    title = f"Most influential features ({meta['params']['train']['classifier']})"
-    io.write_bytes(FEATURES_PNG, plot_top_features(top_features(model, TOP_FEATURES), title))
-    io.write_text(
-        ERRORS, error_table(test["label"], test["message"], scores, threshold, p.top_errors)
-    )
+        out.write_json(DETAILS, details)
+        out.write_json(reference.REFERENCE_PATH, profile)
+        out.write_json(EVALUATION, evaluation_card(meta, at_threshold, points, y, scores))
 
     log.info(
         "test at threshold %.4f: spam recall %.4f, ham flagged %d of %d (FPR %.4f%%), "
@@ -207,6 +189,41 @@ def main(params: Params) -> None:
         ERRORS,
         reference.REFERENCE_PATH,
     )
+
+
+def log_results(
+    live_dir: Path,
+    details: dict[str, Any],
+    y: np.ndarray,
+    scores: np.ndarray,
+    labels: np.ndarray,
+    threshold: float,
+) -> None:
+    """The headline metrics and the plots, with DVCLive, into ``live_dir`` (a staging folder:
+    ``io.Outputs.folder``)."""
+    with Live(str(live_dir), dvcyaml=False, save_dvc_exp=False) as live:
+        # The headline runs are compared by (dvc exp show); every figure: details.json.
+        live.log_metric("threshold", details["threshold"], plot=False)
+        for name in HEADLINE_METRICS:
+            live.log_metric(name, details[name], plot=False)
+        live.log_metric("obfuscated/recall", details["obfuscated"]["recall"], plot=False)
+        live.log_sklearn_plot("roc", y, scores, drop_intermediate=True)
+        live.log_sklearn_plot("precision_recall", y, scores, drop_intermediate=True)
+        live.log_sklearn_plot("det", y, scores)
+        live.log_sklearn_plot("calibration", y, scores, n_bins=10)
+        live.log_sklearn_plot(
+            "confusion_matrix", labels, np.where(scores >= threshold, "spam", "ham")
+        )
+        live.log_plot(
+            "threshold",
+            threshold_curve(y, scores),
+            x="threshold",
+            y=["ham_fpr", "spam_recall"],
+            title="Ham FPR and spam recall vs threshold (test split)",
+        )
+    # roc_curve's first threshold is +inf, which DVCLive writes as `Infinity` (not JSON).
+    for plot_file in sorted((live_dir / PLOTS.relative_to(LIVE_DIR) / "sklearn").glob("*.json")):
+        make_strict_json(plot_file)
 
 
 def evaluation_card(

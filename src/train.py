@@ -48,33 +48,38 @@ def main(params: Params) -> None:
     threshold = points[operating_points.DEFAULT]["threshold"]
     cv = threshold_metrics(y, fitted.oof >= choose_threshold(y, fitted.oof, p.max_ham_fpr))
 
-    # A forked child saves the model while DVCLive is imported and logs here (0.33 s at 5.5K).
-    saved = Forked(persistence.save, model)
-    scores, n_features = fitted.train_scores, fitted.n_features
-    from dvclive import Live
+    # Every output is staged and moved in at the end, model.json (which names the model's
+    # hash, what readers check) last: a killed run leaves the previous set.
+    with io.outputs() as out:
+        live_dir = out.folder(LIVE_DIR)
+        # A forked child saves the model while DVCLive is imported and logs here (0.33 s at
+        # 5.5K).
+        saved = Forked(persistence.save, model, out.path(persistence.MODEL_PATH))
+        scores, n_features = fitted.train_scores, fitted.n_features
+        from dvclive import Live
 
-    with Live(str(LIVE_DIR), dvcyaml=False, save_dvc_exp=False) as live:
-        live.log_params({"train": dataclasses.asdict(p), "seed": params.base.seed})
-        live.log_metric("n_train", len(train), plot=False)
-        live.log_metric("n_features", n_features, plot=False)
-        live.log_metric(
-            "train_accuracy", round(float(((scores >= threshold) == y).mean()), 6), plot=False
-        )
-        live.log_metric("threshold", round(threshold, 6), plot=False)
-        for key in ("recall", "ham_fpr", "mcc", "f1", "fp", "n_ham"):
-            value = cv[key]
+        with Live(str(live_dir), dvcyaml=False, save_dvc_exp=False) as live:
+            live.log_params({"train": dataclasses.asdict(p), "seed": params.base.seed})
+            live.log_metric("n_train", len(train), plot=False)
+            live.log_metric("n_features", n_features, plot=False)
             live.log_metric(
-                f"cv/{key}", round(value, 6) if isinstance(value, float) else value, plot=False
+                "train_accuracy", round(float(((scores >= threshold) == y).mean()), 6), plot=False
             )
-        for point_name, point in points.items():
-            for key in ("threshold", "recall", "ham_fpr"):
+            live.log_metric("threshold", round(threshold, 6), plot=False)
+            for key in ("recall", "ham_fpr", "mcc", "f1", "fp", "n_ham"):
+                value = cv[key]
                 live.log_metric(
-                    f"operating_points/{point_name}/{key}", round(point[key], 6), plot=False
+                    f"cv/{key}", round(value, 6) if isinstance(value, float) else value, plot=False
                 )
+            for point_name, point in points.items():
+                for key in ("threshold", "recall", "ham_fpr"):
+                    live.log_metric(
+                        f"operating_points/{point_name}/{key}", round(point[key], 6), plot=False
+                    )
 
-    sha256 = saved.result()
-    metadata = describe(params, sha256, name, points)
-    io.write_json(persistence.METADATA_PATH, metadata)
+        sha256 = saved.result()
+        metadata = describe(params, sha256, name, points)
+        out.write_json(persistence.METADATA_PATH, metadata)
     log.info(
         "threshold %.4f from %d-fold CV on train: spam recall %.4f, ham flagged %d of %d "
         "(target <= %g)",
