@@ -3,7 +3,7 @@
 Every stage validates both files itself, but DVC reruns a stage only when something it
 depends on changes: a misspelled key added to either file would be ignored. This stage
 depends on both whole files, so any edit is checked. It writes data/params.ok: the settings
-the stages' outputs depend on (``params.output_settings``; ingest and evaluate depend on
+the stages' outputs depend on (``params.output_settings``; ingest, train and evaluate depend on
 it), so a change to one of them reruns those stages, and a change to any other setting
 (where work runs, downloads, the monitor and gate limits) or a valid edit that changes no
 value reruns nothing else. params.yaml's keys are DVC params of the stages that read them.

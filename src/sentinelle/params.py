@@ -382,6 +382,11 @@ RUN_ONLY = (
     "monitor",
     "gate",
 )
+# Settings that change how the model is computed, not what it decides: the two engines are
+# tested to give the same verdicts (tests/test_engines.py), so they are no column of
+# `dvc exp show`; as every setting that changes an output, they go to data/params.ok, on
+# which train depends too.
+SAME_MODEL = ("train.engine",)
 
 
 def _under(key: str, prefixes: tuple[str, ...]) -> bool:
@@ -390,7 +395,7 @@ def _under(key: str, prefixes: tuple[str, ...]) -> bool:
 
 def home(key: str) -> Path:
     """The file a dotted key (``train.C``, ``gate``) lives in: params.yaml or settings.yaml."""
-    compared = _under(key, COMPARED) and not _under(key, RUN_ONLY)
+    compared = _under(key, COMPARED) and not _under(key, RUN_ONLY + SAME_MODEL)
     return DEFAULT_PARAMS if compared else DEFAULT_SETTINGS
 
 
