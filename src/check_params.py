@@ -9,13 +9,11 @@ it), so a change to one of them reruns those stages, and a change to any other s
 value reruns nothing else. params.yaml's keys are DVC params of the stages that read them.
 """
 
-from pathlib import Path
-
-from sentinelle import io
+from sentinelle import io, paths
 from sentinelle.params import Params, output_settings
 from sentinelle.stage import log, run
 
-OUT = Path("data/params.ok")
+OUT = paths.PARAMS_OK
 
 
 def main(params: Params) -> None:

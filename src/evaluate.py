@@ -29,7 +29,7 @@ import numpy as np
 from dvclive import Live
 from sklearn.metrics import roc_curve
 
-from sentinelle import io
+from sentinelle import io, paths
 from sentinelle.evaluation.metrics import (
     bootstrap_intervals,
     classification_metrics,
@@ -43,22 +43,22 @@ from sentinelle.evaluation.plots import (
 )
 from sentinelle.modeling.inference import spam_scores, top_features
 from sentinelle.modeling.persistence import load_with_metadata
-from sentinelle.params import Params
+from sentinelle.params import EvaluateParams, Params
 from sentinelle.production.monitoring import reference
 from sentinelle.stage import log, run
 from sentinelle.text.normaliser import Normaliser
 from sentinelle.text.obfuscation import obfuscate_many
 
-TEST = Path("data/processed/test.parquet")
-TRAIN = Path("data/processed/train.parquet")
-LIVE_DIR = Path("dvclive/evaluate")
-PLOTS = LIVE_DIR / "plots"
+TEST = paths.PROCESSED / "test.parquet"
+TRAIN = paths.PROCESSED / "train.parquet"
+LIVE_DIR = paths.DVCLIVE_EVALUATE
+PLOTS = paths.PLOTS
 FEATURES_PNG = PLOTS / "images" / "top_features.png"
-ERRORS = LIVE_DIR / "errors.tsv"
-DETAILS = LIVE_DIR / "details.json"
+ERRORS = paths.ERRORS
+DETAILS = paths.DETAILS
 # The DVC metrics (metrics.json), with threshold and obfuscated/recall: what runs are compared by.
 HEADLINE_METRICS = ("recall", "precision", "ham_fpr", "mcc", "roc_auc")
-EVALUATION = Path("models/evaluation.json")
+EVALUATION = paths.EVALUATION
 TOP_FEATURES = 20
 HEADLINE = ("recall", "ham_fpr", "precision", "f1", "mcc", "roc_auc", "tp", "fp", "tn", "fn")
 
@@ -84,44 +84,11 @@ def main(params: Params) -> None:
     scores = spam_scores(model, test["text"])
     y = (test["label"] == "spam").to_numpy().astype(int)
     threshold = meta["threshold"]
-    at_threshold = classification_metrics(y, scores, threshold)
-    at_default = classification_metrics(y, scores, meta["default_threshold"])
-    intervals = (
-        bootstrap_intervals(y, scores >= threshold, p.bootstrap, seed) if p.bootstrap else {}
-    )
-    # Each named operating point that train chose, on the test split.
-    points = {
-        name: threshold_metrics(y, scores >= point["threshold"])
-        for name, point in meta.get("operating_points", {}).items()
-    }
-
     # Robustness: the same messages obfuscated, scored at the same threshold.
     obf_scores = obfuscated_scores(
         model, test["message"].tolist(), meta["params"]["preprocess"], seed, p.obfuscation_rate
     )
-    obf = classification_metrics(y, obf_scores, threshold)
-    robustness = {
-        "recall": obf["recall"],
-        "ham_fpr": obf["ham_fpr"],
-        "fp": obf["fp"],
-        "recall_drop_points": 100 * (at_threshold["recall"] - obf["recall"]),
-    }
-
-    details: dict[str, Any] = {"threshold": _rounded(threshold)}
-    details.update({name: _rounded(value) for name, value in at_threshold.items()})
-    details["ci95"] = {
-        f"{name}_{side}": _rounded(value)
-        for name, (low, high) in sorted(intervals.items())
-        for side, value in (("low", low), ("high", high))
-    }
-    details["default_threshold"] = {"threshold": meta["default_threshold"]}
-    details["default_threshold"].update({k: _rounded(v) for k, v in at_default.items()})
-    keys = ("recall", "ham_fpr", "precision", "mcc", "fp", "n_ham")
-    details["operating_points"] = {
-        name: {k: _rounded(at_point[k]) for k in keys} for name, at_point in points.items()
-    }
-    details["obfuscated"] = {"rate": p.obfuscation_rate}
-    details["obfuscated"].update({k: _rounded(v) for k, v in robustness.items()})
+    details, at_threshold, points = measure(y, scores, obf_scores, meta, p, seed)
 
     # Every output is staged and moved in at the end, the model card last: a killed run
     # leaves the previous set.
@@ -146,33 +113,86 @@ def main(params: Params) -> None:
         out.write_json(DETAILS, details)
         out.write_json(reference.REFERENCE_PATH, profile)
         out.write_json(EVALUATION, evaluation_card(meta, at_threshold, points, y, scores))
+    summarise(details, len(test))
 
+
+def measure(
+    y: np.ndarray,
+    scores: np.ndarray,
+    obf_scores: np.ndarray,
+    meta: dict[str, Any],
+    p: EvaluateParams,
+    seed: int,
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, dict[str, Any]]]:
+    """Every test figure (details.json), and the metrics at the model's threshold and at each
+    operating point train chose (for the model card)."""
+    threshold = meta["threshold"]
+    at_threshold = classification_metrics(y, scores, threshold)
+    at_default = classification_metrics(y, scores, meta["default_threshold"])
+    intervals = (
+        bootstrap_intervals(y, scores >= threshold, p.bootstrap, seed) if p.bootstrap else {}
+    )
+    points = {
+        name: threshold_metrics(y, scores >= point["threshold"])
+        for name, point in meta.get("operating_points", {}).items()
+    }
+    obf = classification_metrics(y, obf_scores, threshold)
+    robustness = {
+        "recall": obf["recall"],
+        "ham_fpr": obf["ham_fpr"],
+        "fp": obf["fp"],
+        "recall_drop_points": 100 * (at_threshold["recall"] - obf["recall"]),
+    }
+
+    details: dict[str, Any] = {"threshold": _rounded(threshold)}
+    details.update({name: _rounded(value) for name, value in at_threshold.items()})
+    details["ci95"] = {
+        f"{name}_{side}": _rounded(value)
+        for name, (low, high) in sorted(intervals.items())
+        for side, value in (("low", low), ("high", high))
+    }
+    details["default_threshold"] = {"threshold": meta["default_threshold"]}
+    details["default_threshold"].update({k: _rounded(v) for k, v in at_default.items()})
+    keys = ("recall", "ham_fpr", "precision", "mcc", "fp", "n_ham")
+    details["operating_points"] = {
+        name: {k: _rounded(at_point[k]) for k in keys} for name, at_point in points.items()
+    }
+    details["obfuscated"] = {"rate": p.obfuscation_rate}
+    details["obfuscated"].update({k: _rounded(v) for k, v in robustness.items()})
+    return details, at_threshold, points
+
+
+def summarise(d: dict[str, Any], n: int) -> None:
+    """The figures a reader looks at first, in the log."""
+    ci = d["ci95"]
     log.info(
         "test at threshold %.4f: spam recall %.4f, ham flagged %d of %d (FPR %.4f%%), "
         "precision %.4f, F1 %.4f, MCC %.4f [95%% CI %.4f-%.4f], 1-ROCA %.3f%%, "
         "recall at ham FPR <= 0.1%% %.4f (%d messages)",
-        threshold,
-        at_threshold["recall"],
-        at_threshold["fp"],
-        at_threshold["n_ham"],
-        100 * at_threshold["ham_fpr"],
-        at_threshold["precision"],
-        at_threshold["f1"],
-        at_threshold["mcc"],
-        *intervals.get("mcc", (float("nan"),) * 2),
-        at_threshold["one_minus_roca_pct"],
-        at_threshold["recall_at_fpr_0_1pct"],
-        len(test),
+        d["threshold"],
+        d["recall"],
+        d["fp"],
+        d["n_ham"],
+        100 * d["ham_fpr"],
+        d["precision"],
+        d["f1"],
+        d["mcc"],
+        ci.get("mcc_low", float("nan")),
+        ci.get("mcc_high", float("nan")),
+        d["one_minus_roca_pct"],
+        d["recall_at_fpr_0_1pct"],
+        n,
     )
+    obf = d["obfuscated"]
     log.info(
         "obfuscated (rate %.2f): spam recall %.4f (drop %.2f points), ham flagged %d of %d",
-        p.obfuscation_rate,
+        obf["rate"],
         obf["recall"],
-        robustness["recall_drop_points"],
+        obf["recall_drop_points"],
         obf["fp"],
-        obf["n_ham"],
+        d["n_ham"],
     )
-    for name, at_point in points.items():
+    for name, at_point in d["operating_points"].items():
         log.info(
             "operating point %s: spam recall %.4f, ham flagged %d of %d, precision %.4f",
             name,
@@ -183,7 +203,7 @@ def main(params: Params) -> None:
         )
     log.info(
         "metrics: %s (every one: %s), plots: %s, errors: %s, reference profile: %s",
-        LIVE_DIR / "metrics.json",
+        paths.METRICS,
         DETAILS,
         PLOTS,
         ERRORS,

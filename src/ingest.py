@@ -23,15 +23,15 @@ import numpy as np
 import pandas as pd
 from dvclive import Live
 
-from sentinelle import compute, io
+from sentinelle import compute, io, paths
 from sentinelle.data import cleaning, feedback, reading, tables, trust
 from sentinelle.data.split import check_sizes, split
 from sentinelle.params import Params
 from sentinelle.stage import log, run
 
-RAW = Path("data/raw")
-REPORT = Path("data/report.json")
-LIVE_DIR = Path("dvclive/ingest")
+RAW = paths.RAW
+REPORT = paths.DATA_REPORT
+LIVE_DIR = paths.DVCLIVE_INGEST
 PERCENTILES = (5, 25, 50, 75, 95, 99)
 FEEDBACK_COUNTS = (
     "records",

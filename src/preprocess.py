@@ -11,17 +11,15 @@ ingest partitioned is normalised part by part into as many parts: no process hol
 the whole split. Large inputs are normalised in pieces, as Dask tasks (`compute`).
 """
 
-from pathlib import Path
-
 import pandas as pd
 
-from sentinelle import compute, io
+from sentinelle import compute, io, paths
 from sentinelle.params import Params
 from sentinelle.stage import log, run
 from sentinelle.text.normaliser import Normaliser
 
-RAW = Path("data/raw")
-PROCESSED = Path("data/processed")
+RAW = paths.RAW
+PROCESSED = paths.PROCESSED
 SPLITS = ("train", "test")
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from dvclive import Live
 
-from sentinelle import io
+from sentinelle import io, paths
 from sentinelle.evaluation.metrics import choose_threshold, threshold_metrics
 from sentinelle.modeling import engines, operating_points, persistence
 from sentinelle.modeling.calibration import probability_threshold
@@ -29,8 +29,8 @@ from sentinelle.modeling.fitted import FittedModel
 from sentinelle.params import Params
 from sentinelle.stage import log, run
 
-TRAIN = Path("data/processed/train.parquet")
-LIVE_DIR = Path("dvclive/train")
+TRAIN = paths.PROCESSED / "train.parquet"
+LIVE_DIR = paths.DVCLIVE_TRAIN
 DEFAULT_THRESHOLD = 0.5
 LIBRARIES = ("scikit-learn", "skops", "numpy", "scipy", "numba", "nltk", "pandas")
 
