@@ -31,6 +31,8 @@ import logging
 import sys
 from pathlib import Path
 
+import uvicorn
+
 from sentinelle import paths
 from sentinelle.batch import partitions
 from sentinelle.batch.files import DEFAULT_CHUNK_SIZE, score_file
@@ -128,8 +130,6 @@ def _score_partitions(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from sentinelle.serving.api import create_app  # FastAPI: only `serve` imports it
     from sentinelle.serving.auth import parse_rate
     from sentinelle.serving.limits import HeaderLimitProtocol

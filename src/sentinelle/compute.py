@@ -186,6 +186,8 @@ def client_for(
     if scheduler in (None, "none"):
         yield None, "in-process", 1
         return
+    # Dask and distributed (0.6 s to import) only when a cluster is asked for: below
+    # compute.min_rows the stages never import them (docs/performance.md, start-up).
     import dask
     from distributed import Client, LocalCluster
 

@@ -21,6 +21,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from dvc.config import Config
 from PIL import Image
 
 from sentinelle.errors import UserError
@@ -53,8 +54,6 @@ TEMPLATE_TITLE = "Sentinelle plots"
 def template_path(root: Path) -> Path:
     """The page template ``dvc plots`` fills: ``plots.html_template`` of the repository's
     ``.dvc/config`` (relative to ``.dvc/``, as DVC reads it)."""
-    from dvc.config import Config
-
     config = Config(dvc_dir=str(root / ".dvc"), validate=False).get("plots", {})
     name = config.get("html_template")
     if not name:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from dvclive import Live
 
 from sentinelle import io
 from sentinelle.errors import UserError
@@ -107,8 +108,6 @@ def profile(rows: Rows, scorer: Scorer) -> drift.Batch:
 
 def log_live(out: Path, ref: dict[str, Any], batch: drift.Batch, summary: dict[str, Any]) -> None:
     """Metrics and plots for `dvc metrics show` / `dvc plots show` in ``out``."""
-    from dvclive import Live
-
     edges = np.linspace(0, 1, 11)
     ref_hist = np.histogram(ref["scores"]["sample"], edges)[0] / len(ref["scores"]["sample"])
     batch_hist = np.histogram(batch.scores, edges)[0] / len(batch.scores)
