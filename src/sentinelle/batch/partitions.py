@@ -29,8 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import fsspec
-
 from sentinelle.compute import client_for
 from sentinelle.errors import UserError
 from sentinelle.serving.scorer import Scorer, metadata_path_for
@@ -88,6 +86,8 @@ def expand(inputs: list[str]) -> tuple[list[str], str]:
 
 def _files_of(item: str) -> list[str]:
     if item.startswith("s3://"):
+        import fsspec  # not in the serving image (requirements-serve.txt)
+
         fs = fsspec.filesystem("s3")
         path = item[len("s3://") :]
         if glob.has_magic(path):
@@ -182,6 +182,8 @@ def _write_partition(frame: Any, folder: str, fmt: str, number: int) -> tuple[in
     """Write one scored partition as ``part-NNNNN.<fmt>`` (a retried task rewrites its own
     file); return its rows and spam counts."""
     name = f"{folder.rstrip('/')}/part-{number:05d}.{fmt}"
+    import fsspec  # not in the serving image (requirements-serve.txt)
+
     with fsspec.open(name, "wb") as fh:
         if fmt == "parquet":
             frame.to_parquet(fh, index=False)
