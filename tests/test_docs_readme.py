@@ -1,0 +1,91 @@
+"""The README runs as written: its shell blocks, in order, on a fresh copy of the repository.
+
+Slow (the pipeline, the experiments and feedback journeys, the S3 server): `python3 dev.py test`
+leaves it out; CI runs it (SENTINELLE_FULL_TESTS=1), and naming this file runs it. The copy uses
+this interpreter's virtual environment as its `.venv` (installing one is `dev.py reproduce`'s
+check) and sees `../shared` beside it as a clone beside this repository would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from helpers import ROOT, SHARED, env, make_project, sh
+from sentinelle_tools import readme
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+
+# What the README does not run here, and why (its `readme-runner` comments say the same).
+NOT_RUN = {
+    "Quick start": 'not "python3 dev.py test"',
+    "From a pull request to a running service": 'not "python3 dev.py image"',
+    "Batch scoring": "skipped",
+    "Preparing training data at scale": "skipped",
+}
+
+
+def _state(block: readme.Block) -> str:
+    if block.skip:
+        return "skipped"
+    return f'not "{block.skip_prefix}"' if block.skip_prefix else "runs"
+
+
+def test_the_readme_lists_what_it_does_not_run_with_a_reason() -> None:
+    found = readme.blocks(ROOT / "README.md")
+    assert {b.heading: _state(b) for b in found if _state(b) != "runs"} == NOT_RUN
+    assert all((b.skip or b.skip_lines_reason or "x").strip() for b in found)
+    headings = [b.heading for b in found]
+    assert "Experiments" in headings and "The model in production" in headings
+
+
+def _clean(repo: Path) -> None:
+    """The workspace is the last commit: git and DVC both say nothing changed."""
+    assert sh("git", "status", "--porcelain", "--untracked-files=no", cwd=repo).stdout == ""
+    assert json.loads(sh("dvc", "status", "--json", cwd=repo).stdout or "{}") == {}
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason=f"{SHARED} is absent (the Experiments block uses it)")
+def test_the_readme_runs_as_written(tmp_path: Path) -> None:
+    clone = make_project(tmp_path / "sentinelle")
+    (tmp_path / "shared").symlink_to(SHARED.parent)
+    (clone / ".venv").symlink_to(Path(sys.prefix))
+    e = env()
+    e["PATH"] = f"{clone / '.venv' / 'bin'}{os.pathsep}{e['PATH']}"  # `source .venv/bin/activate`
+    e["VIRTUAL_ENV"] = str(clone / ".venv")
+    e.pop("PYTHONPATH", None)
+    ran = []
+    for block in readme.blocks(clone / "README.md"):
+        if block.skip:
+            continue
+        try:
+            readme.run_block(block, clone, e)
+        except readme.BlockFailed as failed:
+            tail = "\n".join(failed.output.splitlines()[-60:])
+            pytest.fail(f"{failed}\n--- the block's output (last 60 lines)\n{tail}")
+        ran.append(block.heading)
+        if block.heading == "Experiments":
+            # the documented way back: the committed baseline, and the plan's runs kept
+            _clean(clone)
+            names = sh("dvc", "exp", "list", "--name-only", cwd=clone).stdout.split()
+            assert any(n.startswith("model-zoo-") for n in names), names
+    assert ran == [
+        "Quick start",
+        "The published Sentinelle setup as a params choice",
+        "Experiments",
+        "Sharing data and models through S3",
+        "Using the model: scoring, serving, registry",
+        "The model in production",
+        "From a pull request to a running service",
+    ]
+    # The feedback journey ends committed and pushed: the teammate's clone is up to date.
+    teammate = tmp_path / "teammate"
+    _clean(teammate)
+    _clean(clone)
+    assert "feedback: feedback/feedback.jsonl" in (clone / "params.yaml").read_text()
+    for out in ("models/model.skops", "data/raw/train.parquet"):
+        assert (teammate / out).read_bytes() == (clone / out).read_bytes()
