@@ -39,7 +39,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     config.stash[DESELECTED] = len(slow)
 
 
-def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:  # noqa: ANN001
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
     if config.stash.get(DESELECTED, 0):
         terminalreporter.write_line(
             f"{config.stash[DESELECTED]} slow test(s) left out: {FULL}=1 runs them "

@@ -49,7 +49,7 @@ def _clean(repo: Path) -> None:
     assert json.loads(sh("dvc", "status", "--json", cwd=repo).stdout or "{}") == {}
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason=f"{SHARED} is absent (the Experiments block uses it)")
+@pytest.mark.skipif(not SHARED.is_dir(), reason=f"{SHARED} is absent (the Experiments use it)")
 def test_the_readme_runs_as_written(tmp_path: Path) -> None:
     clone = make_project(tmp_path / "sentinelle")
     (tmp_path / "shared").symlink_to(SHARED.parent)

@@ -37,7 +37,7 @@ FENCE = re.compile(r"^```(bash|sh)\s*$")
 DIRECTIVE = re.compile(r"^<!--\s*readme-runner:\s*(skip-lines|skip)\s+(.*?)\s*-->\s*$")
 SKIP_LINES = re.compile(r'^"([^"]+)"\s+(.+)$')
 # Bash reports the line of the command that failed; the block is shown from that line.
-TRAP = 'trap \'echo "readme-runner: line $LINENO failed: $BASH_COMMAND" >&2\' ERR\n'
+TRAP = "trap 'echo \"readme-runner: line $LINENO failed: $BASH_COMMAND\" >&2' ERR\n"
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,9 @@ def blocks(path: Path) -> list[Block]:
             if FENCE.match(text):
                 found.append(_block(path, i + 1, heading, "\n".join(lines[i + 1 : end]), directive))
             elif directive:
-                raise ValueError(f"{path}:{i + 1}: a readme-runner comment before a non-shell fence")
+                raise ValueError(
+                    f"{path}:{i + 1}: a readme-runner comment before a non-shell block"
+                )
             directive = None
             i = end + 1
             continue

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -67,6 +68,16 @@ def repo_root() -> Path:
     if proc.returncode != 0:
         raise UserError("not inside a git repository: run this from the Sentinelle checkout")
     return Path(proc.stdout.strip())
+
+
+def check_dvc_on_path() -> None:
+    """Refuse when `dvc` is not on PATH: DVC's queue workers start it from there, and without it
+    every worker dies at once."""
+    if shutil.which("dvc") is None:
+        raise UserError(
+            "`dvc` is not on PATH, and DVC's queue workers start it from there: activate the "
+            "environment first (`source .venv/bin/activate`)"
+        )
 
 
 def check_clean(root: Path, plan_path: Path | None = None) -> None:
