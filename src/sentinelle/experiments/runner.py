@@ -102,8 +102,9 @@ def check_clean(root: Path, plan_path: Path | None = None) -> None:
         raise UserError(
             f"refusing to queue: {len(lines)} uncommitted change(s) or untracked file(s): {shown}; "
             "queued runs use committed files only and the baseline is the last commit "
-            "(treeverse/dvc#8854): commit, `git stash -u`, or .gitignore them first "
-            "(after a `dvc exp run`: `git restore params.yaml dvc.lock dvclive/ && dvc checkout`)"
+            "(treeverse/dvc#8854): commit, `git stash -u`, or .gitignore them first (after a "
+            "`dvc exp run`: `git restore params.yaml settings.yaml dvc.lock dvclive/ && "
+            "dvc checkout`)"
         )
 
 
