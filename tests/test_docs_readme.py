@@ -19,8 +19,6 @@ import pytest
 from helpers import ROOT, SHARED, env, make_project, sh
 from sentinelle_tools import readme
 
-pytestmark = [pytest.mark.slow, pytest.mark.e2e]
-
 # What the README does not run here, and why (its `readme-runner` comments say the same).
 NOT_RUN = {
     "Quick start": 'not "python3 dev.py test"',
@@ -50,6 +48,8 @@ def _clean(repo: Path) -> None:
     assert json.loads(sh("dvc", "status", "--json", cwd=repo).stdout or "{}") == {}
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 @pytest.mark.skipif(not SHARED.is_dir(), reason=f"{SHARED} is absent (the Experiments use it)")
 def test_the_readme_runs_as_written(tmp_path: Path) -> None:
     clone = make_project(tmp_path / "sentinelle")
