@@ -37,7 +37,8 @@ def _state(block: readme.Block) -> str:
 def test_the_readme_lists_what_it_does_not_run_with_a_reason() -> None:
     found = readme.blocks(ROOT / "README.md")
     assert {b.heading: _state(b) for b in found if _state(b) != "runs"} == NOT_RUN
-    assert all((b.skip or b.skip_lines_reason or "x").strip() for b in found)
+    reasons = [b.skip or b.skip_lines_reason for b in found if _state(b) != "runs"]
+    assert all(reason and len(reason.split()) >= 5 for reason in reasons), reasons
     headings = [b.heading for b in found]
     assert "Experiments" in headings and "The model in production" in headings
 
@@ -92,3 +93,71 @@ def test_the_readme_runs_as_written(tmp_path: Path) -> None:
     assert "feedback: feedback/feedback.jsonl" in (clone / "params.yaml").read_text()
     for out in ("models/model.skops", "data/raw/train.parquet"):
         assert (teammate / out).read_bytes() == (clone / out).read_bytes()
+
+
+SAMPLE = """# Title
+
+```bash
+echo one
+```
+
+## Second
+
+<!-- readme-runner: skip-lines "python3 dev.py test" it is the suite itself -->
+```sh
+echo two
+python3 dev.py test
+false
+echo never
+```
+
+<!-- readme-runner: skip needs a cluster of your own -->
+```bash
+exit 3
+```
+
+```console
+$ not run
+```
+"""
+
+
+def test_blocks_their_headings_and_directives(tmp_path: Path) -> None:
+    md = tmp_path / "README.md"
+    md.write_text(SAMPLE)
+    found = readme.blocks(md)
+    assert [(b.line, b.heading, _state(b)) for b in found] == [
+        (3, "Title", "runs"),
+        (10, "Second", 'not "python3 dev.py test"'),
+        (18, "Second", "skipped"),
+    ]
+    assert found[1].script().splitlines()[1] == "# python3 dev.py test"
+    assert readme.run_block(found[0], tmp_path, env()) == "one\n"
+
+
+def test_a_failing_block_names_its_line_in_the_markdown(tmp_path: Path) -> None:
+    md = tmp_path / "README.md"
+    md.write_text(SAMPLE)
+    with pytest.raises(readme.BlockFailed) as failed:
+        readme.run_block(readme.blocks(md)[1], tmp_path, env())
+    assert str(failed.value) == "README.md:10 (Second): exit code 1 at README.md:13: false"
+    assert "two" in failed.value.output and "never" not in failed.value.output
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("<!-- readme-runner: skip why -->\ntext\n```bash\necho\n```\n", "not followed by a fence"),
+        ("<!-- readme-runner: skip why -->\n```console\n$ x\n```\n", "before a non-shell block"),
+        (
+            "<!-- readme-runner: skip-lines x y -->\n```bash\nx\n```\n",
+            'expected skip-lines "PREFIX"',
+        ),
+        ("```bash\necho\n", "a code fence that is never closed"),
+    ],
+)
+def test_a_misplaced_directive_is_one_line(tmp_path: Path, text: str, message: str) -> None:
+    md = tmp_path / "README.md"
+    md.write_text(text)
+    with pytest.raises(ValueError, match=message):
+        readme.blocks(md)
