@@ -18,7 +18,7 @@ test split. Writes to dvclive/evaluate:
 Also writes models/evaluation.json, the test headline that travels with the model
 (served by the API's GET /model).
 Also writes models/reference.json, the reference profile `sentinelle monitor`
-compares production traffic with (sentinelle.monitoring.reference): test-split
+compares production traffic with (sentinelle.production.monitoring.reference): test-split
 scores, flagged share and label-free estimates, training-message descriptors.
 """
 
@@ -43,8 +43,8 @@ from sentinelle.evaluation.plots import (
 )
 from sentinelle.modeling.inference import spam_scores, top_features
 from sentinelle.modeling.persistence import load_with_metadata
-from sentinelle.monitoring import reference
 from sentinelle.params import Params
+from sentinelle.production.monitoring import reference
 from sentinelle.stage import log, run
 from sentinelle.text.normaliser import Normaliser
 from sentinelle.text.obfuscation import obfuscate_many

@@ -7,7 +7,7 @@ python src/experiments.py compare experiments/model-zoo.yaml
 
 import sys
 
-from sentinelle.experiments.cli import main
+from sentinelle.experiments.command_line import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,7 +1,9 @@
 """Stage `train`: fit the spam classifier on the training split.
 
-Builds one scikit-learn Pipeline (TF-IDF features + classifier) from the `train`
-params and fits it on data/processed/train.parquet. Chooses the decision threshold
+Fits one scikit-learn Pipeline (TF-IDF features + classifier) from the `train`
+params on data/processed/train.parquet, with the engine `train.engine` picks
+(`sentinelle.modeling.sklearn_engine`, the specification, or `.fast`, the same model
+at scale; `auto`: by size). Chooses the decision threshold
 (the operating point) from out-of-fold scores of a stratified `train.cv_folds`-fold
 cross-validation on the training split only: the threshold that catches the most
 spam while flagging at most `train.max_ham_fpr` of ham; the same for each named
@@ -20,7 +22,7 @@ import numpy as np
 
 from sentinelle import io
 from sentinelle.evaluation.metrics import choose_threshold, threshold_metrics
-from sentinelle.modeling import operating_points, persistence, training
+from sentinelle.modeling import engines, operating_points, persistence
 from sentinelle.modeling.calibration import probability_threshold
 from sentinelle.params import Params
 from sentinelle.processes import Forked
@@ -36,22 +38,19 @@ def main(params: Params) -> None:
     p = params.train
     train = io.read_table(TRAIN, columns=["text", "label", "group"])
     y = (train["label"] == "spam").to_numpy()
-    # Near-duplicates (same canonical text, grouped by ingest) stay in one fold, as
-    # ingest keeps them on one side of the split.
-    groups = train["group"]
-    log.info("fitting %s on %s features, %d messages", p.classifier, p.features, len(train))
-    trained = training.train(p, params.base.seed, train["text"], train["label"], groups)
-    model = trained.model
-    raw_threshold = choose_threshold(y, trained.oof, p.max_ham_fpr)
-    threshold = probability_threshold(model, raw_threshold)
-    cv = threshold_metrics(y, trained.oof >= raw_threshold)
-    # Named operating points besides this default one, from the same out-of-fold scores.
+    name, engine = engines.pick(p.engine, len(train))
+    log.info("fitting %s with the %s engine on %d messages", p.classifier, name, len(train))
+    fitted = engine.fit(train, params)
+    model = fitted.model
+    # The operating points, the same way for either engine: from the out-of-fold scores.
     budgets = {**p.operating_points, operating_points.DEFAULT: p.max_ham_fpr}
-    points = choose_points(model, y, trained.oof, budgets)
+    points = choose_points(model, y, fitted.oof, budgets)
+    threshold = points[operating_points.DEFAULT]["threshold"]
+    cv = threshold_metrics(y, fitted.oof >= choose_threshold(y, fitted.oof, p.max_ham_fpr))
 
     # A forked child saves the model while DVCLive is imported and logs here (0.33 s at 5.5K).
     saved = Forked(persistence.save, model)
-    scores, n_features = trained.train_scores, trained.n_features
+    scores, n_features = fitted.train_scores, fitted.n_features
     from dvclive import Live
 
     with Live(str(LIVE_DIR), dvcyaml=False, save_dvc_exp=False) as live:
@@ -62,32 +61,19 @@ def main(params: Params) -> None:
             "train_accuracy", round(float(((scores >= threshold) == y).mean()), 6), plot=False
         )
         live.log_metric("threshold", round(threshold, 6), plot=False)
-        for name in ("recall", "ham_fpr", "mcc", "f1", "fp", "n_ham"):
+        for key in ("recall", "ham_fpr", "mcc", "f1", "fp", "n_ham"):
+            value = cv[key]
             live.log_metric(
-                f"cv/{name}",
-                round(cv[name], 6) if isinstance(cv[name], float) else cv[name],
-                plot=False,
+                f"cv/{key}", round(value, 6) if isinstance(value, float) else value, plot=False
             )
-        for name, point in points.items():
+        for point_name, point in points.items():
             for key in ("threshold", "recall", "ham_fpr"):
-                live.log_metric(f"operating_points/{name}/{key}", round(point[key], 6), plot=False)
+                live.log_metric(
+                    f"operating_points/{point_name}/{key}", round(point[key], 6), plot=False
+                )
 
     sha256 = saved.result()
-    metadata = {
-        "model_version": f"sentinelle-{sha256[:12]}",
-        "model_sha256": sha256,
-        "threshold": threshold,
-        "default_threshold": DEFAULT_THRESHOLD,
-        "max_ham_fpr": p.max_ham_fpr,
-        "operating_points": points,  # recall and ham_fpr: cross-validated on train
-        "params": {
-            "preprocess": dataclasses.asdict(params.preprocess),
-            "train": dataclasses.asdict(p),
-            "seed": params.base.seed,
-        },
-        "training_data_sha256": io.sha256_table(TRAIN),
-        "libraries": {name: version(name) for name in LIBRARIES},
-    }
+    metadata = describe(params, sha256, name, points)
     io.write_json(persistence.METADATA_PATH, metadata)
     log.info(
         "threshold %.4f from %d-fold CV on train: spam recall %.4f, ham flagged %d of %d "
@@ -102,6 +88,29 @@ def main(params: Params) -> None:
     log.info(
         "wrote %s (%s), %d features", persistence.MODEL_PATH, metadata["model_version"], n_features
     )
+
+
+def describe(
+    params: Params, sha256: str, engine: str, points: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """models/model.json: the model's version, thresholds, params and provenance."""
+    p = params.train
+    return {
+        "model_version": f"sentinelle-{sha256[:12]}",
+        "model_sha256": sha256,
+        "threshold": points[operating_points.DEFAULT]["threshold"],
+        "default_threshold": DEFAULT_THRESHOLD,
+        "max_ham_fpr": p.max_ham_fpr,
+        "operating_points": points,  # recall and ham_fpr: cross-validated on train
+        "params": {
+            "preprocess": dataclasses.asdict(params.preprocess),
+            "train": dataclasses.asdict(p),
+            "seed": params.base.seed,
+        },
+        "engine": engine,  # what train.engine picked
+        "training_data_sha256": io.sha256_table(TRAIN),
+        "libraries": {name: version(name) for name in LIBRARIES},
+    }
 
 
 def choose_points(

@@ -39,7 +39,7 @@ def serve(
         [
             sys.executable,
             "-m",
-            "sentinelle.serving.cli",
+            "sentinelle.cli",
             "serve",
             "--model",
             str(model),

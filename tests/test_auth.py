@@ -12,9 +12,9 @@ import pytest
 
 import tiny_model
 from cli_helper import sentinelle
+from sentinelle.cli import main
 from sentinelle.serving import tokens
 from sentinelle.serving.auth import RateLimiter, parse_rate
-from sentinelle.serving.cli import main
 from sentinelle.serving.scorer import Scorer
 from test_api import serve, stop, wait_for
 

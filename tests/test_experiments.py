@@ -79,7 +79,7 @@ grid:
         (
             "train.clasifier: logreg",
             "run 'bad': train.clasifier = 'logreg': unknown key 'train.clasifier' "
-            "(did you mean 'train.classifier'?); allowed: features,",
+            "(did you mean 'train.classifier'?); allowed: engine, features,",
         ),
         ("train.C: -1", "run 'bad': train.C = -1 is invalid: must be a number > 0"),
         (

@@ -15,9 +15,9 @@ import pytest
 
 import tiny_model
 from helpers import sh
-from sentinelle import feedback
+from sentinelle import feedback_store
+from sentinelle.cli import main
 from sentinelle.serving import tokens
-from sentinelle.serving.cli import main
 from test_api import serve, stop, wait_for
 
 
@@ -27,13 +27,13 @@ def lines(path: Path) -> list[dict]:
 
 def test_store_appends_whole_lines_and_stores_an_id_once(tmp_path: Path) -> None:
     path = tmp_path / "fb" / "feedback.jsonl"
-    store = feedback.Store(path)
-    first, stored = store.add(feedback.record("WIN a prize", "spam", "a1", "app"))
-    assert stored and first == feedback.Record("WIN a prize", "spam", "a1", "app")
-    again, stored = store.add(feedback.record("other text", "ham", "a1"))
+    store = feedback_store.Store(path)
+    first, stored = store.add(feedback_store.record("WIN a prize", "spam", "a1", "app"))
+    assert stored and first == feedback_store.Record("WIN a prize", "spam", "a1", "app")
+    again, stored = store.add(feedback_store.record("other text", "ham", "a1"))
     assert not stored and again == first  # the stored record, not the new one
-    store.add(feedback.record("see you", "ham"))
-    store.add(feedback.record("see you", "ham"))  # no id: nothing to deduplicate on
+    store.add(feedback_store.record("see you", "ham"))
+    store.add(feedback_store.record("see you", "ham"))  # no id: nothing to deduplicate on
     unset = {"reporter": None, "score": None, "model_version": None}
     assert lines(path) == [
         {"id": "a1", "label": "spam", "source": "app", "text": "WIN a prize", **unset},
@@ -41,8 +41,8 @@ def test_store_appends_whole_lines_and_stores_an_id_once(tmp_path: Path) -> None
         {"id": None, "label": "ham", "source": None, "text": "see you", **unset},
     ]
     # Another writer (a second store on the same file) sees the ids the first stored.
-    other = feedback.Store(path)
-    assert other.add(feedback.record("x", "spam", "a1"))[1] is False
+    other = feedback_store.Store(path)
+    assert other.add(feedback_store.record("x", "spam", "a1"))[1] is False
     assert other.stats() == {
         "total": 3,
         "by_label": {"ham": 2, "spam": 1},
@@ -50,23 +50,23 @@ def test_store_appends_whole_lines_and_stores_an_id_once(tmp_path: Path) -> None
         "problems": [],
     }
     # Ids are each reporter's own: another reporter's "a1" neither blocks nor shows this one.
-    mine, stored = other.add(feedback.record("mine", "ham", "a1", reporter="eve"))
+    mine, stored = other.add(feedback_store.record("mine", "ham", "a1", reporter="eve"))
     assert stored and mine.text == "mine" and lines(path)[-1]["reporter"] == "eve"
-    assert store.add(feedback.record("again", "ham", "a1", reporter="eve")) == (mine, False)
+    assert store.add(feedback_store.record("again", "ham", "a1", reporter="eve")) == (mine, False)
 
 
 def test_a_torn_last_line_is_ignored_then_cut_off(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = tmp_path / "feedback.jsonl"
-    store = feedback.Store(path)
-    store.add(feedback.record("free entry", "spam", "1"))
+    store = feedback_store.Store(path)
+    store.add(feedback_store.record("free entry", "spam", "1"))
     with path.open("ab") as fh:
         fh.write(b'{"id": "2", "label": "sp')  # a write cut short by a crash
     with caplog.at_level(logging.WARNING, logger="sentinelle"):
-        assert [r.id for r in feedback.read(path)] == ["1"]
+        assert [r.id for r in feedback_store.read(path)] == ["1"]
     assert "line 2 skipped: incomplete (a write cut short)" in caplog.text
-    feedback.Store(path).add(feedback.record("call me", "ham", "3"))
+    feedback_store.Store(path).add(feedback_store.record("call me", "ham", "3"))
     assert [r["id"] for r in lines(path)] == ["1", "3"]
 
 
@@ -91,15 +91,15 @@ def test_a_bad_line_is_skipped_counted_and_described(
     path = tmp_path / "feedback.jsonl"
     good = b'{"text": "free cash", "label": "spam"}\n'
     path.write_bytes(good + content + good)
-    parsed = feedback.scan(path.read_bytes(), str(path))
+    parsed = feedback_store.scan(path.read_bytes(), str(path))
     assert [r.text for r in parsed.records] == ["free cash", "free cash"]
     assert parsed.skipped == 1 and parsed.problems[0].line == 2
     assert reason in parsed.problems[0].reason and len(parsed.problems[0].reason) <= 120
     with caplog.at_level(logging.WARNING, logger="sentinelle"):
-        assert len(feedback.read(path)) == 2
+        assert len(feedback_store.read(path)) == 2
     assert f"{path}: line 2 skipped: " in caplog.text
-    store = feedback.Store(path)
-    store.add(feedback.record("see you", "ham"))  # a bad line does not stop a writer
+    store = feedback_store.Store(path)
+    store.add(feedback_store.record("see you", "ham"))  # a bad line does not stop a writer
     assert store.stats()["skipped"] == 1 and store.stats()["total"] == 3
     assert store.stats()["problems"] == [{"line": 2, "reason": parsed.problems[0].reason}]
 
@@ -107,15 +107,15 @@ def test_a_bad_line_is_skipped_counted_and_described(
 def test_the_one_validation_names_the_field() -> None:
     for args, kwargs, field in (
         (("a\0b", "spam"), {}, "text"),
-        (("x" * (feedback.MAX_CHARS + 1), "spam"), {}, "text"),
+        (("x" * (feedback_store.MAX_CHARS + 1), "spam"), {}, "text"),
         (("a", "junk"), {}, "label"),
         (("a", "spam", "i" * 201), {}, "id"),
         (("a", "spam"), {"reporter": "r\0"}, "reporter"),
     ):
-        with pytest.raises(feedback.Invalid) as caught:
-            feedback.record(*args, **kwargs)
+        with pytest.raises(feedback_store.Invalid) as caught:
+            feedback_store.record(*args, **kwargs)
         assert caught.value.field == field and str(caught.value).count("\n") == 0
-    assert feedback.record("x" * feedback.MAX_CHARS, "ham").label == "ham"
+    assert feedback_store.record("x" * feedback_store.MAX_CHARS, "ham").label == "ham"
 
 
 # --------------------------------------------------------------------- the real server
@@ -217,7 +217,7 @@ def test_a_server_killed_mid_write_leaves_a_parseable_file(served: tuple) -> Non
     for t in threads:
         t.join()
     proc.wait()
-    parsed = feedback.scan(store.read_bytes(), str(store))
+    parsed = feedback_store.scan(store.read_bytes(), str(store))
     assert parsed.skipped <= 1  # at most the last line, torn by the kill
     if parsed.skipped:
         assert parsed.problems[0].reason.startswith("incomplete (a write cut short)")
@@ -270,7 +270,7 @@ def test_cli_add_import_and_stats(tmp_path: Path, capsys: pytest.CaptureFixture[
     again = ("feedback", "add", "--file", store, "--label", "ham", "--id", "x2", "see you")
     proc = sh("sentinelle", *again, "--reporter", "helpdesk", cwd=tmp_path)
     assert "stored 0 record(s) in" in proc.stderr and "1 already stored" in proc.stderr
-    assert [r.reporter for r in feedback.read(store)] == ["ops", *["helpdesk"] * 3]
+    assert [r.reporter for r in feedback_store.read(store)] == ["ops", *["helpdesk"] * 3]
     with store.open("ab") as fh:
         fh.write(b"junk, not a record\n")  # a bad line: counted, never fatal
     stats = sh("sentinelle", "feedback", "stats", "--file", store, cwd=tmp_path)

@@ -19,7 +19,7 @@ import yaml
 from cli_helper import sentinelle
 from helpers import ROOT, env
 from ingest_support import messages, output_hashes, run_in_process, run_script, uci
-from sentinelle import feedback
+from sentinelle import feedback_store
 from sentinelle.data import trust
 from sentinelle.errors import UserError
 
@@ -43,9 +43,9 @@ Report = tuple[str, str, str | None]  # text, label, reporter
 
 
 def store(path: Path, *reports: Report, score: float | None = None) -> Path:
-    s = feedback.Store(path)
+    s = feedback_store.Store(path)
     for i, (text, label, reporter) in enumerate(reports):
-        s.add(feedback.record(text, label, f"r{i}", reporter=reporter, score=score))
+        s.add(feedback_store.record(text, label, f"r{i}", reporter=reporter, score=score))
     return path
 
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 import tiny_model
-from sentinelle import feedback
+from sentinelle import feedback_store
 from sentinelle.serving import tokens
 from sentinelle_tools.benchmarks.attacks import words
 from test_api import serve, stop, wait_for
@@ -188,14 +188,14 @@ def test_a_report_is_validated_at_the_door_like_every_reader_does(server: tuple)
     with httpx.Client(base_url=url, timeout=30, headers=headers) as c:
         for text, message in (
             ("call me\x00now", "must hold no NUL byte"),
-            ("x" * (feedback.MAX_CHARS + 1), "at most 5000 characters"),
+            ("x" * (feedback_store.MAX_CHARS + 1), "at most 5000 characters"),
         ):
             r = c.post("/feedback", json={"text": text, "label": "spam"})
             assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "text"]
             assert message in r.json()["detail"][0]["msg"]
         # The server's --max-chars (200 here) is not the store's limit: 5,000 is.
         assert c.post("/feedback", json={"text": "y" * 5000, "label": "ham"}).status_code == 201
-    assert len(feedback.read(store)) == 1  # what was stored can be read back
+    assert len(feedback_store.read(store)) == 1  # what was stored can be read back
 
 
 def test_a_junk_line_never_stops_the_server(tmp_path: Path) -> None:
@@ -223,5 +223,5 @@ def test_a_junk_line_never_stops_the_server(tmp_path: Path) -> None:
             assert (after["total"], after["skipped"]) == (2, 2)  # the torn tail was cut off
     finally:
         stop(proc)
-    parsed = feedback.scan(store.read_bytes(), str(store))
+    parsed = feedback_store.scan(store.read_bytes(), str(store))
     assert [r.text for r in parsed.records] == ["free cash", "see you"] and parsed.skipped == 2

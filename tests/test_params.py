@@ -125,7 +125,7 @@ def test_unknown_key_suggests_the_closest() -> None:
     assert msg.startswith(
         "params.yaml: unknown key 'train.clasifier' (did you mean 'train.classifier'?)"
     )
-    assert "allowed: features, word_ngrams" in msg
+    assert "allowed: engine, features, word_ngrams" in msg
 
 
 def test_unknown_section_and_missing_key() -> None:

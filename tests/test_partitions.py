@@ -15,9 +15,9 @@ import pytest
 import tiny_model
 from dask_cluster import cluster  # noqa: F401 (a fixture)
 from helpers import ROOT, env
+from sentinelle.batch.files import score_file
+from sentinelle.batch.partitions import score_partitions
 from sentinelle.errors import UserError
-from sentinelle.serving.batch import score_file
-from sentinelle.serving.partitions import score_partitions
 from sentinelle.serving.scorer import Scorer
 
 BUNDLED = ROOT / "data" / "external" / "sms_spam_collection.tsv"

@@ -12,8 +12,8 @@ from PIL import Image
 from helpers import ROOT
 from sentinelle.errors import UserError
 from sentinelle.params import load
-from sentinelle.review import gate, render, report, results
-from sentinelle.review.results import EVALUATE, Revision
+from sentinelle.production.review import gate, render, report, results
+from sentinelle.production.review.results import EVALUATE, Revision
 
 RULES = load(ROOT / "params.yaml").gate
 COMMITTED = results.load(ROOT, Revision(results.WORKSPACE, None))  # dvclive/ is committed

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from helpers import BIN, ROOT, sh
-from sentinelle.serving.cli import parser
+from sentinelle.cli import parser
 
 WORKFLOWS = sorted((ROOT / ".github/workflows").glob("*.yml"))
 SHELL_WORDS = {"if", "then", "else", "fi", "[", "echo"}

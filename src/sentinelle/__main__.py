@@ -1,7 +1,7 @@
-"""``python -m sentinelle``: the ``sentinelle`` command (see ``serving.cli``)."""
+"""``python -m sentinelle``: the ``sentinelle`` command (see ``sentinelle.cli``)."""
 
 import sys
 
-from sentinelle.serving.cli import main
+from sentinelle.cli import main
 
 sys.exit(main())

@@ -135,6 +135,7 @@ class PreprocessParams:
 
 @dataclass(frozen=True)
 class TrainParams:
+    engine: Literal["auto", "sklearn", "fast"]
     features: Literal["word", "char", "union"]
     word_ngrams: NgramRange
     char_ngrams: NgramRange

@@ -222,9 +222,9 @@ def test_misspelled_key_refuses_the_plan_before_anything_is_queued(repo: Path) -
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         f"experiments: error: {plan}: run 'typo': train.clasifier = 'logreg': unknown key "
-        "'train.clasifier' (did you mean 'train.classifier'?); allowed: features, word_ngrams, "
-        "char_ngrams, min_df, max_features, sublinear_tf, classifier, C, alpha, class_weight, "
-        "n_estimators, max_depth, n_jobs, max_ham_fpr, operating_points, cv_folds"
+        "'train.clasifier' (did you mean 'train.classifier'?); allowed: engine, features, "
+        "word_ngrams, char_ngrams, min_df, max_features, sublinear_tf, classifier, C, alpha, "
+        "class_weight, n_estimators, max_depth, n_jobs, max_ham_fpr, operating_points, cv_folds"
     ]
     assert queue_tasks(repo)[0] == []
     assert experiment_names(repo) == []

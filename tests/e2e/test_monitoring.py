@@ -19,9 +19,9 @@ import pytest
 
 from helpers import sh
 from sentinelle.experiments import plots_report
-from sentinelle.monitoring import drift, reference
 from sentinelle.params import load
-from sentinelle.serving.monitor import Rows, profile
+from sentinelle.production.monitor import Rows, profile
+from sentinelle.production.monitoring import drift, reference
 from sentinelle.serving.scorer import Scorer
 from sentinelle.text.obfuscation import obfuscate_many
 

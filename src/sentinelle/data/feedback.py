@@ -1,5 +1,5 @@
 """Feedback into the training data (``ingest.feedback``): reported verdicts from the
-feedback store (``sentinelle.feedback``) merged into the training split, under rules that keep
+feedback store (``sentinelle.feedback_store``) merged into the training split, under rules that keep
 any one reporter from moving the model.
 
 A *reporter* is a record's ``reporter`` (the API token's name); records without one (older
@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sentinelle import feedback
+from sentinelle import feedback_store
 from sentinelle.data import sources
 from sentinelle.data.trust import UNNAMED, Trust, reporter_key, text_sha256
 from sentinelle.errors import UserError
@@ -84,12 +84,12 @@ class Vote:
     reason: str = ""  # why it is quarantined
 
 
-def read(p: IngestParams) -> feedback.Parsed:
+def read(p: IngestParams) -> feedback_store.Parsed:
     """The feedback records at ``p.feedback`` (a path, http(s):// URL or s3:// object); a bad
     or torn line is skipped, counted and logged."""
     assert p.feedback is not None
     fetched = sources.fetch(dataclasses.replace(p, source=p.feedback, sha256=None, member=None))
-    parsed = feedback.scan(fetched.data, fetched.where)
+    parsed = feedback_store.scan(fetched.data, fetched.where)
     parsed.warn(fetched.where)
     return parsed
 
@@ -97,7 +97,7 @@ def read(p: IngestParams) -> feedback.Parsed:
 def merge(
     train: pd.DataFrame,
     test: pd.DataFrame,
-    parsed: feedback.Parsed,
+    parsed: feedback_store.Parsed,
     p: IngestParams,
     trust: Trust,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -130,7 +130,7 @@ def merge(
 
 
 def _votes(
-    records: list[feedback.Record],
+    records: list[feedback_store.Record],
     test_forms: set[str],
     p: IngestParams,
     counts: dict[str, Counter[str]],
@@ -300,7 +300,7 @@ def _apply(
 
 
 def _report(
-    parsed: feedback.Parsed,
+    parsed: feedback_store.Parsed,
     votes: list[Vote],
     counts: dict[str, Counter[str]],
     trust: Trust,

@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from sentinelle import io
+from sentinelle import io, paths
 from sentinelle.errors import UserError
 
 __all__ = [
@@ -39,7 +39,7 @@ __all__ = [
     "unrelease",
 ]
 
-TRUST_FILE = Path("feedback/trust.yaml")
+TRUST_FILE = paths.TRUST
 UNNAMED = "(unnamed)"
 LABELS = ("spam", "ham")
 _SHA256 = re.compile(r"[0-9a-f]{64}")

@@ -1,0 +1,3 @@
+"""Test-split metrics and plots (the evaluate stage)."""
+
+__all__ = ["metrics", "plots"]

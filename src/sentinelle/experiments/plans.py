@@ -13,7 +13,7 @@ A plan is a YAML file in ``experiments/`` (the README explains the format)::
       params: {train.C: [0.5, 1, 2]}        # the cartesian product of the value lists
 
 Commands (from the repo root; ``python src/experiments.py`` is the same as
-``PYTHONPATH=src python -m sentinelle.experiments.cli``)::
+``PYTHONPATH=src python -m sentinelle.experiments.command_line``)::
 
     python src/experiments.py run experiments/model-zoo.yaml [--jobs 2] [--only NAME] [-S key=value]
     python src/experiments.py check experiments/*.yaml

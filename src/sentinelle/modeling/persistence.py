@@ -16,11 +16,11 @@ from typing import Any
 import sklearn.utils
 from sklearn.pipeline import Pipeline
 
-from sentinelle import io
+from sentinelle import io, paths
 from sentinelle.errors import UserError
 
-MODEL_PATH = Path("models/model.skops")
-METADATA_PATH = Path("models/model.json")
+MODEL_PATH = paths.MODEL
+METADATA_PATH = paths.MODEL_METADATA
 
 # Every type our pipelines are made of, as skops names them. Loading a file that
 # holds any other type is refused.
@@ -68,6 +68,12 @@ ALLOWED_TYPES = frozenset(
 def save(model: Pipeline, path: Path = MODEL_PATH) -> str:
     """Save with skops as a reproducible zip, atomically; return the file's SHA-256."""
     sio = skops_io()
+    features = model[0] if isinstance(model, Pipeline) else None
+    for _, part in getattr(features, "transformer_list", [(None, features)]):
+        # scikit-learn's TfidfVectorizer remembers id(stop_words), a memory address that
+        # changes from run to run; without it the vectoriser re-checks its stop words once.
+        if hasattr(part, "_stop_words_id"):
+            del part._stop_words_id
     with io.atomic_path(path) as tmp:
         sio.dump(model, tmp)
         io.normalise_zip(tmp)

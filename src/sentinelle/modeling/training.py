@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from contextlib import nullcontext
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -15,6 +14,7 @@ from sentinelle.features.countfile import CountFile
 from sentinelle.features.counting import Combined, count
 from sentinelle.features.tfidf import smooth_idf, tfidf_rows
 from sentinelle.modeling.calibration import calibrated_svm, fit_sigmoid, sigmoid
+from sentinelle.modeling.fitted import FittedModel
 from sentinelle.modeling.folds import fold_featuriser, splits
 from sentinelle.modeling.pipeline import build_pipeline, raw_classifier, raw_scores, vectorisers
 from sentinelle.params import TrainParams
@@ -44,19 +44,9 @@ def out_of_fold_scores(
     return _fit(p, seed, texts, labels, groups, jobs=2, final=False).oof
 
 
-@dataclass
-class Trained:
-    """A fitted model with what the train stage reports about it."""
-
-    model: Pipeline
-    oof: np.ndarray  # raw out-of-fold spam scores (scale of ``pipeline.raw_scores``)
-    train_scores: np.ndarray  # ``spam_scores`` of the training texts
-    n_features: int
-
-
 def train(
     p: TrainParams, seed: int, texts: Any, labels: Any, groups: Any | None = None, jobs: int = 2
-) -> Trained:
+) -> FittedModel:
     """Fit the pipeline and the out-of-fold scores that choose its threshold, in one go.
 
     The same model as ``build_pipeline(p, seed).fit(texts, labels)`` and the same
@@ -75,7 +65,7 @@ def train(
 
 def _fit(
     p: TrainParams, seed: int, texts: Any, labels: Any, groups: Any | None, jobs: int, final: bool
-) -> Trained:
+) -> FittedModel:
     texts = np.asarray(texts, dtype=object)
     labels = np.asarray(labels)
     file = CountFile()
@@ -107,7 +97,7 @@ def _fit_in_process(
     splits: list[tuple[np.ndarray, np.ndarray]],
     idf: list[np.ndarray],
     final: bool,
-) -> Trained:
+) -> FittedModel:
     """Every classifier but the linear SVM of ``_fit_svm`` (so also the SVM with ``max_features``):
     per-fold TF-IDF matrices and scikit-learn's ``fit``."""
     oof = np.empty(len(texts), dtype=np.float64)
@@ -118,7 +108,7 @@ def _fit_in_process(
         del X_train
         oof[test_idx] = raw_scores(classifier, X_test)
     if not final:
-        return Trained(pipeline, oof, np.empty(0), 0)
+        return FittedModel(pipeline, oof, np.empty(0), 0)
     weights = np.concatenate(idf)
     X = tfidf_rows(
         counts.matrix,
@@ -135,7 +125,7 @@ def _fit_in_process(
         )
     pipeline.steps[-1] = (pipeline.steps[-1][0], classifier)
     spam = list(classifier.classes_).index("spam")
-    return Trained(pipeline, oof, classifier.predict_proba(X)[:, spam], X.shape[1])
+    return FittedModel(pipeline, oof, classifier.predict_proba(X)[:, spam], X.shape[1])
 
 
 def _fit_svm(
@@ -148,7 +138,7 @@ def _fit_svm(
     splits: list[tuple[np.ndarray, np.ndarray]],
     jobs: int,
     final: bool,
-) -> Trained:
+) -> FittedModel:
     """The linear SVM's folds and final fit: ``svm.linear.fit_folds`` on ``counts``, in
     ``solver``'s process, or in this one if None."""
     classes = np.unique(labels)
@@ -182,7 +172,7 @@ def _fit_svm(
     for (_, test_idx), scores in zip(splits, results, strict=True):
         oof[test_idx] = sign * scores
     if not final:
-        return Trained(pipeline, oof, np.empty(0), 0)
+        return FittedModel(pipeline, oof, np.empty(0), 0)
     w, b, iterations, decision = whole
     svm = raw_classifier(p, seed)
     assert isinstance(svm, LinearSVC)
@@ -191,4 +181,4 @@ def _fit_svm(
     classifier = calibrated_svm(pipeline[-1], svm, *fit_sigmoid(sign * oof, positive))
     pipeline.steps[-1] = (pipeline.steps[-1][0], classifier)
     proba = sigmoid(classifier).predict(decision)  # P(classes[1])
-    return Trained(pipeline, oof, proba if sign > 0 else 1 - proba, len(w))
+    return FittedModel(pipeline, oof, proba if sign > 0 else 1 - proba, len(w))

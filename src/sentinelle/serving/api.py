@@ -43,7 +43,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from sentinelle import feedback
+from sentinelle import feedback_store
 from sentinelle.errors import UserError
 from sentinelle.modeling import operating_points
 from sentinelle.modeling.inference import top_features
@@ -230,7 +230,7 @@ def create_app(
     guarded = [Depends(auth.need("predict"))] if predict_auth == "required" else []
     budget = Budget(max_batch_chars, max_explain_work)
     # A body larger than any valid request could be (\ud83d\ude00: 12 bytes, 1 character).
-    longest = max(max_chars, feedback.MAX_CHARS, min(max_batch * max_chars, max_batch_chars))
+    longest = max(max_chars, feedback_store.MAX_CHARS, min(max_batch * max_chars, max_batch_chars))
     limits = _Limits(
         max_batch=max_batch,
         max_chars=max_chars,
@@ -501,7 +501,7 @@ def create_app(
     if feedback_path is not None:
         feedback_api.add_routes(
             app,
-            feedback.Store(feedback_path),
+            feedback_store.Store(feedback_path),
             auth,
             verdict,
             anyio.CapacityLimiter(FEEDBACK_WRITERS),

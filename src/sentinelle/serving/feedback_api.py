@@ -17,7 +17,7 @@ from fastapi import Depends, FastAPI, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 
-from sentinelle import feedback
+from sentinelle import feedback_store
 from sentinelle.serving.auth import Auth
 from sentinelle.serving.tokens import Token
 
@@ -45,11 +45,11 @@ class FeedbackStats(BaseModel):
     total: int
     by_label: dict[str, int]
     skipped: int = Field(description="lines of the file left out: torn, junk or invalid")
-    problems: list[Problem] = Field(description=f"the first {feedback.MAX_PROBLEMS} of them")
+    problems: list[Problem] = Field(description=f"the first {feedback_store.MAX_PROBLEMS} of them")
 
 
 class FeedbackRequest(BaseModel):
-    """The rules are those of every reader of the store (``sentinelle.feedback.record``)."""
+    """The rules are those of every reader of the store (``sentinelle.feedback_store.record``)."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -59,22 +59,22 @@ class FeedbackRequest(BaseModel):
     )
     text: str = Field(
         min_length=1,
-        max_length=feedback.MAX_CHARS,
+        max_length=feedback_store.MAX_CHARS,
         pattern=r"\S",
-        description=f"The message: 1 to {feedback.MAX_CHARS} characters, no NUL byte",
+        description=f"The message: 1 to {feedback_store.MAX_CHARS} characters, no NUL byte",
     )
     label: Literal["spam", "ham"] = Field(description="The right verdict")
     id: str | None = Field(
         None,
         min_length=1,
-        max_length=feedback.MAX_FIELD,
+        max_length=feedback_store.MAX_FIELD,
         pattern=r"\S",
         description="Stored once: a repeated id is not stored",
     )
     source: str | None = Field(
         None,
         min_length=1,
-        max_length=feedback.MAX_FIELD,
+        max_length=feedback_store.MAX_FIELD,
         pattern=r"\S",
         description="Where it was reported, e.g. a client name",
     )
@@ -82,7 +82,7 @@ class FeedbackRequest(BaseModel):
 
 def add_routes(
     app: FastAPI,
-    store: feedback.Store,
+    store: feedback_store.Store,
     auth: Auth,
     verdict: Verdict,
     writers: anyio.CapacityLimiter,
@@ -96,12 +96,12 @@ def add_routes(
 
     reporting = auth.reporter()
 
-    def store_report(request: FeedbackRequest, reporter: str) -> tuple[feedback.Record, bool]:
+    def store_report(request: FeedbackRequest, reporter: str) -> tuple[feedback_store.Record, bool]:
         try:
-            rec = feedback.record(
+            rec = feedback_store.record(
                 request.text, request.label, request.id, request.source, reporter=reporter
             )
-        except feedback.Invalid as exc:
+        except feedback_store.Invalid as exc:
             error = {"type": "value_error", "loc": ("body", exc.field), "msg": str(exc)}
             raise RequestValidationError([error]) from None
         score, version = verdict(rec.text)

@@ -31,6 +31,8 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
+from sentinelle import paths
+
 log = logging.getLogger("sentinelle.api")
 
 PAGE = Path(__file__).with_name("page")
@@ -53,7 +55,7 @@ def evaluated_model_md5(project: Path) -> str | None:
     try:
         lock = yaml.safe_load((project / "dvc.lock").read_text(encoding="utf-8"))
         deps = lock["stages"]["evaluate"]["deps"]
-        return next(str(d["md5"]) for d in deps if d.get("path") == "models/model.skops")
+        return next(str(d["md5"]) for d in deps if d.get("path") == paths.MODEL.as_posix())
     except (OSError, yaml.YAMLError, KeyError, TypeError, StopIteration):
         return None
 

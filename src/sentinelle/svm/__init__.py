@@ -1,0 +1,3 @@
+"""The fast engine's linear SVM solver."""
+
+__all__ = ["linear", "solver"]

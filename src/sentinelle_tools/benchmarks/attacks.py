@@ -69,7 +69,7 @@ class Server:
         env = dict(os.environ)
         if args.src:
             env["PYTHONPATH"] = str(Path(args.src).resolve())
-        cmd = [sys.executable, "-m", "sentinelle.serving.cli", "serve", "--model", str(args.model)]
+        cmd = [sys.executable, "-m", "sentinelle.cli", "serve", "--model", str(args.model)]
         self.proc = subprocess.Popen(
             [*cmd, "--port", str(self.port), "--no-access-log", "--log-level", "warning", *extra],
             env=env,

@@ -74,7 +74,7 @@ def batch_run(model: Path, src: Path) -> dict[str, Any]:
     """One scoring run in this process (called in a fresh child); returns timings and memory."""
     import psutil
 
-    from sentinelle.serving.batch import score_file
+    from sentinelle.batch.files import score_file
     from sentinelle.serving.scorer import Scorer
 
     me = psutil.Process()
@@ -173,7 +173,7 @@ def bench_api(
         [
             sys.executable,
             "-m",
-            "sentinelle.serving.cli",
+            "sentinelle.cli",
             "serve",
             "--model",
             str(model),

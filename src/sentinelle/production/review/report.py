@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from sentinelle import io
-from sentinelle.review import render
-from sentinelle.review.gate import Verdict
-from sentinelle.review.results import EVALUATE, METRIC_FILES, PLOT_FILES, Results
+from sentinelle.production.review import render
+from sentinelle.production.review.gate import Verdict
+from sentinelle.production.review.results import EVALUATE, METRIC_FILES, PLOT_FILES, Results
 
-log = logging.getLogger("sentinelle.review")
+log = logging.getLogger("sentinelle.production.review")
 
 # Direction of "better" by the metric's last key part; others get an arrow and no judgement.
 HIGHER = {

@@ -21,9 +21,9 @@ import numpy as np
 
 from sentinelle import io
 from sentinelle.errors import UserError
-from sentinelle.monitoring import drift, reference, report
-from sentinelle.monitoring.descriptors import FLAGS, describe, unseen_shares
 from sentinelle.params import MonitorParams
+from sentinelle.production.monitoring import drift, drift_page, reference
+from sentinelle.production.monitoring.descriptors import FLAGS, describe, unseen_shares
 from sentinelle.serving.rows import Reader, column_value, detect_format, is_spam_label
 from sentinelle.serving.scorer import Scorer
 
@@ -186,6 +186,7 @@ def monitor(
     io.write_json(out / "monitor.json", summary)
     log_live(out / "dvclive", ref, batch, summary)
     io.write_text(
-        out / "report.html", report.page(summary, checks, report.charts(ref, batch), source.name)
+        out / "report.html",
+        drift_page.page(summary, checks, drift_page.charts(ref, batch), source.name),
     )
     return summary, checks

@@ -20,12 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from sentinelle import io
+from sentinelle import io, paths
 from sentinelle.errors import UserError
 from sentinelle.modeling.pipeline import vectorisers
-from sentinelle.monitoring.descriptors import FLAGS, describe, unseen_shares
+from sentinelle.production.monitoring.descriptors import FLAGS, describe, unseen_shares
 
-REFERENCE_PATH = Path("models/reference.json")
+REFERENCE_PATH = paths.REFERENCE
 SAMPLE_SIZE = 2000
 MAX_DESCRIBED = 20_000
 FORMAT = 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sentinelle import feedback
+from sentinelle import feedback_store
 from sentinelle.errors import UserError
 from sentinelle.serving.rows import labelled_rows, spam_label
 
@@ -24,7 +24,7 @@ def read_file(
     source: str | None = None,
     reporter: str | None = None,
     encoding: str = "utf-8",
-) -> list[feedback.Record]:
+) -> list[feedback_store.Record]:
     """The feedback records of a labelled file (labels spam/ham, 1/0 or true/false)."""
     out = []
     for where, rec, header, text in labelled_rows(path, fmt, text_column, encoding):
@@ -42,7 +42,7 @@ def read_file(
         spam = spam_label(label, label_column, where)
         rid = None if rid in (None, "") else str(rid)
         out.append(
-            feedback.record(
+            feedback_store.record(
                 text, "spam" if spam else "ham", rid, source, reporter=reporter, where=where
             )
         )

@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from sentinelle.monitoring.descriptors import FLAGS
-from sentinelle.monitoring.reference import estimated_performance, real_performance
 from sentinelle.params import MonitorParams
+from sentinelle.production.monitoring.descriptors import FLAGS
+from sentinelle.production.monitoring.reference import estimated_performance, real_performance
 
 EPS = 1e-4  # share floor in PSI, so that an empty bin does not give log(0)
 

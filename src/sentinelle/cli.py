@@ -31,12 +31,14 @@ import logging
 import sys
 from pathlib import Path
 
-from sentinelle import io
+from sentinelle import io, paths
+from sentinelle.batch import partitions
+from sentinelle.batch.files import DEFAULT_CHUNK_SIZE, score_file
 from sentinelle.errors import UserError
 from sentinelle.modeling.explanations import MAX_EXPLAIN
-from sentinelle.serving import partitions, production, tokens
-from sentinelle.serving.batch import DEFAULT_CHUNK_SIZE, score_file
-from sentinelle.serving.registry import fetch
+from sentinelle.production import commands
+from sentinelle.production.registry import fetch
+from sentinelle.serving import tokens
 from sentinelle.serving.rows import FORMATS
 from sentinelle.serving.scorer import (
     FEEDBACK_BURST,
@@ -229,7 +231,7 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--model",
             type=Path,
-            default=Path("models/model.skops"),
+            default=paths.MODEL,
             help="skops model (default: %(default)s)",
         )
         p.add_argument(
@@ -433,7 +435,7 @@ def parser() -> argparse.ArgumentParser:
     )
     fetch.set_defaults(run=_fetch)
 
-    production.add_commands(sub, model_options)
+    commands.add_commands(sub, model_options)
     return top
 
 

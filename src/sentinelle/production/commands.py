@@ -1,7 +1,8 @@
 """The `sentinelle` commands of the production loop: report, gate, monitor, feedback, compare.
 
-``add_commands`` registers them on the CLI's subparsers (``serving.cli``); each command
-imports what it needs (DVC, scipy, matplotlib) only when it runs.
+``add_commands`` registers them on the CLI's subparsers (``sentinelle.cli``); each command
+imports what only it needs (scipy, matplotlib, scikit-learn's metrics: 0.6 to 2 s) when it runs,
+so the other commands start without them (``python -X importtime`` shows the figures).
 """
 
 from __future__ import annotations
@@ -11,15 +12,18 @@ import dataclasses
 import json
 import logging
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sentinelle import feedback, io
+from sentinelle import feedback_store, io, paths
 from sentinelle.data import trust
 from sentinelle.errors import UserError
 from sentinelle.params import DEFAULT_PARAMS
 from sentinelle.params import load as load_params
+from sentinelle.production.feedback_import import read_file
+from sentinelle.production.review import gate, results
 from sentinelle.serving import tokens
 from sentinelle.serving.rows import FORMATS
 from sentinelle.serving.scorer import Scorer
@@ -29,18 +33,16 @@ log = logging.getLogger("sentinelle")
 
 def _throughput(target: str) -> float:
     """Messages per second scoring the raw test split with the workspace's model."""
-    import time
-
     if target != "workspace":
         raise UserError(
             f"gate.min_throughput is measured with the workspace's model, not {target!r}: "
             "use --target workspace, or set gate.min_throughput: null"
         )
-    split = Path("data/raw/test.parquet")
+    split = paths.RAW / "test.parquet"
     if not split.is_file():
         raise UserError(f"{split}: not found (gate.min_throughput scores it): run `dvc repro`")
     texts = io.read_table(split, columns=["text"])["text"].tolist()
-    scorer = Scorer.load(Path("models/model.skops"))
+    scorer = Scorer.load(paths.MODEL)
     scorer.scores(texts[:100])  # warm-up
     batch = (texts * (1 + 5000 // max(1, len(texts))))[:5000]
     start = time.perf_counter()
@@ -52,11 +54,8 @@ def _throughput(target: str) -> float:
 
 
 def _verdict(args: argparse.Namespace, need_baseline: bool) -> tuple[Any, Any, Any]:
-    from sentinelle.params import load
-    from sentinelle.review import gate, results
-
     root = Path(".")
-    rules = load(args.params).gate
+    rules = load_params(args.params).gate
     base = results.load(root, results.resolve(root, args.baseline)) if args.baseline else None
     if need_baseline and base is None:
         raise UserError("--baseline REF is required (a git revision such as main)")
@@ -74,7 +73,7 @@ def _gate(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from sentinelle.review import report
+    from sentinelle.production.review import report  # matplotlib (+0.6 s): only `report` pays
 
     base, target, verdict = _verdict(args, need_baseline=True)
     out = report.write(args.output, base, target, verdict)
@@ -84,7 +83,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _monitor(args: argparse.Namespace) -> int:
-    from sentinelle.serving.monitor import monitor  # scipy, matplotlib: only `monitor` pays
+    from sentinelle.production.monitor import monitor  # scipy, matplotlib: only `monitor` pays
 
     params = load_params(args.params).monitor
     scorer = Scorer.load(args.model, args.metadata)
@@ -116,7 +115,7 @@ def _monitor(args: argparse.Namespace) -> int:
 def _feedback(args: argparse.Namespace) -> int:
     if args.action in ("trust", "release", "quarantine"):
         return {"trust": _trust, "release": _release, "quarantine": _quarantine}[args.action](args)
-    store = feedback.Store(args.file)
+    store = feedback_store.Store(args.file)
     if args.action == "stats":
         print(json.dumps(store.stats(), sort_keys=True))
         return 0
@@ -127,13 +126,11 @@ def _feedback(args: argparse.Namespace) -> int:
         )
     if args.action == "add":
         records = [
-            feedback.record(
+            feedback_store.record(
                 args.text, args.label, args.id, args.source, reporter=args.reporter, where="TEXT"
             )
         ]
     else:
-        from sentinelle.serving.feedback import read_file
-
         records = read_file(
             Path(args.input),
             fmt=args.format,
@@ -229,7 +226,7 @@ def _quarantine(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from sentinelle.serving.compare import compare, read_labelled, table
+    from sentinelle.production.champion import compare, read_labelled, table  # sklearn metrics
 
     data = read_labelled(args.data, args.format, args.text_column, args.label_column, args.encoding)
     champion, challenger = Scorer.load(args.champion), Scorer.load(args.challenger)
@@ -258,7 +255,9 @@ def add_decision_commands(actions: Any) -> None:
     )
     rel.add_argument("key", help="a report's id, or its text hash (8 hex digits or more)")
     rel.add_argument(
-        "--label", choices=feedback.LABELS, help="the label, when the text is quarantined as both"
+        "--label",
+        choices=feedback_store.LABELS,
+        help="the label, when the text is quarantined as both",
     )
     qua = actions.add_parser(
         "quarantine",
@@ -279,7 +278,7 @@ def add_decision_commands(actions: Any) -> None:
         p.add_argument(
             "--report",
             type=Path,
-            default=Path("data/report.json"),
+            default=paths.DATA_REPORT,
             help="ingest's data report (default: %(default)s)",
         )
 
@@ -338,7 +337,7 @@ def add_commands(sub: Any, model_options: Callable[[argparse.ArgumentParser], No
     mon.add_argument(
         "--reference",
         type=Path,
-        default=Path("models/reference.json"),
+        default=paths.REFERENCE,
         help="reference profile written by the evaluate stage (default: %(default)s)",
     )
     mon.add_argument(
@@ -379,7 +378,9 @@ def add_commands(sub: Any, model_options: Callable[[argparse.ArgumentParser], No
     for p in (add, imp, stats):
         p.add_argument("--file", type=Path, required=True, help="the feedback file (JSON Lines)")
     add.add_argument("text", help="the message")
-    add.add_argument("--label", choices=feedback.LABELS, required=True, help="the right verdict")
+    add.add_argument(
+        "--label", choices=feedback_store.LABELS, required=True, help="the right verdict"
+    )
     add.add_argument(
         "--id", help="an id: a record whose id its reporter already stored is not stored again"
     )

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sentinelle import params as schema
 from sentinelle.errors import UserError
-from sentinelle.experiments.compare import comparison, make_report, write_report
+from sentinelle.experiments.comparison import comparison, make_report, write_report
 from sentinelle.experiments.plans import load_plan, parse_set, select, validate
 from sentinelle.experiments.runner import (
     check_clean,

@@ -21,16 +21,17 @@ from typing import Any
 
 import yaml
 
+from sentinelle import paths
 from sentinelle.errors import UserError
 from sentinelle.params import DEFAULT_PARAMS, DEFAULT_SETTINGS, YAMLError, load_yaml
 
-log = logging.getLogger("sentinelle.review")
+log = logging.getLogger("sentinelle.production.review")
 
 WORKSPACE = "workspace"
-EVALUATE = "dvclive/evaluate/metrics.json"
-DETAILS = "dvclive/evaluate/details.json"
+EVALUATE = paths.METRICS.as_posix()  # git paths: strings with "/"
+DETAILS = paths.DETAILS.as_posix()
 METRIC_FILES = (EVALUATE, DETAILS)
-PLOT_DIR = "dvclive/evaluate/plots"
+PLOT_DIR = paths.PLOTS.as_posix()
 # name -> (file, key of the rows in the file or None for a bare list)
 PLOT_FILES = {
     "roc": (f"{PLOT_DIR}/sklearn/roc.json", "roc"),
@@ -39,8 +40,8 @@ PLOT_FILES = {
     "threshold": (f"{PLOT_DIR}/custom/threshold.json", None),
     "confusion": (f"{PLOT_DIR}/sklearn/confusion_matrix.json", None),
 }
-MODEL = "models/model.skops"
-MODEL_METADATA = "models/model.json"
+MODEL = paths.MODEL.as_posix()
+MODEL_METADATA = paths.MODEL_METADATA.as_posix()
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from sentinelle.errors import UserError
 from sentinelle.params import GateParams
-from sentinelle.review.results import EVALUATE, MODEL, Results
+from sentinelle.production.review.results import EVALUATE, MODEL, Results
 
 # Metrics are written with 6 decimals: differences are compared at that precision.
 DECIMALS = 6

@@ -9,7 +9,7 @@ reported with their row and line numbers and either stop the run
 (``on_error="fail"``) or are left out (``on_error="skip"``). Partitioned data scores in
 parallel on Dask (``serving.partitions``).
 
-Run as ``sentinelle score`` (see ``serving.cli``).
+Run as ``sentinelle score`` (see ``sentinelle.cli``).
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from sentinelle.monitoring.descriptors import FLAGS
-from sentinelle.monitoring.drift import Batch, Check
+from sentinelle.production.monitoring.descriptors import FLAGS
+from sentinelle.production.monitoring.drift import Batch, Check
 
 STYLE = """
 body { font-family: sans-serif; margin: 24px; color: #222; }
