@@ -5,19 +5,18 @@ Spam Collection (CC BY 4.0). Copying them into the workspace makes the default
 `ingest.source` an ordinary file that DVC tracks like any other source.
 """
 
-from pathlib import Path
-
-from sentinelle import io
+from sentinelle import io, paths
 from sentinelle.data import sources
 from sentinelle.params import Params
 from sentinelle.stage import log, run
 
-OUT = Path("data/external/sms_spam_collection.tsv")
+OUT = paths.BUNDLED_DATA
 
 
 def main(params: Params) -> None:
     data = sources.bundled_bytes()
-    io.write_bytes(OUT, data)
+    with io.outputs() as out:
+        out.write_bytes(OUT, data)
     log.info("wrote %s (%d bytes, sha256 %s)", OUT, len(data), io.sha256_bytes(data)[:12])
 
 

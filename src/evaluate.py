@@ -29,7 +29,7 @@ import numpy as np
 from dvclive import Live
 from sklearn.metrics import roc_curve
 
-from sentinelle import io
+from sentinelle import io, paths
 from sentinelle.evaluation.metrics import (
     bootstrap_intervals,
     classification_metrics,
@@ -43,22 +43,22 @@ from sentinelle.evaluation.plots import (
 )
 from sentinelle.modeling.inference import spam_scores, top_features
 from sentinelle.modeling.persistence import load_with_metadata
-from sentinelle.params import Params
+from sentinelle.params import EvaluateParams, Params
 from sentinelle.production.monitoring import reference
 from sentinelle.stage import log, run
 from sentinelle.text.normaliser import Normaliser
 from sentinelle.text.obfuscation import obfuscate_many
 
-TEST = Path("data/processed/test.parquet")
-TRAIN = Path("data/processed/train.parquet")
-LIVE_DIR = Path("dvclive/evaluate")
-PLOTS = LIVE_DIR / "plots"
+TEST = paths.PROCESSED / "test.parquet"
+TRAIN = paths.PROCESSED / "train.parquet"
+LIVE_DIR = paths.DVCLIVE_EVALUATE
+PLOTS = paths.PLOTS
 FEATURES_PNG = PLOTS / "images" / "top_features.png"
-ERRORS = LIVE_DIR / "errors.tsv"
-DETAILS = LIVE_DIR / "details.json"
+ERRORS = paths.ERRORS
+DETAILS = paths.DETAILS
 # The DVC metrics (metrics.json), with threshold and obfuscated/recall: what runs are compared by.
 HEADLINE_METRICS = ("recall", "precision", "ham_fpr", "mcc", "roc_auc")
-EVALUATION = Path("models/evaluation.json")
+EVALUATION = paths.EVALUATION
 TOP_FEATURES = 20
 HEADLINE = ("recall", "ham_fpr", "precision", "f1", "mcc", "roc_auc", "tp", "fp", "tn", "fn")
 
@@ -84,21 +84,58 @@ def main(params: Params) -> None:
     scores = spam_scores(model, test["text"])
     y = (test["label"] == "spam").to_numpy().astype(int)
     threshold = meta["threshold"]
+    # Robustness: the same messages obfuscated, scored at the same threshold.
+    obf_scores = obfuscated_scores(
+        model, test["message"].tolist(), meta["params"]["preprocess"], seed, p.obfuscation_rate
+    )
+    details, at_threshold, points = measure(y, scores, obf_scores, meta, p, seed)
+
+    # Every output is staged and moved in at the end, the model card last: a killed run
+    # leaves the previous set.
+    with io.outputs() as out:
+        live_dir = out.folder(LIVE_DIR)
+        log_results(live_dir, details, y, scores, test["label"].to_numpy(), threshold)
+        profile = reference.build(
+            model,
+            meta,
+            scores,
+            test["text"].tolist(),
+            y.astype(bool),
+            io.read_table(TRAIN, columns=["message"])["message"].tolist(),
+            seed,
+        )
+        title = f"Most influential features ({meta['params']['train']['classifier']})"
+        png = plot_top_features(top_features(model, TOP_FEATURES), title)
+        out.write_bytes(FEATURES_PNG, png)
+        out.write_text(
+            ERRORS, error_table(test["label"], test["message"], scores, threshold, p.top_errors)
+        )
+        out.write_json(DETAILS, details)
+        out.write_json(reference.REFERENCE_PATH, profile)
+        out.write_json(EVALUATION, evaluation_card(meta, at_threshold, points, y, scores))
+    summarise(details, len(test))
+
+
+def measure(
+    y: np.ndarray,
+    scores: np.ndarray,
+    obf_scores: np.ndarray,
+    meta: dict[str, Any],
+    p: EvaluateParams,
+    seed: int,
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, dict[str, Any]]]:
+    """Every test figure (details.json), and the metrics at the model's threshold and at each
+    operating point train chose (for the model card)."""
+    threshold = meta["threshold"]
     at_threshold = classification_metrics(y, scores, threshold)
     at_default = classification_metrics(y, scores, meta["default_threshold"])
     intervals = (
         bootstrap_intervals(y, scores >= threshold, p.bootstrap, seed) if p.bootstrap else {}
     )
-    # Each named operating point that train chose, on the test split.
     points = {
         name: threshold_metrics(y, scores >= point["threshold"])
         for name, point in meta.get("operating_points", {}).items()
     }
-
-    # Robustness: the same messages obfuscated, scored at the same threshold.
-    obf_scores = obfuscated_scores(
-        model, test["message"].tolist(), meta["params"]["preprocess"], seed, p.obfuscation_rate
-    )
     obf = classification_metrics(y, obf_scores, threshold)
     robustness = {
         "recall": obf["recall"],
@@ -122,8 +159,69 @@ def main(params: Params) -> None:
     }
     details["obfuscated"] = {"rate": p.obfuscation_rate}
     details["obfuscated"].update({k: _rounded(v) for k, v in robustness.items()})
+    return details, at_threshold, points
 
-    with Live(str(LIVE_DIR), dvcyaml=False, save_dvc_exp=False) as live:
+
+def summarise(d: dict[str, Any], n: int) -> None:
+    """The figures a reader looks at first, in the log."""
+    ci = d["ci95"]
+    log.info(
+        "test at threshold %.4f: spam recall %.4f, ham flagged %d of %d (FPR %.4f%%), "
+        "precision %.4f, F1 %.4f, MCC %.4f [95%% CI %.4f-%.4f], 1-ROCA %.3f%%, "
+        "recall at ham FPR <= 0.1%% %.4f (%d messages)",
+        d["threshold"],
+        d["recall"],
+        d["fp"],
+        d["n_ham"],
+        100 * d["ham_fpr"],
+        d["precision"],
+        d["f1"],
+        d["mcc"],
+        ci.get("mcc_low", float("nan")),
+        ci.get("mcc_high", float("nan")),
+        d["one_minus_roca_pct"],
+        d["recall_at_fpr_0_1pct"],
+        n,
+    )
+    obf = d["obfuscated"]
+    log.info(
+        "obfuscated (rate %.2f): spam recall %.4f (drop %.2f points), ham flagged %d of %d",
+        obf["rate"],
+        obf["recall"],
+        obf["recall_drop_points"],
+        obf["fp"],
+        d["n_ham"],
+    )
+    for name, at_point in d["operating_points"].items():
+        log.info(
+            "operating point %s: spam recall %.4f, ham flagged %d of %d, precision %.4f",
+            name,
+            at_point["recall"],
+            at_point["fp"],
+            at_point["n_ham"],
+            at_point["precision"],
+        )
+    log.info(
+        "metrics: %s (every one: %s), plots: %s, errors: %s, reference profile: %s",
+        paths.METRICS,
+        DETAILS,
+        PLOTS,
+        ERRORS,
+        reference.REFERENCE_PATH,
+    )
+
+
+def log_results(
+    live_dir: Path,
+    details: dict[str, Any],
+    y: np.ndarray,
+    scores: np.ndarray,
+    labels: np.ndarray,
+    threshold: float,
+) -> None:
+    """The headline metrics and the plots, with DVCLive, into ``live_dir`` (a staging folder:
+    ``io.Outputs.folder``)."""
+    with Live(str(live_dir), dvcyaml=False, save_dvc_exp=False) as live:
         # The headline runs are compared by (dvc exp show); every figure: details.json.
         live.log_metric("threshold", details["threshold"], plot=False)
         for name in HEADLINE_METRICS:
@@ -133,7 +231,6 @@ def main(params: Params) -> None:
         live.log_sklearn_plot("precision_recall", y, scores, drop_intermediate=True)
         live.log_sklearn_plot("det", y, scores)
         live.log_sklearn_plot("calibration", y, scores, n_bins=10)
-        labels = test["label"].to_numpy()
         live.log_sklearn_plot(
             "confusion_matrix", labels, np.where(scores >= threshold, "spam", "ham")
         )
@@ -145,68 +242,8 @@ def main(params: Params) -> None:
             title="Ham FPR and spam recall vs threshold (test split)",
         )
     # roc_curve's first threshold is +inf, which DVCLive writes as `Infinity` (not JSON).
-    for plot_file in sorted((PLOTS / "sklearn").glob("*.json")):
+    for plot_file in sorted((live_dir / PLOTS.relative_to(LIVE_DIR) / "sklearn").glob("*.json")):
         make_strict_json(plot_file)
-    profile = reference.build(
-        model,
-        meta,
-        scores,
-        test["text"].tolist(),
-        y.astype(bool),
-        io.read_table(TRAIN, columns=["message"])["message"].tolist(),
-        seed,
-    )
-    io.write_json(reference.REFERENCE_PATH, profile)
-    io.write_json(EVALUATION, evaluation_card(meta, at_threshold, points, y, scores))
-    io.write_json(DETAILS, details)
-    title = f"Most influential features ({meta['params']['train']['classifier']})"
-    io.write_bytes(FEATURES_PNG, plot_top_features(top_features(model, TOP_FEATURES), title))
-    io.write_text(
-        ERRORS, error_table(test["label"], test["message"], scores, threshold, p.top_errors)
-    )
-
-    log.info(
-        "test at threshold %.4f: spam recall %.4f, ham flagged %d of %d (FPR %.4f%%), "
-        "precision %.4f, F1 %.4f, MCC %.4f [95%% CI %.4f-%.4f], 1-ROCA %.3f%%, "
-        "recall at ham FPR <= 0.1%% %.4f (%d messages)",
-        threshold,
-        at_threshold["recall"],
-        at_threshold["fp"],
-        at_threshold["n_ham"],
-        100 * at_threshold["ham_fpr"],
-        at_threshold["precision"],
-        at_threshold["f1"],
-        at_threshold["mcc"],
-        *intervals.get("mcc", (float("nan"),) * 2),
-        at_threshold["one_minus_roca_pct"],
-        at_threshold["recall_at_fpr_0_1pct"],
-        len(test),
-    )
-    log.info(
-        "obfuscated (rate %.2f): spam recall %.4f (drop %.2f points), ham flagged %d of %d",
-        p.obfuscation_rate,
-        obf["recall"],
-        robustness["recall_drop_points"],
-        obf["fp"],
-        obf["n_ham"],
-    )
-    for name, at_point in points.items():
-        log.info(
-            "operating point %s: spam recall %.4f, ham flagged %d of %d, precision %.4f",
-            name,
-            at_point["recall"],
-            at_point["fp"],
-            at_point["n_ham"],
-            at_point["precision"],
-        )
-    log.info(
-        "metrics: %s (every one: %s), plots: %s, errors: %s, reference profile: %s",
-        LIVE_DIR / "metrics.json",
-        DETAILS,
-        PLOTS,
-        ERRORS,
-        reference.REFERENCE_PATH,
-    )
 
 
 def evaluation_card(

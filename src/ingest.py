@@ -23,15 +23,15 @@ import numpy as np
 import pandas as pd
 from dvclive import Live
 
-from sentinelle import compute, io
+from sentinelle import compute, io, paths
 from sentinelle.data import cleaning, feedback, reading, tables, trust
 from sentinelle.data.split import check_sizes, split
 from sentinelle.params import Params
 from sentinelle.stage import log, run
 
-RAW = Path("data/raw")
-REPORT = Path("data/report.json")
-LIVE_DIR = Path("dvclive/ingest")
+RAW = paths.RAW
+REPORT = paths.DATA_REPORT
+LIVE_DIR = paths.DVCLIVE_INGEST
 PERCENTILES = (5, 25, 50, 75, 95, 99)
 FEEDBACK_COUNTS = (
     "records",
@@ -84,10 +84,11 @@ def main(params: Params) -> None:
         report["feedback"] = merged
     # A large split is a partitioned table: a folder of compute.partition_rows-row parts.
     part_rows = compute.settings().partition_rows
-    io.write_table(RAW / "train.parquet", train, part_rows)
-    io.write_table(RAW / "test.parquet", test, part_rows)
-    io.write_json(REPORT, report)
-    log_metrics(report)
+    with io.outputs() as out:  # all moved in together at the end
+        io.write_table(out.path(RAW / "train.parquet"), train, part_rows)
+        io.write_table(out.path(RAW / "test.parquet"), test, part_rows)
+        log_metrics(report, out.folder(LIVE_DIR))
+        out.write_json(REPORT, report)
     log.info(
         "%s: %d rows read (%s); dropped %s; train %d, test %d",
         read.where,
@@ -158,8 +159,9 @@ def build_report(
     return report
 
 
-def log_metrics(report: dict[str, Any]) -> None:
-    """Log the report's numbers as the stage's DVCLive metrics (no plots, no steps)."""
+def log_metrics(report: dict[str, Any], live_dir: Path = LIVE_DIR) -> None:
+    """Log the report's numbers as the stage's DVCLive metrics (no plots, no steps) into
+    ``live_dir`` (a staging folder: ``io.Outputs.folder``)."""
     numbers = {
         "rows_read": report["rows_read"],
         "rows": report["rows"],
@@ -173,7 +175,7 @@ def log_metrics(report: dict[str, Any]) -> None:
         fb = report["feedback"]
         numbers.update({f"feedback/{k}": fb[k] for k in FEEDBACK_COUNTS})
         numbers.update({f"feedback/refused/{k}": v for k, v in fb["refused"].items()})
-    with Live(str(LIVE_DIR), dvcyaml=False, save_dvc_exp=False, report=None) as live:
+    with Live(str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None) as live:
         for name, value in numbers.items():
             live.log_metric(name, value, plot=False)
 

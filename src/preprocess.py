@@ -11,17 +11,15 @@ ingest partitioned is normalised part by part into as many parts: no process hol
 the whole split. Large inputs are normalised in pieces, as Dask tasks (`compute`).
 """
 
-from pathlib import Path
-
 import pandas as pd
 
-from sentinelle import compute, io
+from sentinelle import compute, io, paths
 from sentinelle.params import Params
 from sentinelle.stage import log, run
 from sentinelle.text.normaliser import Normaliser
 
-RAW = Path("data/raw")
-PROCESSED = Path("data/processed")
+RAW = paths.RAW
+PROCESSED = paths.PROCESSED
 SPLITS = ("train", "test")
 
 
@@ -50,15 +48,16 @@ def main(params: Params) -> None:
         for a, b in part_bounds
     )
     done = compute.ordered_map(normalised, pieces, total, normalise)
-    for split in SPLITS:
-        dest = PROCESSED / f"{split}.parquet"
-        frames = (_joined([next(done) for _ in part_bounds]) for part_bounds in bounds[split])
-        if len(parts[split]) > 1:  # partitioned by ingest: as many parts
-            n = io.write_parts(dest, frames)
-        else:
-            n = len(frame := next(frames))
-            io.write_table(dest, frame)
-        log.info("%s: %d messages normalised", split, n)
+    with io.outputs() as out:  # both splits moved in together at the end
+        for split in SPLITS:
+            dest = out.path(PROCESSED / f"{split}.parquet")
+            frames = (_joined([next(done) for _ in part_bounds]) for part_bounds in bounds[split])
+            if len(parts[split]) > 1:  # partitioned by ingest: as many parts
+                n = io.write_parts(dest, frames)
+            else:
+                n = len(frame := next(frames))
+                io.write_table(dest, frame)
+            log.info("%s: %d messages normalised", split, n)
 
 
 def _joined(frames: list[pd.DataFrame]) -> pd.DataFrame:

@@ -19,17 +19,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from dvclive import Live
 
-from sentinelle import io
+from sentinelle import io, paths
 from sentinelle.evaluation.metrics import choose_threshold, threshold_metrics
 from sentinelle.modeling import engines, operating_points, persistence
 from sentinelle.modeling.calibration import probability_threshold
+from sentinelle.modeling.fitted import FittedModel
 from sentinelle.params import Params
-from sentinelle.processes import Forked
 from sentinelle.stage import log, run
 
-TRAIN = Path("data/processed/train.parquet")
-LIVE_DIR = Path("dvclive/train")
+TRAIN = paths.PROCESSED / "train.parquet"
+LIVE_DIR = paths.DVCLIVE_TRAIN
 DEFAULT_THRESHOLD = 0.5
 LIBRARIES = ("scikit-learn", "skops", "numpy", "scipy", "numba", "nltk", "pandas")
 
@@ -48,33 +49,13 @@ def main(params: Params) -> None:
     threshold = points[operating_points.DEFAULT]["threshold"]
     cv = threshold_metrics(y, fitted.oof >= choose_threshold(y, fitted.oof, p.max_ham_fpr))
 
-    # A forked child saves the model while DVCLive is imported and logs here (0.33 s at 5.5K).
-    saved = Forked(persistence.save, model)
-    scores, n_features = fitted.train_scores, fitted.n_features
-    from dvclive import Live
-
-    with Live(str(LIVE_DIR), dvcyaml=False, save_dvc_exp=False) as live:
-        live.log_params({"train": dataclasses.asdict(p), "seed": params.base.seed})
-        live.log_metric("n_train", len(train), plot=False)
-        live.log_metric("n_features", n_features, plot=False)
-        live.log_metric(
-            "train_accuracy", round(float(((scores >= threshold) == y).mean()), 6), plot=False
-        )
-        live.log_metric("threshold", round(threshold, 6), plot=False)
-        for key in ("recall", "ham_fpr", "mcc", "f1", "fp", "n_ham"):
-            value = cv[key]
-            live.log_metric(
-                f"cv/{key}", round(value, 6) if isinstance(value, float) else value, plot=False
-            )
-        for point_name, point in points.items():
-            for key in ("threshold", "recall", "ham_fpr"):
-                live.log_metric(
-                    f"operating_points/{point_name}/{key}", round(point[key], 6), plot=False
-                )
-
-    sha256 = saved.result()
-    metadata = describe(params, sha256, name, points)
-    io.write_json(persistence.METADATA_PATH, metadata)
+    # Every output is staged and moved in at the end, model.json (which names the model's
+    # hash, what readers check) last: a killed run leaves the previous set.
+    with io.outputs() as out:
+        sha256 = persistence.save(model, out.path(persistence.MODEL_PATH))
+        log_training(out.folder(LIVE_DIR), params, fitted, y, cv, points)
+        metadata = describe(params, sha256, name, points)
+        out.write_json(persistence.METADATA_PATH, metadata)
     log.info(
         "threshold %.4f from %d-fold CV on train: spam recall %.4f, ham flagged %d of %d "
         "(target <= %g)",
@@ -86,8 +67,40 @@ def main(params: Params) -> None:
         p.max_ham_fpr,
     )
     log.info(
-        "wrote %s (%s), %d features", persistence.MODEL_PATH, metadata["model_version"], n_features
+        "wrote %s (%s), %d features",
+        persistence.MODEL_PATH,
+        metadata["model_version"],
+        fitted.n_features,
     )
+
+
+def log_training(
+    live_dir: Path,
+    params: Params,
+    fitted: FittedModel,
+    y: np.ndarray,
+    cv: dict[str, Any],
+    points: dict[str, dict[str, float]],
+) -> None:
+    """Params, training and cross-validation figures with DVCLive, into ``live_dir``."""
+    threshold = points[operating_points.DEFAULT]["threshold"]
+    accuracy = float(((fitted.train_scores >= threshold) == y).mean())
+    with Live(str(live_dir), dvcyaml=False, save_dvc_exp=False) as live:
+        live.log_params({"train": dataclasses.asdict(params.train), "seed": params.base.seed})
+        live.log_metric("n_train", len(y), plot=False)
+        live.log_metric("n_features", fitted.n_features, plot=False)
+        live.log_metric("train_accuracy", round(accuracy, 6), plot=False)
+        live.log_metric("threshold", round(threshold, 6), plot=False)
+        for key in ("recall", "ham_fpr", "mcc", "f1", "fp", "n_ham"):
+            value = cv[key]
+            live.log_metric(
+                f"cv/{key}", round(value, 6) if isinstance(value, float) else value, plot=False
+            )
+        for point_name, point in points.items():
+            for key in ("threshold", "recall", "ham_fpr"):
+                live.log_metric(
+                    f"operating_points/{point_name}/{key}", round(point[key], 6), plot=False
+                )
 
 
 def describe(

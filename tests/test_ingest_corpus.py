@@ -144,7 +144,8 @@ CASES = [
         "bad.tsv",
         uci(P[:4]).encode() + b"ham\tcaf\xff bar\n" + uci(P[4:]).encode(),
         params={"encoding": "utf-8"},
-        error="bad.tsv: line 5: not valid utf-8 (byte 0xff); set ingest.encoding",
+        error="bad.tsv: line 5: not valid utf-8 (byte 0xff at byte offset 153); set "
+        "ingest.encoding",
     ),
     Case(
         "latin1-detected",
@@ -483,8 +484,8 @@ def test_script_run_is_reproducible_and_reports_the_encoding_warning(workdir: Pa
     first = run_script(workdir, "latin1.tsv")
     assert first.returncode == 0, first.stderr
     assert (
-        "ingest: warning: latin1.tsv is not valid UTF-8 (line 6, byte 0xa3); decoded as cp1252. "
-        "Set ingest.encoding to silence this or to choose another encoding"
+        "ingest: warning: latin1.tsv is not valid UTF-8 (line 6, byte 0xa3 at byte offset 201); "
+        "decoded as cp1252. Set ingest.encoding to silence this or to choose another encoding"
     ) in first.stderr.splitlines()
     hashes = output_hashes(workdir)
     assert run_script(workdir, "latin1.tsv").returncode == 0

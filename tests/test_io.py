@@ -93,3 +93,79 @@ def test_a_failed_partitioned_write_leaves_the_previous_table(tmp_path: Path) ->
         io.write_parts(dest, parts())
     assert dest.is_file() and io.read_table(dest).equals(frame)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.parquet"]
+
+
+def test_outputs_move_in_together_or_not_at_all(tmp_path: Path) -> None:
+    a, b = tmp_path / "models" / "a.bin", tmp_path / "b" / "c.json"
+    io.write_text(a, "old a\n")
+    io.write_text(b, "old b\n")
+    with pytest.raises(KeyboardInterrupt), io.outputs() as out:
+        out.write_text(a, "new a\n")
+        out.write_text(b, "half")
+        raise KeyboardInterrupt  # Ctrl-C before the end: nothing moves, nothing is left
+    assert (a.read_text(), b.read_text()) == ("old a\n", "old b\n")
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["a.bin", "b", "c.json", "models"]
+
+    with io.outputs() as out:
+        out.write_text(a, "new a\n")
+        live = out.folder(tmp_path / "live")  # a folder a library writes itself (DVCLive)
+        (live / "plots").mkdir()
+        (live / "plots" / "p.json").write_text("{}\n")
+        assert not (tmp_path / "live").exists()  # nothing in place before the end
+    assert a.read_text() == "new a\n"
+    assert (tmp_path / "live" / "plots" / "p.json").read_text() == "{}\n"
+    assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_outputs_remove_what_a_killed_run_left_and_swap_files_and_folders(
+    tmp_path: Path,
+) -> None:
+    import pandas as pd
+
+    dest = tmp_path / "train.parquet"
+    left = io.temp_name(dest)  # as a SIGKILLed run leaves it
+    left.write_text("half")
+    frame = pd.DataFrame({"text": [f"m{i}" for i in range(5)], "label": ["ham"] * 5})
+    with io.outputs() as out:
+        io.write_table(out.path(dest), frame, part_rows=2)  # a folder of parts
+    assert not left.exists()
+    assert [p.name for p in io.table_parts(dest)] == [f"part-0000{i}.parquet" for i in range(3)]
+    with io.outputs() as out:
+        io.write_table(out.path(dest), frame)  # a file again
+    assert dest.is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["train.parquet"]
+
+
+def test_a_staged_output_never_written_fails_and_moves_nothing(tmp_path: Path) -> None:
+    a = tmp_path / "a.json"
+    io.write_text(a, "old\n")
+    with pytest.raises(FileNotFoundError, match="never written"), io.outputs() as out:
+        out.write_text(a, "new\n")
+        out.path(tmp_path / "b.json")
+    assert a.read_text() == "old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]
+
+
+def test_sigint_during_the_moves_waits_for_the_last_one() -> None:
+    import signal
+
+    moved = []
+    with pytest.raises(KeyboardInterrupt), io._signals_held():
+        signal.raise_signal(signal.SIGINT)  # Ctrl-C between two moves
+        moved.append("the rest")
+    assert moved == ["the rest"]
+
+
+def test_a_signal_whose_exception_was_lost_still_stops_the_moves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import signal
+
+    # As when the SystemExit of a SIGTERM is raised in an at-fork hook, where Python ignores it.
+    monkeypatch.setattr(io, "_stopped", [signal.SIGTERM])
+    a = tmp_path / "a.json"
+    io.write_text(a, "old\n")
+    with pytest.raises(SystemExit, match="143"), io.outputs() as out:
+        out.write_text(a, "new\n")
+    assert a.read_text() == "old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]

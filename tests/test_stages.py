@@ -108,43 +108,6 @@ def test_missing_input_is_one_line(tmp_path: Path) -> None:
     ]
 
 
-def _png_of(n: int) -> bytes:
-    return b"\x89PNG" * n
-
-
-def _fails() -> None:
-    raise ValueError("cannot draw")
-
-
-def test_forked_returns_the_childs_value_and_fails_when_the_child_fails(
-    capfd: pytest.CaptureFixture[str],
-) -> None:
-    import os
-
-    from sentinelle.processes import Forked
-
-    assert Forked(_png_of, 3).result() == b"\x89PNG" * 3
-    assert Forked(os.getpid).result() != os.getpid()  # really another process
-    with pytest.raises(RuntimeError, match=r"_fails failed in its child process \(exit code 1\)"):
-        Forked(_fails).result()
-    assert "ValueError: cannot draw" in capfd.readouterr().err
-
-
-def _squares_in_a_pool(n: int) -> list[int]:
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
-
-    with ProcessPoolExecutor(2, mp_context=get_context("fork")) as pool:
-        return list(pool.map(abs, range(-n, 0)))
-
-
-def test_forked_child_may_start_its_own_workers() -> None:
-    # A Forked child is not a daemon: what it runs may use a process pool of its own.
-    from sentinelle.processes import Forked
-
-    assert Forked(_squares_in_a_pool, 3).result() == [3, 2, 1]
-
-
 def test_stages_run_with_imports_frozen_and_the_cyclic_collector_slowed() -> None:
     code = (
         "import gc\nfrom sentinelle.stage import run\nfrom sentinelle.collector import THRESHOLD\n"

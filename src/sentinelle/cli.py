@@ -31,7 +31,7 @@ import logging
 import sys
 from pathlib import Path
 
-from sentinelle import io, paths
+from sentinelle import paths
 from sentinelle.batch import partitions
 from sentinelle.batch.files import DEFAULT_CHUNK_SIZE, score_file
 from sentinelle.errors import UserError
@@ -134,15 +134,15 @@ def _serve(args: argparse.Namespace) -> int:
     from sentinelle.serving.auth import parse_rate
     from sentinelle.serving.limits import HeaderLimitProtocol
 
-    # Cheap checks before binding the port, so a wrong path fails here and now;
-    # the full safe load (types allowlist, hash) runs in the app's lifespan.
+    # Cheap checks before binding the port, so a wrong path fails here and now; the
+    # metadata's schema and the safe load (types allowlist, hash) run in the app's lifespan:
+    # a tampered model keeps the server up, with /readyz 503 and the reason.
     metadata = metadata_path_for(args.model, args.metadata)
     for path in (Path(args.model), metadata):
         if not path.is_file():
             raise UserError(
                 f"{path}: not found (run `dvc repro`, `dvc pull` or `sentinelle fetch`)"
             )
-    io.read_json(metadata)
     if args.feedback is not None and args.tokens is None:
         raise UserError(
             "--feedback needs --tokens TOKENS: reports are accepted only from a feedback "

@@ -43,15 +43,13 @@ class Settings:
 
 
 _settings = Settings()
-_settings_pid = os.getpid()  # a forked child (processes.Forked) works serially
 # Once a cluster is in use: its client, its number of workers, and what stops it.
 _active: tuple[Any, int, contextlib.ExitStack] | None = None
 
 
 def configure(p: Any) -> None:
     """Use the ``compute`` params ``p`` (any object with ``Settings``' fields) from now on."""
-    global _settings, _settings_pid
-    _settings_pid = os.getpid()
+    global _settings
     _settings = Settings(p.scheduler, p.workers, p.memory_per_worker, p.partition_rows, p.min_rows)
 
 
@@ -61,11 +59,7 @@ def settings() -> Settings:
 
 def uses_dask(n_rows: int) -> bool:
     """Whether work over ``n_rows`` messages runs as Dask tasks."""
-    return (
-        _settings.scheduler != "none"
-        and n_rows >= _settings.min_rows
-        and os.getpid() == _settings_pid
-    )
+    return _settings.scheduler != "none" and n_rows >= _settings.min_rows
 
 
 def on_this_machine() -> bool:

@@ -2,7 +2,9 @@
 
 Every output is written to a temporary file in the destination folder and then
 moved into place with ``os.replace``, so a killed stage never leaves a
-half-written file that looks complete.
+half-written file that looks complete. A stage's outputs go through ``outputs()``:
+all of them are written first and moved in together at the end, so a stage killed at
+any moment leaves the previous set (DVC keeps it: the outputs are ``persist: true``).
 """
 
 from __future__ import annotations
@@ -12,8 +14,11 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import shutil
+import signal
 import tempfile
+import threading
 import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -43,6 +48,164 @@ def atomic_path(dest: Path, mode: int = 0o644) -> Iterator[Path]:
         os.replace(tmp_path, dest)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def temp_name(dest: Path) -> Path:
+    """A fresh temporary name beside ``dest`` (``.NAME.RANDOM.tmp``; .gitignore and
+    .dvcignore skip such names, so one a SIGKILL leaves behind is never part of an output)."""
+    return dest.parent / f".{dest.name}.{secrets.token_hex(4)}.tmp"
+
+
+def is_temp_of(path: Path, dest: Path) -> bool:
+    """Whether ``path`` is a temporary file or folder of a write to ``dest`` (also nested:
+    a writer may stage its own temporary file beside the staged one)."""
+    return path.name.endswith(".tmp") and path.name.lstrip(".").startswith(f"{dest.name}.")
+
+
+class Outputs:
+    """A stage's outputs, staged beside their destinations and moved in together.
+
+    ``path(dest)`` names a temporary file (or folder) in ``dest``'s folder for the stage to
+    write; ``folder(dest)`` makes a temporary folder beside ``dest`` for a library that
+    writes a folder of files itself (DVCLive). ``commit`` moves them in with ``os.replace``,
+    in the order they were asked for (so the file readers check last is asked for last),
+    with SIGINT and SIGTERM held until the last move: only SIGKILL can fall between two
+    moves. Until then the previous outputs are untouched. Use it through ``outputs()``.
+    """
+
+    def __init__(self) -> None:
+        self._moves: list[tuple[Path, Path, bool]] = []  # (staged, destination, merged)
+
+    def path(self, dest: Path) -> Path:
+        return self._stage(Path(dest), merged=False)
+
+    def folder(self, dest: Path) -> Path:
+        """An empty temporary folder; at commit each file in it replaces the file at the
+        same place under ``dest`` (other files under ``dest`` stay)."""
+        tmp = self._stage(Path(dest), merged=True)
+        tmp.mkdir()
+        return tmp
+
+    def write_bytes(self, dest: Path, data: bytes) -> None:
+        self.path(dest).write_bytes(data)
+
+    def write_text(self, dest: Path, text: str) -> None:
+        self.write_bytes(dest, text.encode("utf-8"))
+
+    def write_json(self, dest: Path, obj: Any) -> None:
+        self.write_text(dest, dumps_json(obj))
+
+    def commit(self) -> None:
+        for tmp, _, _ in self._moves:
+            if not tmp.exists():
+                raise FileNotFoundError(f"{tmp}: a staged output was never written")
+        with _signals_held():
+            if _stopped:  # a signal whose exception was lost: move nothing in
+                _raise_for(_stopped[0])
+            for tmp, dest, merged in self._moves:
+                (_merge if merged else _move)(tmp, dest)
+            self._moves = []
+
+    def discard(self) -> None:
+        for tmp, _, _ in self._moves:
+            _remove(tmp)
+        self._moves = []
+
+    def _stage(self, dest: Path, merged: bool) -> Path:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        _sweep(dest)  # what a SIGKILLed run left behind
+        tmp = temp_name(dest)
+        self._moves.append((tmp, dest, merged))
+        return tmp
+
+
+@contextlib.contextmanager
+def outputs() -> Iterator[Outputs]:
+    """Stage a set of outputs (``Outputs``); they are moved in together when the block ends
+    without an error, and on any error (SIGINT and SIGTERM too) the staged files are removed
+    and the previous outputs stay as they were."""
+    staged = Outputs()
+    try:
+        yield staged
+        staged.commit()
+    finally:
+        staged.discard()
+
+
+def _move(tmp: Path, dest: Path) -> None:
+    """``tmp`` takes the place of ``dest``: one ``os.replace``, unless a folder (a partitioned
+    table) replaces or is replaced, when the previous one steps aside for an instant."""
+    if not tmp.is_dir():
+        os.chmod(tmp, 0o644)
+    folders = tmp.is_dir() or (dest.is_dir() and not dest.is_symlink())
+    if folders and (dest.exists() or dest.is_symlink()):
+        old = temp_name(dest)
+        dest.rename(old)
+        tmp.rename(dest)
+        _remove(old)
+    else:
+        os.replace(tmp, dest)
+
+
+def _merge(tmp: Path, dest: Path) -> None:
+    """Each file under ``tmp`` onto the same place under ``dest``, then ``tmp`` goes."""
+    for path in sorted(p for p in tmp.rglob("*") if not p.is_dir()):
+        target = dest / path.relative_to(tmp)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(path, 0o644)
+        os.replace(path, target)
+    shutil.rmtree(tmp)
+
+
+def _sweep(dest: Path) -> None:
+    for path in dest.parent.iterdir():
+        if is_temp_of(path, dest):
+            _remove(path)
+
+
+# SIGINT and SIGTERM received since ``stop_on_signals`` (in the order they came).
+_stopped: list[int] = []
+
+
+def stop_on_signals() -> None:
+    """Make SIGINT raise ``KeyboardInterrupt`` and SIGTERM ``SystemExit`` (code 143), so that
+    a stopped stage removes what it staged, and remember them: Python ignores an exception
+    raised where it runs a hook (an at-fork hook of a forked save, a ``__del__``), and
+    ``Outputs.commit`` then still moves nothing in. A signal the process was started with
+    ignored (SIGINT in a background job) stays ignored. Main thread only."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            signal.signal(sig, _stop)
+
+
+def _stop(signum: int, _frame: object) -> None:
+    _stopped.append(signum)
+    _raise_for(signum)
+
+
+def _raise_for(signum: int) -> None:
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    raise SystemExit(128 + signum)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM wait until the block ends, then take effect (main thread only:
+    Python runs signal handlers there)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    held = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, lambda sig, _frame: caught.append(sig)) for sig in held}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+        for sig in dict.fromkeys(caught):
+            signal.raise_signal(sig)
 
 
 def write_bytes(dest: Path, data: bytes, mode: int = 0o644) -> None:

@@ -224,32 +224,32 @@ class Params:
     compute: ComputeParams
 
 
-def _describe(tp: Any) -> str:
+def describe(tp: Any) -> str:
     """What a type admits, in words for an error message."""
     origin = typing.get_origin(tp)
     if origin is Annotated:
         inner, *meta = typing.get_args(tp)
         ranges = [m.describe() for m in meta if isinstance(m, Range)]
         ranges += [m.description for m in meta if isinstance(m, Pattern)]
-        return _describe(inner) + (f" {' and '.join(ranges)}" if ranges else "")
+        return describe(inner) + (f" {' and '.join(ranges)}" if ranges else "")
     if origin is Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
     if origin in (Union, types.UnionType):
-        return " or ".join(_describe(a) for a in typing.get_args(tp))
+        return " or ".join(describe(a) for a in typing.get_args(tp))
     if origin is tuple and typing.get_args(tp)[-1] is Ellipsis:
-        return f"a non-empty list of ({_describe(typing.get_args(tp)[0])})"
+        return f"a non-empty list of ({describe(typing.get_args(tp)[0])})"
     if origin is tuple:
         args = typing.get_args(tp)
-        return f"a list of {len(args)} {_describe(args[0]).removeprefix('an ')}s [low, high]"
+        return f"a list of {len(args)} {describe(args[0]).removeprefix('an ')}s [low, high]"
     if origin is dict:
         key, value = typing.get_args(tp)
-        return f"a mapping of ({_describe(key)}, not 'default') to ({_describe(value)})"
+        return f"a mapping of ({describe(key)}, not 'default') to ({describe(value)})"
     if tp is type(None):
         return "null"
     return {bool: "true/false", int: "an integer", float: "a number", str: "a string"}[tp]
 
 
-def _coerce(value: Any, tp: Any) -> Any:
+def coerce(value: Any, tp: Any) -> Any:
     """Return ``value`` converted to ``tp``, or raise ``ValueError`` if it does not fit."""
     origin = typing.get_origin(tp)
     if origin is Annotated:
@@ -260,7 +260,7 @@ def _coerce(value: Any, tp: Any) -> Any:
                 raise ValueError
             out = value
         else:
-            out = _coerce(value, inner)
+            out = coerce(value, inner)
         for m in meta:
             if isinstance(m, Range):
                 for x in out if isinstance(out, tuple) else (out,):
@@ -276,19 +276,19 @@ def _coerce(value: Any, tp: Any) -> Any:
     if origin in (Union, types.UnionType):
         for arg in typing.get_args(tp):
             try:
-                return _coerce(value, arg)
+                return coerce(value, arg)
             except ValueError:
                 continue
         raise ValueError
     if origin is tuple and typing.get_args(tp)[-1] is Ellipsis:
         if not isinstance(value, (list, tuple)) or not value:
             raise ValueError
-        return tuple(_coerce(v, typing.get_args(tp)[0]) for v in value)
+        return tuple(coerce(v, typing.get_args(tp)[0]) for v in value)
     if origin is tuple:
         args = typing.get_args(tp)
         if not isinstance(value, (list, tuple)) or len(value) != len(args):
             raise ValueError
-        out = tuple(_coerce(v, a) for v, a in zip(value, args, strict=True))
+        out = tuple(coerce(v, a) for v, a in zip(value, args, strict=True))
         if list(out) != sorted(out):
             raise ValueError
         return out
@@ -296,7 +296,7 @@ def _coerce(value: Any, tp: Any) -> Any:
         if not isinstance(value, dict):
             raise ValueError
         key, item = typing.get_args(tp)
-        return {_coerce(k, key): _coerce(v, item) for k, v in value.items()}
+        return {coerce(k, key): coerce(v, item) for k, v in value.items()}
     if tp is type(None):
         if value is None:
             return None
@@ -340,16 +340,16 @@ def _build(cls: type, data: Any, where: str, source: Callable[[str], str]) -> An
     for name in names:
         key = f"{where}{name}"
         if name not in data:
-            raise UserError(f"{source(key)}: missing key '{key}' ({_describe(hints[name])})")
+            raise UserError(f"{source(key)}: missing key '{key}' ({describe(hints[name])})")
         tp = hints[name]
         if dataclasses.is_dataclass(tp):
             values[name] = _build(tp, data[name], f"{key}.", source)
             continue
         try:
-            values[name] = _coerce(data[name], tp)
+            values[name] = coerce(data[name], tp)
         except ValueError:
             raise UserError(
-                f"{source(key)}: {key} = {data[name]!r} is invalid: must be {_describe(tp)}"
+                f"{source(key)}: {key} = {data[name]!r} is invalid: must be {describe(tp)}"
             ) from None
     return cls(**values)
 
@@ -382,6 +382,11 @@ RUN_ONLY = (
     "monitor",
     "gate",
 )
+# Settings that change how the model is computed, not what it decides: the two engines are
+# tested to give the same verdicts (tests/test_engines.py), so they are no column of
+# `dvc exp show`; as every setting that changes an output, they go to data/params.ok, on
+# which train depends too.
+SAME_MODEL = ("train.engine",)
 
 
 def _under(key: str, prefixes: tuple[str, ...]) -> bool:
@@ -390,7 +395,7 @@ def _under(key: str, prefixes: tuple[str, ...]) -> bool:
 
 def home(key: str) -> Path:
     """The file a dotted key (``train.C``, ``gate``) lives in: params.yaml or settings.yaml."""
-    compared = _under(key, COMPARED) and not _under(key, RUN_ONLY)
+    compared = _under(key, COMPARED) and not _under(key, RUN_ONLY + SAME_MODEL)
     return DEFAULT_PARAMS if compared else DEFAULT_SETTINGS
 
 

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from sentinelle import collector, compute
+from sentinelle import collector, compute, io
 from sentinelle.errors import UserError
 from sentinelle.params import DEFAULT_PARAMS, Params, load
 
@@ -21,6 +21,8 @@ def run(main: Callable[[Params], None], name: str, description: str) -> None:
 
     A ``UserError`` becomes one line on stderr and exit code 2 (a traceback only
     with ``--verbose``); params are validated before ``main`` can touch any output.
+    SIGTERM, like SIGINT, raises (``io.stop_on_signals``), so a stopped stage removes its
+    staged outputs (``io.outputs``) and leaves the previous ones.
 
     The objects the imports created are frozen out of the cyclic garbage collector, which
     also runs less often (``collector.relax``), and everything is frozen again before exit: the
@@ -50,6 +52,7 @@ def run(main: Callable[[Params], None], name: str, description: str) -> None:
         format=f"{name}: %(message)s",
         stream=sys.stderr,
     )
+    io.stop_on_signals()
     collector.relax()  # what is imported so far is permanent: no collection will walk it
     try:
         params = load(args.params, overrides)

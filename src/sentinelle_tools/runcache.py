@@ -8,6 +8,10 @@ local cache when it records a run, but `dvc push --run-cache` uploads only the r
 entries, never those objects. On another machine the entries of `train` and
 `evaluate` then cannot be restored and the stages rerun. This pushes the missing
 objects, after which `dvc repro --pull` there restores every stage.
+
+Sentinelle's own pipeline records no run-cache entries since every output became
+`persist: true` (a killed stage leaves the previous outputs; DVC keeps no stage with a
+persist output in its run cache): this helps only a pipeline with stages that are not.
 """
 
 from __future__ import annotations

@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from sentinelle.data.tables import Records, label_key
+from sentinelle.data.tables import Records, clip, clip_all, label_key
 from sentinelle.errors import UserError
 from sentinelle.params import IngestParams
 
+SHOWN_LABEL = 30  # characters of each unknown label an error quotes (three at most)
 # Problems a row can have, checked in this order; each has an ``ingest.on_*`` policy.
 PROBLEMS = {
     "unknown_label": "on_unknown_label",
@@ -43,9 +44,11 @@ def _problem_error(
     if reason == "unknown_label":
         firsts: dict[str, list[int]] = {}
         for row, value in zip(rows, values, strict=True):
-            firsts.setdefault(repr(label_key(value)), []).append(row)
-        shown = "; ".join(f"{v} ({_rows(unit, r)})" for v, r in list(firsts.items())[:5])
-        more = f" and {len(firsts) - 5} more" if len(firsts) > 5 else ""
+            firsts.setdefault(label_key(value), []).append(row)
+        shown = "; ".join(
+            f"{clip(v, SHOWN_LABEL)} ({_rows(unit, r)})" for v, r in list(firsts.items())[:3]
+        )
+        more = f" and {len(firsts) - 3} more" if len(firsts) > 3 else ""
         return UserError(
             f"{head}{len(rows)} row(s) with a label that maps to neither class, "
             f"{len(firsts)} distinct: {shown}{more}; accepted (case-insensitive): "
@@ -101,9 +104,7 @@ def clean(records: Records, where: str, p: IngestParams) -> Cleaned:
 def validate(records: Records, where: str, p: IngestParams) -> Valid:
     """Map labels and apply the per-problem policies (``ingest.on_*``) to every row."""
     if not records.rows:
-        found = (
-            f" (columns found: {', '.join(map(repr, records.columns))})" if records.columns else ""
-        )
+        found = f" (columns found: {clip_all(records.columns)})" if records.columns else ""
         raise UserError(f"{where}: no messages found{found}")
     spam = {label_key(v) for v in p.spam_labels}
     ham = {label_key(v) for v in p.ham_labels}

@@ -52,22 +52,27 @@ def _line_of(data: bytes, offset: int) -> int:
 
 def decode(data: bytes, where: str, encoding: str | None) -> Decoded:
     """Decode text: the explicit ``encoding``; else UTF-8 (BOM aware), then a single-byte
-    fallback."""
+    fallback. A UTF-8 byte-order mark is skipped whatever the encoding (it is never text),
+    and byte offsets in errors count from the file's first byte."""
+    skip = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
     if encoding is not None:
         try:
-            codecs.lookup(encoding)
+            codec = codecs.lookup(encoding).name
         except LookupError:
             raise UserError(
-                f"ingest.encoding = {encoding!r} is not a known encoding; "
+                f"ingest.encoding = {tables.clip(encoding, 40)} is not a known encoding; "
                 "use e.g. utf-8, latin-1, cp1252, or null to detect"
             ) from None
+        if codec.startswith(("utf-16", "utf-32")):
+            skip = 0  # their own marks; a UTF-8 one cannot start them
         try:
-            return Decoded(data.decode(encoding), encoding, None)
+            return Decoded(data[skip:].decode(encoding), encoding, None)
         except UnicodeDecodeError as exc:
+            at = exc.start + skip
             raise UserError(
-                f"{where}: line {_line_of(data, exc.start)}: not valid {encoding} "
-                f"(byte {data[exc.start]:#04x}); set ingest.encoding to the file's encoding, "
-                "or null to detect"
+                f"{where}: line {_line_of(data, at)}: not valid {encoding} (byte "
+                f"{data[at]:#04x} at byte offset {at}); set ingest.encoding to the file's "
+                "encoding, or null to detect"
             ) from None
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         try:
@@ -77,13 +82,15 @@ def decode(data: bytes, where: str, encoding: str | None) -> Decoded:
                 f"{where}: has a UTF-16 byte-order mark but is not valid UTF-16 "
                 f"(byte offset {exc.start}); set ingest.encoding"
             ) from None
-    if data.startswith(codecs.BOM_UTF8):
+    if skip:
         try:
-            return Decoded(data.decode("utf-8-sig"), "utf-8-sig", None)
+            return Decoded(data[skip:].decode("utf-8"), "utf-8-sig", None)
         except UnicodeDecodeError as exc:
+            at = exc.start + skip
             raise UserError(
-                f"{where}: line {_line_of(data, exc.start)}: has a UTF-8 byte-order mark but "
-                f"is not valid UTF-8 (byte {data[exc.start]:#04x}); set ingest.encoding"
+                f"{where}: line {_line_of(data, at)}: has a UTF-8 byte-order mark but is not "
+                f"valid UTF-8 (byte {data[at]:#04x} at byte offset {at}); set ingest.encoding "
+                "to the file's encoding, e.g. cp1252 or latin-1 (the mark is skipped)"
             ) from None
     try:
         return Decoded(data.decode("utf-8"), "utf-8", None)
@@ -96,7 +103,8 @@ def decode(data: bytes, where: str, encoding: str | None) -> Decoded:
             continue
         warning = (
             f"{where} is not valid UTF-8 (line {_line_of(data, first_bad)}, byte "
-            f"{data[first_bad]:#04x}); decoded as {fallback}. Set ingest.encoding to "
+            f"{data[first_bad]:#04x} at byte offset {first_bad}); decoded as {fallback}. "
+            "Set ingest.encoding to "
             "silence this or to choose another encoding"
         )
         return Decoded(text, fallback, warning)
@@ -127,24 +135,36 @@ NOT_A_TABLE = (
 EXPECTED = "expected labelled messages as CSV/TSV, JSON Lines, Parquet or a spreadsheet"
 
 
+# Markup: leading comments and processing instructions, then a tag an HTML page holds early.
+_COMMENTS = re.compile(rb"(\s*(<!--.*?-->|<\?.*?\?>))*\s*", re.S)
+_HTML = re.compile(
+    rb"<(!doctype\s+html|html|head|body|title|meta|script|link|style|div|table|p)[\s>/]"
+)
+_PAGE = re.compile(rb"<(!doctype\s+html|html|head|body)[\s>]")
+_TAG = re.compile(rb"<[a-z_][\w.:-]*(\s[^<>]*)?/?>")
+
+
 def _not_a_table(data: bytes, where: str, fmt: str) -> UserError | None:
-    """An error naming what ``data`` looks like when it is plainly not a table."""
+    """An error naming what ``data`` looks like when it is plainly not a table: a binary
+    document, an HTML page, an XML or JSON document (whatever ``ingest.format`` says)."""
     for magic, what, todo in NOT_A_TABLE:
         if data.startswith(magic):
             return UserError(f"{where}: looks like {what}, not a table; {EXPECTED} ({todo})")
     start = data[:4096].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    if start.startswith((b"<!doctype html", b"<html")) or (
-        start.startswith(b"<") and re.search(rb"<(head|body|title|meta|script)[\s>]", start)
-    ):
-        first = start.split(b"\n", 1)[0][:40].decode("utf-8", "replace")
+    body = start[_COMMENTS.match(start).end() :]
+    first = tables.clip(start.split(b"\n", 1)[0][:40].decode("utf-8", "replace"), 60)
+    if start.startswith(b"<") and (_HTML.match(body) or _PAGE.search(start)):
         return UserError(
-            f"{where}: looks like an HTML page, not a table (it starts with {first!r}); "
+            f"{where}: looks like an HTML page, not a table (it starts with {first}); "
             f"{EXPECTED}: if it was saved from a web page, download the raw file instead"
         )
-    if start.startswith(b"<?xml") and fmt == "auto":
-        return UserError(f"{where}: looks like an XML document, not a table; {EXPECTED}")
-    if fmt in ("auto", "jsonl") and start.startswith((b"[", b"{")):
-        return _json_document(data, where)
+    if start.startswith(b"<?xml") or (start.startswith(b"<") and _TAG.match(body)):
+        return UserError(
+            f"{where}: looks like an XML document, not a table (it starts with {first}); "
+            f"{EXPECTED}: export the messages from it as CSV or JSON Lines"
+        )
+    if start.startswith((b"[", b"{")):
+        return _json_document(data, where, fmt)
     if fmt == "auto" and spreadsheets.office_document(data):
         return UserError(
             f"{where}: looks like an office document that is not a spreadsheet "
@@ -153,19 +173,26 @@ def _not_a_table(data: bytes, where: str, fmt: str) -> UserError | None:
     return None
 
 
-def _json_document(data: bytes, where: str) -> UserError | None:
+def _json_document(data: bytes, where: str, fmt: str) -> UserError | None:
     """An error when ``data`` is one JSON document (an array, or an object over many
-    lines) rather than JSON Lines; ``None`` when its first line is a whole JSON object."""
-    first = data.split(b"\n", 1)[0]
+    lines) rather than JSON Lines; ``None`` when its first line is a whole JSON object, or
+    when it is not JSON at all and not meant to be (the parser then reports the line)."""
+    first = data.lstrip(b"\xef\xbb\xbf \t\r\n").split(b"\n", 1)[0]
     try:
         if isinstance(json.loads(first), dict):
             return None
-    except ValueError:
+    except (ValueError, RecursionError):
         pass
     try:
         doc = json.loads(data)
-    except ValueError:
-        return None  # not JSON at all: the parser reports the line
+    except (ValueError, RecursionError) as exc:
+        # Broken JSON: for a CSV, a first line that is only an opening bracket says enough.
+        if fmt == "jsonl" or first.strip() not in (b"[", b"{", b"[{", b"[ {"):
+            return None
+        at = f" at line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else ""
+        return UserError(
+            f"{where}: looks like a JSON document (not valid JSON{at}), not a table; {EXPECTED}"
+        )
     what = "an array" if isinstance(doc, list) else "an object over several lines"
     return UserError(
         f"{where}: is one JSON document ({what}), not JSON Lines (one object per line); "
@@ -227,7 +254,7 @@ def _parse_kaggle(text: str, where: str) -> Records:
     if tuple(h.casefold() for h in header[:2]) != KAGGLE_HEADER:
         raise UserError(
             f"{where}: line 1: expected the Kaggle header 'v1,v2,...'; "
-            f"columns found: {', '.join(map(repr, header[:20]))}; set ingest.format"
+            f"columns found: {tables.clip_all(header)}; set ingest.format"
         )
     out = Records(columns=header)
     for n, fields in rows:

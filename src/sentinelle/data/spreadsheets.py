@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import python_calamine
 
-from sentinelle.data.tables import Row, cell_text
+from sentinelle.data.tables import Row, cell_text, clip, clip_all
 from sentinelle.errors import UserError
 
 KINDS = ("xlsx", "xls", "ods")
@@ -57,7 +57,7 @@ def kind(data: bytes) -> str | None:
 
 
 def _pick(names: list[str], sheet: str | int | None, where: str) -> str:
-    shown = ", ".join(repr(n) for n in names)
+    shown = clip_all(names)
     if sheet is None:
         return names[0]
     if isinstance(sheet, str) and sheet in names:
@@ -70,7 +70,7 @@ def _pick(names: list[str], sheet: str | int | None, where: str) -> str:
             f"{where}: ingest.sheet = {sheet!r}: the workbook has {len(names)} sheet(s): {shown}"
         )
     hint = difflib.get_close_matches(sheet, names, n=1)
-    dym = f" (did you mean {hint[0]!r}?)" if hint else ""
+    dym = f" (did you mean {clip(hint[0], 40)}?)" if hint else ""
     raise UserError(f"{where}: ingest.sheet = {sheet!r} is not a sheet{dym}; its sheets: {shown}")
 
 

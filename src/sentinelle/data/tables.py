@@ -26,6 +26,7 @@ import itertools
 import logging
 import re
 import shlex
+import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -59,7 +60,10 @@ LABEL_NAMES = frozenset(
 )
 SNIFFED = ",;\t|"  # what ingest.delimiter: auto chooses between
 SNIFF_LINES = 50
-FIELD_LIMIT = 131072  # the csv module's default field_size_limit
+# A multi-line field longer than this (the csv module's default field_size_limit) whose lines
+# look like rows is a quote that is never closed; any other long field is a row's text.
+FIELD_LIMIT = 131072
+SHOWN = 120  # characters of the input an error line quotes, at most
 DELIMITER_NAMES = {",": "','", ";": "';'", "\t": "tab", "|": "'|'"}
 
 Cell = object  # str from a CSV; str, float, int, bool or a date from a spreadsheet
@@ -163,29 +167,69 @@ def sniff_delimiter(text: str) -> str | None:
 def csv_rows(text: str, delimiter: str, where: str) -> Iterator[Row]:
     """Yield (first line of the record, fields), skipping blank lines.
 
-    A record over many lines with a field past ``FIELD_LIMIT`` characters is refused as a
-    quote that is never closed, whatever ``csv.field_size_limit`` this process has set.
+    A field of any length is read: a long text is a row problem (``ingest.on_too_long``). A
+    record over many lines with a field past ``FIELD_LIMIT`` characters whose lines look like
+    rows (most split into as many fields as the first record) is refused as a quote that is
+    never closed.
     """
+    # No field limit here: the rows' length is ingest.max_chars's business, and every
+    # reader sets the same value, so threads cannot undo each other.
+    csv.field_size_limit(sys.maxsize)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=False)
-    start = 1
+    start, width = 1, 0
     try:
         for fields in reader:
-            if reader.line_num > start and max(map(len, fields), default=0) > FIELD_LIMIT:
-                raise _unclosed(where, start, reader.line_num)
+            if reader.line_num > start and fields:
+                longest = max(fields, key=len)
+                if len(longest) > FIELD_LIMIT and _holds_rows(longest, delimiter, width):
+                    raise _unclosed(where, start, reader.line_num, len(longest))
             if fields and any(f.strip() for f in fields):
+                width = width or len(fields)
                 yield start, list(fields)
             start = reader.line_num + 1
     except csv.Error as exc:
-        if "field limit" in str(exc):
-            raise _unclosed(where, start, reader.line_num) from None
         raise UserError(f"{where}: line {reader.line_num}: not valid CSV ({exc})") from None
 
 
-def _unclosed(where: str, start: int, end: int) -> UserError:
+def _holds_rows(field: str, delimiter: str, width: int) -> bool:
+    """Whether most lines of a multi-line field split into ``width`` fields, as the first
+    record does: rows swallowed by a quote that is never closed, not one long text."""
+    lines = field.split("\n")[1:]
+    rows = sum(line.count(delimiter) == width - 1 for line in lines)
+    return width > 1 and len(lines) > 1 and rows * 2 > len(lines)
+
+
+def _unclosed(where: str, start: int, end: int, length: int) -> UserError:
     return UserError(
         f"{where}: line {start}: a field that starts here runs on past line {end} "
-        f"({FIELD_LIMIT} characters): a quote '\"' that is never closed, or not a CSV file"
+        f"({length} characters, its lines like rows): a quote '\"' that is never closed; "
+        'close it, or write a quote inside a quoted field as ""'
     )
+
+
+def clip(value: object, limit: int = SHOWN) -> str:
+    """``repr`` of a value from the input for an error line: at most ``limit`` characters,
+    and then its length."""
+    text = value if isinstance(value, str) else cell_text(value)
+    shown = repr(text[: limit + 1] if isinstance(value, str) else value)
+    if len(shown) <= limit:
+        return shown
+    return f"{shown[: limit - 1]}… ({len(text)} characters)"
+
+
+def clip_all(values: Iterable[object], limit: int = SHOWN) -> str:
+    """Values from the input, comma-separated, cut to about ``limit`` characters in all."""
+    out: list[str] = []
+    used = 0
+    values = list(values)
+    for i, value in enumerate(values):
+        room = max(limit - used, 20)
+        out.append(clip(value, room))
+        used += len(out[-1]) + 2
+        if used >= limit and i + 1 < len(values):
+            out.append(f"... ({len(values) - i - 1} more)")
+            break
+    return ", ".join(out)
 
 
 # --------------------------------------------------------------------------- columns
@@ -240,8 +284,8 @@ def _override(key: str, value: str | int) -> str:
 
 
 def _missing(where: str, wanted: dict[str, str | int], header: list[str], delimiter: str) -> str:
-    missing = [f"ingest.{key}_column = {name!r}" for key, name in wanted.items()]
-    shown = ", ".join(repr(c) for c in header[:20]) or "none"
+    missing = [f"ingest.{key}_column = {clip(name, 40)}" for key, name in wanted.items()]
+    shown = clip_all(header) or "none"
     hint = ""
     if len(header) == 1:
         for sep in (";", "|", "\t", ","):
@@ -267,7 +311,7 @@ def resolve_columns(
             if at > len(header):
                 raise UserError(
                     f"{where}: ingest.{key}_column = {spec!r}: the table has only "
-                    f"{len(header)} column(s): {', '.join(map(repr, header[:20]))}"
+                    f"{len(header)} column(s): {clip_all(header)}"
                 )
             found[key] = at - 1
     absent = {key: spec for key, spec in specs.items() if key not in found}
@@ -284,7 +328,7 @@ def resolve_columns(
     if any(len(c) > 1 for c in candidates.values()):
         problems = [
             f"ingest.{key}_column = {absent[key]!r} is not a column and "
-            f"{len(c)} could be it ({', '.join(repr(header[i]) for i in c)})"
+            f"{len(c)} could be it ({clip_all(header[i] for i in c)})"
             for key, c in candidates.items()
             if len(c) > 1
         ]
@@ -331,7 +375,7 @@ def _headerless_columns(sample: list[Row], p: IngestParams, where: str) -> tuple
     if len(found) < 2 or found["text"] == found["label"]:
         label = found.get("label", label_at[0] if label_at else 0)
         longest = max((i for i in range(len(cells)) if i != label), key=lambda i: len(cells[i]))
-        shown = ", ".join(repr(c[:40]) for c in cells[:8])
+        shown = clip_all(cells)
         raise UserError(
             f"{where}: no header row (first row: {shown}), so the columns must be given by "
             f"position (1-based); e.g. dvc exp run {_override('label_column', label + 1)} "

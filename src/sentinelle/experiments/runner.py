@@ -111,9 +111,9 @@ def check_clean(root: Path, plan_path: Path | None = None) -> None:
 def check_outputs_cached(root: Path) -> None:
     """Refuse when the committed pipeline outputs are not in the DVC cache (a fresh clone).
 
-    A queued run whose stage is restored from the run cache loads the committed
-    outputs' objects; missing ones fail the run with "failed to load directory"
-    (or ask the remote for them). `dvc pull` or `dvc repro` first.
+    A queued run loads the committed outputs' objects of the stages it does not rerun;
+    missing ones fail the run with "failed to load directory" (or ask the remote for
+    them). `dvc pull` or `dvc repro` first.
     """
     status = json.loads(command("dvc", "status", "--json", root=root).stdout or "{}")
     missing = sorted(

@@ -1,5 +1,6 @@
 """The model: two engines that fit it (``sklearn_engine``, the specification; ``fast``),
-its pipeline, calibration, operating points, persistence and explanations."""
+its pipeline, calibration, operating points, persistence (with the metadata's schema)
+and explanations."""
 
 __all__ = [
     "calibration",
@@ -9,6 +10,7 @@ __all__ = [
     "fitted",
     "folds",
     "inference",
+    "metadata",
     "operating_points",
     "persistence",
     "pipeline",

@@ -18,9 +18,13 @@ from sklearn.pipeline import Pipeline
 
 from sentinelle import io, paths
 from sentinelle.errors import UserError
+from sentinelle.modeling import metadata
 
 MODEL_PATH = paths.MODEL
 METADATA_PATH = paths.MODEL_METADATA
+# The largest schema.json read from a model file: about 21 KB a tree, so a forest of 5,000
+# trees (the most train.n_estimators allows) has about 105 MB; the linear models about 100 KB.
+MAX_SCHEMA_BYTES = 160 << 20
 
 # Every type our pipelines are made of, as skops names them. Loading a file that
 # holds any other type is refused.
@@ -121,7 +125,25 @@ def load(path: Path = MODEL_PATH, expected_sha256: str | None = None) -> Pipelin
         raise UserError(
             f"{path}: refusing to load types not on the allowlist: {', '.join(refused)}"
         )
-    return sio.load(path, trusted=sorted(found))
+    try:
+        model = sio.load(path, trusted=sorted(found))
+    # An untrusted file can make skops, zipfile, zlib or numpy fail in any way: one line.
+    except Exception as exc:
+        raise UserError(_unreadable(path, exc)) from None
+    classes = [str(c) for c in getattr(model, "classes_", [])]
+    if sorted(classes) != ["ham", "spam"]:
+        raise UserError(
+            f"{path}: not a Sentinelle model: a fitted classifier of the classes ham and spam "
+            f"is expected, found {type(model).__name__} with classes {classes[:4]}"
+        )
+    return model
+
+
+def _unreadable(path: Path, exc: BaseException) -> str:
+    reason = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
+    if len(reason) > 120:
+        reason = reason[:120] + "…"
+    return f"{path}: not a readable skops model file ({reason}); {metadata.RESTORE}"
 
 
 def types_in(path: Path) -> set[str]:
@@ -140,9 +162,18 @@ def types_in(path: Path) -> set[str]:
         )
     try:
         with zipfile.ZipFile(path) as archive:
+            size = archive.getinfo("schema.json").file_size
+            if size > MAX_SCHEMA_BYTES:
+                raise UserError(
+                    f"{path}: not a readable skops model file: its schema.json is {size} bytes, "
+                    f"over the {MAX_SCHEMA_BYTES}-byte limit; {metadata.RESTORE}"
+                )
             schema = json.loads(archive.read("schema.json"))
-    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
-        raise UserError(f"{path}: not a readable skops model file: {exc}") from None
+    except UserError:
+        raise
+    # zipfile, zlib and json fail in many ways on a damaged file: one line.
+    except Exception as exc:
+        raise UserError(_unreadable(path, exc)) from None
     found: set[str] = set()
     stack: list[Any] = [schema]
     while stack:
@@ -159,10 +190,7 @@ def types_in(path: Path) -> set[str]:
 def load_with_metadata(
     path: Path = MODEL_PATH, metadata_path: Path = METADATA_PATH
 ) -> tuple[Pipeline, dict[str, Any]]:
-    """Load a model and its metadata, checking the file hash recorded by train."""
-    if not Path(metadata_path).is_file():
-        raise UserError(
-            f"{metadata_path}: model metadata not found (run `dvc repro` or `dvc pull`)"
-        )
-    meta = io.read_json(metadata_path)
+    """Load a model and its metadata (checked: ``metadata.read``), checking the file hash
+    recorded by train."""
+    meta = metadata.read(metadata_path)
     return load(path, expected_sha256=meta["model_sha256"]), meta

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from sentinelle import io
 from sentinelle.errors import UserError
+from sentinelle.modeling import metadata as model_metadata
 
 log = logging.getLogger("sentinelle")
 
@@ -65,7 +66,7 @@ def fetch(
         with io.atomic_path(dest) as tmp:
             fs.get_file(src, str(tmp))
     model, metadata = targets[path], targets[sidecar]
-    expected = io.read_json(metadata)["model_sha256"]
+    expected = model_metadata.read(metadata)["model_sha256"]
     if io.sha256_file(model) != expected:
         raise UserError(
             f"{model}: SHA-256 does not match {metadata}'s model_sha256 {expected[:12]}…"

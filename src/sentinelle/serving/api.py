@@ -45,7 +45,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sentinelle import feedback_store
 from sentinelle.errors import UserError
-from sentinelle.modeling import operating_points
+from sentinelle.modeling import metadata, operating_points
 from sentinelle.modeling.inference import top_features
 from sentinelle.serving import docs, explained, feedback_api, page
 from sentinelle.serving.auth import Auth, Rate, RateLimiter, parse_rate
@@ -517,8 +517,8 @@ def _point_names(metadata_path: Path) -> tuple[str, ...]:
     """The operating points a model's metadata names; only ``default`` if it cannot be read
     (then the model will not load either, and /readyz says why)."""
     try:
-        return tuple(operating_points.thresholds(json.loads(metadata_path.read_text())))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return tuple(operating_points.thresholds(metadata.read(metadata_path)))
+    except UserError:
         return (operating_points.DEFAULT,)
 
 

@@ -21,6 +21,7 @@ from sentinelle.modeling import operating_points
 from sentinelle.modeling.calibration import calibrated_linear_scores
 from sentinelle.modeling.explanations import Explainer
 from sentinelle.modeling.inference import spam_scores
+from sentinelle.modeling.metadata import MAX_BYTES as MAX_METADATA_BYTES
 from sentinelle.modeling.persistence import MODEL_PATH, load_with_metadata
 from sentinelle.modeling.spans import token_spans
 from sentinelle.text.normaliser import Normaliser
@@ -128,8 +129,10 @@ def evaluation_for(model_path: Path, version: str) -> dict[str, Any] | None:
     there and describes this very model version."""
     path = Path(model_path).with_name("evaluation.json")
     try:
-        card = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_METADATA_BYTES + 1)
+        card = json.loads(data) if len(data) <= MAX_METADATA_BYTES else None
+    except (OSError, ValueError, RecursionError):  # a damaged card is no card
         return None
     return card if isinstance(card, dict) and card.get("model_version") == version else None
 
