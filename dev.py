@@ -3,6 +3,7 @@
 
     python3 dev.py pipeline   # create .venv, install pinned requirements, run `dvc repro`
     python3 dev.py test       # create .venv, install pinned dev requirements, run pytest
+                              # (tests marked slow only with SENTINELLE_FULL_TESTS=1, as CI)
     python3 dev.py lint       # (dev venv) ruff check, ruff format --check, lint-imports
     python3 dev.py setup      # only create/update .venv
     python3 dev.py reproduce  # on each other supported Python found here (or: reproduce 3.12 3.13):
@@ -223,6 +224,11 @@ def pipeline(args: "list[str]") -> int:
         say("done. Metrics: dvclive/evaluate/metrics.json (`dvc metrics show`)")
         say("plots: dvclive/evaluate/plots/ (`dvc plots show` writes dvc_plots/index.html)")
         say("model: models/model.skops with models/model.json")
+    else:
+        error(
+            f"`dvc repro` failed (exit code {rc}; the stage's error line is above): fix what it "
+            "names (README.md, Troubleshooting) and run `python3 dev.py pipeline` again"
+        )
     return rc
 
 

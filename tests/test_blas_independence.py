@@ -70,6 +70,7 @@ def test_fit_sigmoid_matches_scikit_learn_and_is_rounded() -> None:
     assert a < 0  # higher decision value -> higher spam probability
 
 
+@pytest.mark.slow  # train run under each BLAS kernel
 def test_train_writes_the_same_bytes_under_different_blas_kernels(tmp_path: Path) -> None:
     reason = _cannot_switch_kernels()
     if reason:

@@ -137,6 +137,7 @@ def _outputs(workdir: Path) -> dict[str, bytes]:
     }
 
 
+@pytest.mark.slow  # a real dask scheduler and workers
 def test_partitions_on_a_real_cluster_are_the_bytes_of_the_serial_run(
     cluster: tuple[str, list[subprocess.Popen[bytes]]],  # noqa: F811 (the fixture)
     tmp_path: Path,

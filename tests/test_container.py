@@ -30,7 +30,7 @@ from helpers import ROOT, env, project_files
 from sentinelle_tools import image
 from test_api import free_port, wait_for
 
-pytestmark = pytest.mark.container
+pytestmark = [pytest.mark.container, pytest.mark.slow]  # slow: an image build
 TAG = "localhost/sentinelle:test"
 
 try:

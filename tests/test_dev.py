@@ -115,3 +115,17 @@ def test_find_python_runs_each_candidate(tmp_path: Path, monkeypatch: pytest.Mon
     assert dev.find_python((3, 99)) is None
     shim.write_text("#!/bin/sh\necho '3.99 cpython'\n")
     assert dev.find_python((3, 99)) == str(shim)
+
+
+def test_a_failed_pipeline_says_in_one_line_what_to_do_next(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(dev, "setup", lambda dev: None)
+    monkeypatch.setattr(
+        dev.subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(cmd, 1)
+    )
+    assert dev.pipeline([]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "[dev] error: `dvc repro` failed (exit code 1; the stage's error line is above): fix what "
+        "it names (README.md, Troubleshooting) and run `python3 dev.py pipeline` again"
+    ]

@@ -217,3 +217,13 @@ def test_error_line_prefers_the_stage_error(tmp_path: Path) -> None:
     log.write_text("ERROR: failed to reproduce 'ingest': [Errno 2] No such file\n")
     assert error_line(str(log)) == "ERROR: failed to reproduce 'ingest': [Errno 2] No such file"
     assert error_line(str(tmp_path / "absent.out")) == "(no log)"
+
+
+def test_no_dvc_on_path_is_refused_in_one_line_naming_the_fix(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from sentinelle.experiments.runner import check_dvc_on_path
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no dvc here: queue workers would all die
+    with pytest.raises(UserError, match=r"`dvc` is not on PATH.*source \.venv/bin/activate"):
+        check_dvc_on_path()

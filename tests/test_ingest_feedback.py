@@ -341,6 +341,7 @@ def test_a_bad_trust_file_is_a_one_line_error(work: Path, content: str, message:
     assert message in proc.stderr and output_hashes(work) == before
 
 
+@pytest.mark.slow  # a dozen `sentinelle feedback` runs
 def test_the_operator_commands(work: Path) -> None:
     proc = sentinelle("feedback", "quarantine", cwd=work, check=False)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1

@@ -203,6 +203,7 @@ def test_s3_url_without_key(workdir: Path) -> None:
 
 
 @pytest.mark.e2e
+@pytest.mark.slow  # an S3 server and two dvc repro
 def test_dvc_reruns_ingest_when_the_s3_object_changes(
     s3_endpoint: str, aws_env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

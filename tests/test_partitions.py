@@ -127,6 +127,7 @@ def test_mixed_formats_and_rows_without_text_are_refused(model_path: Path, tmp_p
 # ------------------------------------------------------------------ a real cluster
 
 
+@pytest.mark.slow  # a real Dask cluster, a worker killed
 def test_a_real_cluster_scores_bit_identically_and_survives_a_killed_worker(
     cluster: tuple[str, list[subprocess.Popen[bytes]]],  # noqa: F811 (the fixture)
     model_path: Path,

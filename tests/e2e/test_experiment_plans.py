@@ -74,6 +74,7 @@ def ran(reproduced: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pat
     return repo, proc.stdout, proc.stderr
 
 
+@pytest.mark.slow  # queued dvc runs
 def test_plan_runs_to_completion_and_the_table_compares_every_run(
     ran: tuple[Path, str, str],
 ) -> None:
@@ -105,6 +106,7 @@ def test_plan_runs_to_completion_and_the_table_compares_every_run(
     assert sh("git", "status", "--porcelain", cwd=repo).stdout == ""  # results are git-ignored
 
 
+@pytest.mark.slow  # queued dvc runs
 def test_compare_rebuilds_the_table_with_chosen_columns_and_sort(
     ran: tuple[Path, str, str],
 ) -> None:
@@ -137,6 +139,7 @@ def declared_plot_ids(dvc_yaml: dict) -> list[str]:
     return ids + [next(iter(p)) if isinstance(p, dict) else p for p in dvc_yaml.get("plots", [])]
 
 
+@pytest.mark.slow  # queued dvc runs
 def test_vscode_views_get_every_param_metric_and_plot_for_each_experiment(
     ran: tuple[Path, str, str],
 ) -> None:
@@ -180,6 +183,7 @@ def test_vscode_views_get_every_param_metric_and_plot_for_each_experiment(
         assert {v["rev"] for v in values} == set(revs), plot_id
 
 
+@pytest.mark.slow  # queued dvc runs
 def test_plots_diff_report_renders_offline_in_headless_chromium(ran: tuple[Path, str, str]) -> None:
     repo, _, _ = ran
     if not plots_report.chromium():
@@ -240,6 +244,7 @@ def test_untracked_files_refuse_the_plan_before_anything_is_queued(repo: Path) -
     assert queue_tasks(repo)[0] == []
 
 
+@pytest.mark.slow  # queued dvc runs
 def test_a_failing_run_is_reported_with_its_error_and_log(repo: Path) -> None:
     plan = repo.parent / "broken.yaml"
     # Valid for the schema (a string), but not a dataset: the ingest stage fails.
@@ -264,6 +269,7 @@ def test_a_failing_run_is_reported_with_its_error_and_log(repo: Path) -> None:
     assert_no_workers(repo)
 
 
+@pytest.mark.slow  # queued dvc runs
 def test_ctrl_c_removes_queued_runs_and_stops_the_workers(repo: Path) -> None:
     plan = repo.parent / "long.yaml"
     plan.write_text(

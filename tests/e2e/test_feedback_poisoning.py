@@ -20,7 +20,7 @@ import pytest
 from helpers import sh
 from poisoning import balanced_flip, feedback_server, figures, lunch, spam_as_ham, use_feedback
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # slow: a retrain per attack
 
 Reports = list[tuple[str, str]]
 

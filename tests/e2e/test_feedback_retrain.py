@@ -28,7 +28,7 @@ from poisoning import (
 from sentinelle import params
 from sentinelle.serving.scorer import Scorer
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # slow: three retrains
 
 
 def caught(repo: Path, texts: list[str]) -> int:

@@ -143,6 +143,7 @@ def write_jsonl(path: Path, texts: list[str], labels: list[bool] | None = None) 
     return path
 
 
+@pytest.mark.slow  # six `sentinelle` runs; the checks themselves run in-process above
 def test_exit_codes_outputs_and_report(reproduced: Path, tmp_path: Path) -> None:
     test = pd.read_parquet(reproduced / "data/processed/test.parquet")
     made = batches(test)

@@ -14,7 +14,7 @@ from cli_helper import sentinelle
 from helpers import sh
 from sentinelle.io import sha256_file
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # slow: an S3 server, a repro, GTO tags
 
 NAME = "spam-classifier"
 

@@ -93,6 +93,7 @@ def test_gate_fails_the_worse_model_and_passes_the_better(two_models: Path) -> N
     assert better.stdout.splitlines()[-1] == "PASS: 5 of 6 rules passed, 1 not checked"
 
 
+@pytest.mark.slow  # a throughput measurement
 def test_gate_measures_throughput_when_asked(two_models: Path, tmp_path: Path) -> None:
     params = tmp_path / "params.yaml"
     shutil.copy(two_models / "params.yaml", params)
@@ -108,6 +109,7 @@ def test_gate_measures_throughput_when_asked(two_models: Path, tmp_path: Path) -
     assert "gate.min_throughput is measured with the workspace's model, not 'main'" in proc.stderr
 
 
+@pytest.mark.slow  # a fresh clone and a second report
 def test_report_from_a_fresh_clone_needs_only_git(two_models: Path, tmp_path: Path) -> None:
     clone = tmp_path / "clone"
     sh("git", "clone", "-q", "--branch", "worse", two_models, clone, cwd=tmp_path)

@@ -157,6 +157,7 @@ def test_corrupted_object_fails_the_pull_and_is_never_checked_out(
 # --- the server killed during a push, a pull killed midway ----------------------------
 
 
+@pytest.mark.slow  # a server killed mid-push
 def test_server_killed_mid_push_then_second_push_completes(
     private_server, repo: Path, tmp_path: Path
 ) -> None:
@@ -201,6 +202,7 @@ def test_server_killed_mid_push_then_second_push_completes(
     assert digests(other, BULK + DVC_OUTPUTS) == digests(repo, BULK + DVC_OUTPUTS)
 
 
+@pytest.mark.slow  # a pull killed midway
 def test_pull_killed_midway_recovers_on_rerun(private_server, repo: Path, tmp_path: Path) -> None:
     state, _ = private_server
     server = s3local.start(state)  # the previous test may have restarted it
@@ -248,6 +250,7 @@ def test_start_fails_with_a_clear_message_when_a_port_is_taken(tmp_path: Path) -
     assert s3local.read_state(tmp_path / "s3") is None
 
 
+@pytest.mark.slow  # two server starts
 def test_cli_start_status_stop_and_data_survives_a_restart(fresh: Path) -> None:
     e = env() | {"PYTHONPATH": str(ROOT / "src")}
 

@@ -67,6 +67,7 @@ def test_fresh_clone_repro_pull_restores_every_stage_without_running(
     assert sh("git", "status", "--porcelain", cwd=other).stdout == ""
 
 
+@pytest.mark.slow  # a teammate's clone reruns the pipeline
 def test_a_teammates_uncommitted_run_is_rerun_to_the_same_bytes(
     repo: Path, s3_server, tmp_path: Path
 ) -> None:

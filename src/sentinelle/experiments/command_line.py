@@ -14,6 +14,7 @@ from sentinelle.experiments.comparison import comparison, make_report, write_rep
 from sentinelle.experiments.plans import load_plan, parse_set, select, validate
 from sentinelle.experiments.runner import (
     check_clean,
+    check_dvc_on_path,
     check_outputs_cached,
     queue_and_wait,
     repo_root,
@@ -133,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.jobs < 1:
                 raise UserError(f"--jobs {args.jobs} is invalid: must be >= 1")
             validate(plan, root / schema.DEFAULT_PARAMS)
+            check_dvc_on_path()
             check_clean(root, plan.path)
             check_outputs_cached(root)
             outcome = queue_and_wait(plan, root, args.jobs, args.timeout, args.poll, args.replace)

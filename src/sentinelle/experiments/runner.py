@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -69,6 +70,16 @@ def repo_root() -> Path:
     return Path(proc.stdout.strip())
 
 
+def check_dvc_on_path() -> None:
+    """Refuse when `dvc` is not on PATH: DVC's queue workers start it from there, and without it
+    every worker dies at once."""
+    if shutil.which("dvc") is None:
+        raise UserError(
+            "`dvc` is not on PATH, and DVC's queue workers start it from there: activate the "
+            "environment first (`source .venv/bin/activate`)"
+        )
+
+
 def check_clean(root: Path, plan_path: Path | None = None) -> None:
     """Refuse a workspace with uncommitted changes or untracked files (treeverse/dvc#8854).
 
@@ -91,7 +102,9 @@ def check_clean(root: Path, plan_path: Path | None = None) -> None:
         raise UserError(
             f"refusing to queue: {len(lines)} uncommitted change(s) or untracked file(s): {shown}; "
             "queued runs use committed files only and the baseline is the last commit "
-            "(treeverse/dvc#8854): commit, `git stash -u`, or .gitignore them first"
+            "(treeverse/dvc#8854): commit, `git stash -u`, or .gitignore them first (after a "
+            "`dvc exp run`: `git restore params.yaml settings.yaml dvc.lock dvclive/ && "
+            "dvc checkout`)"
         )
 
 
