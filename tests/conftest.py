@@ -8,6 +8,8 @@ line (`pytest tests/test_container.py`), or under any `-m` expression (`-m slow`
 from __future__ import annotations
 
 import os
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -47,3 +49,16 @@ def pytest_terminal_summary(
             f"{config.stash[DESELECTED]} slow test(s) left out: {FULL}=1 runs them "
             "(CI does), as does naming their file"
         )
+
+
+@pytest.fixture(autouse=True)
+def _signal_handlers_restored() -> Iterator[None]:
+    """A stage run in this process (``stage.run``) installs its SIGINT/SIGTERM handlers and
+    remembers signals (``io._stopped``): each test starts from the same state."""
+    from sentinelle import io
+
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for sig, handler in handlers.items():
+        signal.signal(sig, handler)
+    io._stopped.clear()

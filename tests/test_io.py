@@ -146,13 +146,17 @@ def test_a_staged_output_never_written_fails_and_moves_nothing(tmp_path: Path) -
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]
 
 
-def test_sigint_during_the_moves_waits_for_the_last_one() -> None:
+def test_sigint_during_the_moves_waits_for_the_last_one(monkeypatch: pytest.MonkeyPatch) -> None:
     import signal
 
+    # Python's own Ctrl-C handler, whatever an earlier test in this process installed.
+    monkeypatch.setattr(io, "_stopped", [])
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     moved = []
     with pytest.raises(KeyboardInterrupt), io._signals_held():
         signal.raise_signal(signal.SIGINT)  # Ctrl-C between two moves
         moved.append("the rest")
+    signal.signal(signal.SIGINT, previous)
     assert moved == ["the rest"]
 
 

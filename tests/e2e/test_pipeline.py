@@ -148,14 +148,22 @@ def _ran(out: str) -> list[str]:
 
 def test_a_setting_reruns_only_the_stages_whose_outputs_depend_on_it(repo: Path) -> None:
     """Where work runs and the gate change no output: only the check reruns. The number of
-    errors listed changes evaluate's output: ingest and evaluate rerun, not train."""
+    errors listed changes evaluate's output: the stages on data/params.ok rerun (train too, for
+    its train.engine setting), and the model comes out the same bytes."""
     settings = repo / "settings.yaml"
     text = settings.read_text()
     settings.write_text(text.replace("min_recall: 0.85", "min_recall: 0.8").replace(
         "scheduler: local", "scheduler: none"))  # fmt: skip
     assert _ran(sh("dvc", "repro", cwd=repo).stdout) == ["check_params"]
+    model = (repo / "models/model.skops").read_bytes()
     settings.write_text(text.replace("top_errors: 20", "top_errors: 5"))
-    assert _ran(sh("dvc", "repro", cwd=repo).stdout) == ["check_params", "ingest", "evaluate"]
+    assert _ran(sh("dvc", "repro", cwd=repo).stdout) == [
+        "check_params",
+        "ingest",
+        "train",
+        "evaluate",
+    ]
+    assert (repo / "models/model.skops").read_bytes() == model
     errors = (repo / "dvclive/evaluate/errors.tsv").read_text().splitlines()
     assert len(errors) == 1 + 2 + 5  # header, the 2 false positives, 5 of the 8 missed spam
 
