@@ -7,7 +7,7 @@ an ``explanation``, see ``serving.rows``). Memory stays bounded whatever the inp
 one chunk is in memory at a time. Bad rows (undecodable bytes, no text) are
 reported with their row and line numbers and either stop the run
 (``on_error="fail"``) or are left out (``on_error="skip"``). Partitioned data scores in
-parallel on Dask (``serving.partitions``).
+parallel on Dask (``batch.partitions``).
 
 Run as ``sentinelle score`` (see ``sentinelle.cli``).
 """

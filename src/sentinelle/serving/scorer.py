@@ -3,7 +3,7 @@ trained with.
 
 The normaliser is built from ``params.preprocess`` in the metadata, so training
 and inference share one normalisation code path. Used by ``sentinelle score``
-(``serving.batch``) and the HTTP API.
+(``batch.files``) and the HTTP API.
 """
 
 from __future__ import annotations
