@@ -31,8 +31,6 @@ import logging
 import sys
 from pathlib import Path
 
-import uvicorn
-
 from sentinelle import paths
 from sentinelle.batch import partitions
 from sentinelle.batch.files import DEFAULT_CHUNK_SIZE, score_file
@@ -130,7 +128,10 @@ def _score_partitions(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from sentinelle.serving.api import create_app  # FastAPI: only `serve` imports it
+    # uvicorn and FastAPI (1.8 s): only `serve` imports them (a test checks `score` does not).
+    import uvicorn
+
+    from sentinelle.serving.api import create_app
     from sentinelle.serving.auth import parse_rate
     from sentinelle.serving.limits import HeaderLimitProtocol
 
