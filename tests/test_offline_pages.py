@@ -25,6 +25,9 @@ from sentinelle.experiments import plots_report
 from sentinelle_tools import vendor
 from test_api import model_path, server  # noqa: F401 (fixtures: `sentinelle serve`, a tiny model)
 
+# A real browser: CI runs it (SENTINELLE_FULL_TESTS=1), as does naming the file.
+pytestmark = pytest.mark.slow
+
 CHROMIUM = plots_report.chromium()
 CHROMEDRIVER = shutil.which("chromedriver")
 needs_chromium = pytest.mark.skipif(

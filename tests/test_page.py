@@ -26,10 +26,15 @@ from test_api import serve, stop, wait_for
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM and CHROMEDRIVER),
-    reason="needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not (CHROMIUM and CHROMEDRIVER),
+        reason="needs Debian's chromium and chromium-driver "
+        "(apt-get install chromium chromium-driver)",
+    ),
+    # A real browser: CI runs it (SENTINELLE_FULL_TESTS=1), as does naming the file.
+    pytest.mark.slow,
+]
 SPAM = "WIN a FREE prize! Call now"
 REPORT = {
     "rows_read": 120,

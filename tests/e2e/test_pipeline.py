@@ -81,6 +81,7 @@ def test_second_repro_does_nothing(repo: Path) -> None:
     assert hashes(repo, OUTPUTS) == before
 
 
+@pytest.mark.slow  # a dvc repro or exp run of its own (about 10 s)
 def test_exp_run_with_a_valid_override_is_listed_in_exp_show(repo: Path) -> None:
     sh("dvc", "exp", "run", "-n", "smaller-c", "-S", "train.C=0.25", cwd=repo)
     rows = json.loads(sh("dvc", "exp", "show", "--json", cwd=repo).stdout)
@@ -146,6 +147,7 @@ def _ran(out: str) -> list[str]:
     return [line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")]
 
 
+@pytest.mark.slow  # a dvc repro or exp run of its own (about 10 s)
 def test_a_setting_reruns_only_the_stages_whose_outputs_depend_on_it(repo: Path) -> None:
     """Where work runs and the gate change no output: only the check reruns. The number of
     errors listed changes evaluate's output: the stages on data/params.ok rerun (train too, for
@@ -174,6 +176,7 @@ def _columns(csv_text: str) -> list[str]:
     return header
 
 
+@pytest.mark.slow  # a dvc repro or exp run of its own (about 10 s)
 def test_exp_show_fits(fresh: Path, repo: Path) -> None:
     """A fresh clone's `dvc exp show` fits (<= 45 columns: the headline metrics, params.yaml,
     one code dependency); after one override, --only-changed leaves <= 20."""

@@ -40,6 +40,7 @@ def ink(png: Path) -> float:
         return 1 - sum(hist[245:]) / (img.width * img.height)
 
 
+@pytest.mark.slow  # a dvc repro or exp run of its own (about 10 s)
 def test_report_of_a_worse_model(two_models: Path, tmp_path: Path) -> None:
     out = tmp_path / "pr" / "report.md"
     proc = sentinelle("report", "--baseline", "main", "-o", out, cwd=two_models)
@@ -124,6 +125,7 @@ def test_report_from_a_fresh_clone_needs_only_git(two_models: Path, tmp_path: Pa
     assert gate.returncode == 1
 
 
+@pytest.mark.slow  # a dvc repro or exp run of its own (about 10 s)
 def test_bad_revisions_and_missing_metrics_are_one_line_exit_2(two_models: Path) -> None:
     proc = sentinelle("gate", "--baseline", "nope", cwd=two_models, check=False)
     assert proc.returncode == 2
