@@ -170,7 +170,7 @@ _stopped: list[int] = []
 def stop_on_signals() -> None:
     """Make SIGINT raise ``KeyboardInterrupt`` and SIGTERM ``SystemExit`` (code 143), so that
     a stopped stage removes what it staged, and remember them: Python ignores an exception
-    raised where it runs a hook (an at-fork hook of a forked save, a ``__del__``), and
+    raised where it runs a hook (an at-fork hook, a ``__del__``), and
     ``Outputs.commit`` then still moves nothing in. A signal the process was started with
     ignored (SIGINT in a background job) stays ignored. Main thread only."""
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -13,6 +13,11 @@ A comment on the line just before a fence changes what runs, with the reason a r
     <!-- readme-runner: skip REASON -->                    the block is not run
     <!-- readme-runner: skip-lines "PREFIX" REASON -->     its lines starting with PREFIX are not
 
+Why not a library: mktestdocs and pytest-markdown-docs (both on PyPI) run Python fences, or
+each shell fence alone; the README's journeys need bash blocks run in order in one working
+copy, a server started with ``&`` ended with its block's process group, a timeout per block,
+and skips that carry their reason in the markdown. This module is those ~200 lines.
+
 ``tests/test_docs_readme.py`` runs the README on a fresh copy of the repository (slow: it runs
 the pipeline and the experiments and feedback journeys).
 """
