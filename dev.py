@@ -200,8 +200,8 @@ def install(dev: bool) -> None:
     run(*pip, "-r", wanted, "-c", "constraints.txt")
     say("installing the `sentinelle` command (pip install -e .)")
     run(*pip, "--no-deps", "-e", ".")
-    say("compiling the SVM solver (numba; cached in src/sentinelle/svm/__pycache__)")
-    run(PY, "-m", "sentinelle.svm.linear")
+    say("compiling the SVM solver (numba; cached in src/sentinelle/modeling/fast/__pycache__)")
+    run(PY, "-m", "sentinelle.modeling.fast.linear")
     STAMP.write_text(f"{digest} {interpreter} {'dev' if dev else 'runtime'}\n")
 
 

@@ -18,7 +18,9 @@ SHARED = ROOT.parent / "shared" / "datasets"
 UCI_FULL = SHARED / "sms_spam_collection.tsv"
 KAGGLE_FULL = SHARED / "sms_spam_kaggle.csv"
 BIN = Path(sys.executable).parent
-SOLVER_CACHE = ROOT / "src/sentinelle/svm/__pycache__"  # numba's compiled solver (dev.py setup)
+SOLVER_CACHE = (
+    ROOT / "src/sentinelle/modeling/fast/__pycache__"
+)  # numba's compiled solver (dev.py setup)
 
 # Files the pipeline keeps in DVC (not git) on the default data.
 DVC_OUTPUTS = [

@@ -31,7 +31,7 @@ def test_below_min_rows_the_work_is_here_and_dask_is_never_imported() -> None:
         "import sys\n"
         "from sentinelle import compute\n"
         "from sentinelle.text.normaliser import Normaliser\n"
-        "from sentinelle.features import counting\n"
+        "from sentinelle.modeling.fast import counting\n"
         "compute.configure(compute.Settings('local', min_rows=10_000))\n"
         "Normaliser(stem=True).many(['Free entry, call 0800 now'] * 9_999)\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))\n"

@@ -21,8 +21,8 @@ from sentinelle.modeling.explanations import (
     feature_labels,
     label,
 )
+from sentinelle.modeling.fast.training import train
 from sentinelle.modeling.spans import raw_words, token_spans
-from sentinelle.modeling.training import train
 from sentinelle.params import load
 from sentinelle.serving.scorer import Scorer
 from sentinelle.text.normaliser import Normaliser

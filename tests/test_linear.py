@@ -1,4 +1,4 @@
-"""sentinelle.svm.linear: LinearSVC's problem solved from counts, with no TF-IDF matrix built."""
+"""modeling.fast.linear: LinearSVC's problem solved from counts, with no TF-IDF matrix built."""
 
 from __future__ import annotations
 
@@ -11,10 +11,9 @@ import pytest
 import scipy.sparse as sp
 from sklearn.svm import LinearSVC
 
-from sentinelle.features import counting
-from sentinelle.features.countfile import CountFile
-from sentinelle.features.tfidf import smooth_idf, tfidf_rows
-from sentinelle.svm import linear
+from sentinelle.modeling.fast import counting, linear
+from sentinelle.modeling.fast.countfile import CountFile
+from sentinelle.modeling.fast.tfidf import smooth_idf, tfidf_rows
 
 
 def _problem(seed: int, n: int = 600, sizes: tuple[int, ...] = (40, 120)):
@@ -167,7 +166,7 @@ _HELD = r"""
 import json, resource, sys
 from pathlib import Path
 import numpy as np
-from sentinelle.svm.solver import Solver
+from sentinelle.modeling.fast.solver import Solver
 data, indices, job, budget = sys.argv[1], sys.argv[2], np.load(sys.argv[3]), json.loads(sys.argv[4])
 file = type("File", (), {"data_path": Path(data), "indices_path": Path(indices)})()
 with Solver(file) as solver:

@@ -12,16 +12,15 @@ import pytest
 from helpers import ROOT
 from sentinelle import compute, io
 from sentinelle.errors import UserError
-from sentinelle.features import counting
-from sentinelle.features.countfile import CountFile, write_piece
-from sentinelle.features.vectorizer import CompactTfidfVectorizer
-from sentinelle.modeling import inference, persistence, training
+from sentinelle.modeling import inference, persistence
+from sentinelle.modeling.fast import counting, solver, training
+from sentinelle.modeling.fast.countfile import CountFile, write_piece
+from sentinelle.modeling.fast.solver import Solver
+from sentinelle.modeling.fast.training import build_pipeline
+from sentinelle.modeling.fast.vectorizer import CompactTfidfVectorizer
 from sentinelle.modeling.folds import grouped_stratified_folds
-from sentinelle.modeling.pipeline import build_pipeline
 from sentinelle.modeling.pipeline import vectorisers as vectorisers_of
 from sentinelle.params import load
-from sentinelle.svm import solver
-from sentinelle.svm.solver import Solver
 
 PARAMS = load(ROOT / "params.yaml")
 TEXTS = [
@@ -148,7 +147,7 @@ def test_training_shortcut_gives_the_pipeline_fit_and_its_features() -> None:
         np.testing.assert_array_equal(ours.idf_, theirs.idf_)
     X, Y = trained.model[0].transform(TEXTS), reference[0].transform(TEXTS)
     assert (X != Y).nnz == 0
-    # The same SVM problem, solved by sentinelle.svm.linear instead of liblinear: the same
+    # The same SVM problem, solved by sentinelle.modeling.fast.linear instead of liblinear: the same
     # optimum up to the solvers' tolerance, and an objective no worse.
     ours = trained.model[-1].calibrated_classifiers_[0].estimator
     theirs = reference[-1].calibrated_classifiers_[0].estimator

@@ -10,8 +10,10 @@ import pytest
 
 from helpers import ROOT
 from sentinelle.evaluation import metrics, plots
-from sentinelle.modeling import calibration, inference, training
-from sentinelle.modeling.pipeline import build_pipeline, raw_classifier, raw_scores
+from sentinelle.modeling import calibration, inference
+from sentinelle.modeling.fast import training
+from sentinelle.modeling.fast.training import build_pipeline
+from sentinelle.modeling.pipeline import raw_classifier, raw_scores
 from sentinelle.params import load
 from sentinelle.text.canonical import canonical
 from sentinelle.text.normaliser import Normaliser
@@ -101,8 +103,8 @@ def test_out_of_fold_scores_equal_a_pipeline_refitted_per_fold() -> None:
             features = pipe[0].fit(texts[tr])
             clf = raw_classifier(p, 7).fit(features.transform(texts[tr]), labels[tr])
             expected[te] = raw_scores(clf, features.transform(texts[te]))
-        # logreg: scikit-learn's own fit; the SVM: sentinelle.svm.linear, the same optimum up to
-        # tolerance
+        # logreg: scikit-learn's own fit; the SVM: sentinelle.modeling.fast.linear, the same optimum
+        # up to tolerance
         np.testing.assert_allclose(oof, expected, atol=1e-6 if p.classifier == "logreg" else 1e-4)
 
 

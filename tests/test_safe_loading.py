@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -63,3 +64,43 @@ def test_a_foreign_type_in_a_skops_file_is_refused_even_with_the_right_hash(tmp_
         UserError, match=r"refusing to load types not on the allowlist: .*FunctionTransformer"
     ):
         persistence.load_with_metadata(path, path.with_suffix(".json"))
+
+
+def _with_module_renamed(path: Path, old: str, new: str) -> None:
+    """Rewrite ``path``'s schema.json as if its classes of module ``old`` lived in ``new``."""
+    with zipfile.ZipFile(path) as archive:
+        members = {info: archive.read(info) for info in archive.infolist()}
+    with zipfile.ZipFile(path, "w") as archive:
+        for info, data in members.items():
+            if info.filename == "schema.json":
+                data = data.replace(f'"{old}"'.encode(), f'"{new}"'.encode())
+            archive.writestr(info, data)
+
+
+def test_a_model_saved_before_the_vectoriser_moved_loads_and_scores_the_same(
+    tmp_path: Path,
+) -> None:
+    """Models saved while the vectoriser lived in ``sentinelle.features.vectorizer`` (up to
+    issue 30) load as they were saved: same file, same hash, same scores."""
+    path = tiny_model.make(tmp_path)
+    today = persistence.load(path)
+    _with_module_renamed(
+        path, "sentinelle.modeling.fast.vectorizer", "sentinelle.features.vectorizer"
+    )
+    assert "sentinelle.features.vectorizer.CompactTfidfVectorizer" in persistence.types_in(path)
+    saved = path.read_bytes()
+
+    old = persistence.load(path, expected_sha256=io.sha256_file(path))
+
+    assert path.read_bytes() == saved  # loading rewrites nothing on disk
+    assert type(old[0].transformer_list[0][1]) is type(today[0].transformer_list[0][1])
+    texts = tiny_model.SPAM + tiny_model.HAM
+    assert old.predict_proba(texts).tolist() == today.predict_proba(texts).tolist()
+
+
+def test_a_moved_module_name_does_not_open_the_allowlist(tmp_path: Path) -> None:
+    """Only the recorded old module is mapped: another class under it is still refused."""
+    path = tiny_model.make(tmp_path)
+    _with_module_renamed(path, "sentinelle.modeling.fast.vectorizer", "sentinelle.features.other")
+    with pytest.raises(UserError, match=r"not on the allowlist: sentinelle\.features\.other\."):
+        persistence.load(path)

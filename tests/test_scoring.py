@@ -22,7 +22,7 @@ from helpers import ROOT, env
 from sentinelle.batch.files import score_file
 from sentinelle.errors import UserError
 from sentinelle.modeling import inference
-from sentinelle.modeling.pipeline import build_pipeline
+from sentinelle.modeling.fast.training import build_pipeline
 from sentinelle.serving.scorer import Scorer
 from sentinelle.text.normaliser import Normaliser
 

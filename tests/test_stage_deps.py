@@ -81,18 +81,18 @@ def test_the_check_finds_a_missing_dependency() -> None:
     train = dict(STAGES["train"])
     train["deps"] = [d for d in train["deps"] if d != "src"] + ["src/train.py"]
     missing = uncovered(train)
-    assert "src/sentinelle/features/counting.py" in missing
+    assert "src/sentinelle/modeling/fast/counting.py" in missing
     assert "src/sentinelle/params.py" in missing
     assert "src/train.py" not in missing
 
 
 def test_the_check_finds_code_dvc_ignores(tmp_path: Path) -> None:
     """A module under the `src` dependency that .dvcignore hides is not covered."""
-    dvcignore = (ROOT / ".dvcignore").read_text() + "src/sentinelle/features/\n"
+    dvcignore = (ROOT / ".dvcignore").read_text() + "src/sentinelle/modeling/fast/\n"
     (tmp_path / ".dvcignore").write_text(dvcignore)
     moved = ignored_by_dvc(tmp_path)
     missing = uncovered(STAGES["train"], lambda f: moved(tmp_path / f.relative_to(ROOT)))
-    assert "src/sentinelle/features/counting.py" in missing
+    assert "src/sentinelle/modeling/fast/counting.py" in missing
     assert "src/sentinelle/params.py" not in missing
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from helpers import ROOT
 from sentinelle import io
 from sentinelle.modeling import persistence
-from sentinelle.modeling.pipeline import build_pipeline
+from sentinelle.modeling.fast.training import build_pipeline
 from sentinelle.params import load
 from sentinelle.text.normaliser import Normaliser
 

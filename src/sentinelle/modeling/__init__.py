@@ -1,6 +1,6 @@
-"""The model: two engines that fit it (``sklearn_engine``, the specification; ``fast``),
-its pipeline, calibration, operating points, persistence (with the metadata's schema)
-and explanations."""
+"""The model: two engines that fit it (``sklearn_engine``, the specification; the ``fast``
+package), the parts they share (classifiers, calibration, folds), operating points,
+persistence (with the metadata's schema) and explanations."""
 
 __all__ = [
     "calibration",
@@ -16,5 +16,4 @@ __all__ = [
     "pipeline",
     "sklearn_engine",
     "spans",
-    "training",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 import zipfile
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,7 @@ ALLOWED_TYPES = frozenset(
         "numpy.random.mtrand.RandomState",
         "numpy.uint8",
         "scipy.sparse._csr.csr_matrix",
-        "sentinelle.features.vectorizer.CompactTfidfVectorizer",
+        "sentinelle.modeling.fast.vectorizer.CompactTfidfVectorizer",
         "sklearn.calibration.CalibratedClassifierCV",
         "sklearn.calibration._CalibratedClassifier",
         "sklearn.calibration._SigmoidCalibration",
@@ -67,6 +68,9 @@ ALLOWED_TYPES = frozenset(
         "sklearn.utils._bunch.Bunch",
     }
 )
+# Where our classes lived when older model files were saved -> where they live now. A file
+# naming an old module loads with the class's current one; its bytes (and hash) stay as saved.
+MOVED_MODULES = {"sentinelle.features.vectorizer": "sentinelle.modeling.fast.vectorizer"}
 
 
 def save(model: Pipeline, path: Path = MODEL_PATH) -> str:
@@ -120,13 +124,17 @@ def load(path: Path = MODEL_PATH, expected_sha256: str | None = None) -> Pipelin
                 "refusing to load a model that is not the one trained"
             )
     found = types_in(path)
-    refused = sorted(found - ALLOWED_TYPES)
+    current = {_current(name) for name in found}
+    refused = sorted(current - ALLOWED_TYPES)
     if refused:
         raise UserError(
             f"{path}: refusing to load types not on the allowlist: {', '.join(refused)}"
         )
     try:
-        model = sio.load(path, trusted=sorted(found))
+        if current == found:
+            model = sio.load(path, trusted=sorted(found))
+        else:
+            model = sio.loads(_with_current_modules(path), trusted=sorted(current))
     # An untrusted file can make skops, zipfile, zlib or numpy fail in any way: one line.
     except Exception as exc:
         raise UserError(_unreadable(path, exc)) from None
@@ -137,6 +145,37 @@ def load(path: Path = MODEL_PATH, expected_sha256: str | None = None) -> Pipelin
             f"is expected, found {type(model).__name__} with classes {classes[:4]}"
         )
     return model
+
+
+def _current(type_name: str) -> str:
+    """``module.name`` as it is imported today (``MOVED_MODULES``)."""
+    module, _, name = type_name.rpartition(".")
+    return f"{MOVED_MODULES.get(module, module)}.{name}"
+
+
+def _with_current_modules(path: Path) -> bytes:
+    """The skops file's bytes, its schema naming every moved class by its current module."""
+
+    def rename(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("__module__") in MOVED_MODULES:
+                node["__module__"] = MOVED_MODULES[node["__module__"]]
+            for value in node.values():
+                rename(value)
+        elif isinstance(node, list):
+            for value in node:
+                rename(value)
+
+    out = BytesIO()
+    with zipfile.ZipFile(path) as old, zipfile.ZipFile(out, "w") as new:
+        for info in old.infolist():
+            data = old.read(info)
+            if info.filename == "schema.json":
+                schema = json.loads(data)
+                rename(schema)
+                data = json.dumps(schema).encode()
+            new.writestr(info, data)
+    return out.getvalue()
 
 
 def _unreadable(path: Path, exc: BaseException) -> str:

@@ -1,4 +1,4 @@
-"""The model as one scikit-learn Pipeline built from the ``train`` params."""
+"""The classifiers the ``train`` params name, and what both engines read of a pipeline."""
 
 from __future__ import annotations
 
@@ -10,37 +10,9 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.naive_bayes import ComplementNB, MultinomialNB
-from sklearn.pipeline import FeatureUnion, Pipeline
+from sklearn.pipeline import Pipeline
 
-from sentinelle.features.vectorizer import CompactTfidfVectorizer
 from sentinelle.params import TrainParams
-
-
-def build_pipeline(p: TrainParams, seed: int) -> Pipeline:
-    """Vectoriser(s) + classifier, as one Pipeline, from the ``train`` params."""
-    common: dict[str, Any] = dict(
-        lowercase=False,  # the normaliser already case-folds
-        min_df=p.min_df,
-        max_features=p.max_features,
-        sublinear_tf=p.sublinear_tf,
-        # float64, as the classifiers want it: no float32 -> float64 copy of every matrix
-        dtype=np.float64,
-    )
-    word = CompactTfidfVectorizer(**_analyzer(p, "word"), **common)
-    char = CompactTfidfVectorizer(**_analyzer(p, "char"), **common)
-    features = {
-        "word": word,
-        "char": char,
-        "union": FeatureUnion([("word", word), ("char", char)]),
-    }[p.features]
-    return Pipeline([("features", features), ("classifier", build_classifier(p, seed))])
-
-
-def _analyzer(p: TrainParams, kind: str) -> dict[str, Any]:
-    """How a vectoriser cuts text: word n-grams of the normaliser's tokens, or char_wb n-grams."""
-    if kind == "word":
-        return {"analyzer": "word", "token_pattern": r"\S+", "ngram_range": p.word_ngrams}
-    return {"analyzer": "char_wb", "ngram_range": p.char_ngrams}
 
 
 def build_classifier(p: TrainParams, seed: int) -> Any:
@@ -91,10 +63,13 @@ def raw_scores(classifier: Any, X: Any) -> np.ndarray:
     return decision if spam == 1 else -decision
 
 
+def parts(features: Any) -> list[Any]:
+    """The vectorisers of a features step: a FeatureUnion's parts, or the one vectoriser."""
+    if hasattr(features, "transformer_list"):
+        return [v for _, v in features.transformer_list]
+    return [features]
+
+
 def vectorisers(pipeline: Pipeline) -> list[Any]:
-    features = pipeline[0]
-    return (
-        [v for _, v in features.transformer_list]
-        if hasattr(features, "transformer_list")
-        else [features]
-    )
+    """The vectorisers of a pipeline's features step."""
+    return parts(pipeline[0])

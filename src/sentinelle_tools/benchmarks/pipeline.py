@@ -46,7 +46,7 @@ import yaml
 from sentinelle import io
 from sentinelle import params as schema
 from sentinelle.experiments.plans import PUBLISHED, run_sections
-from sentinelle.svm import linear
+from sentinelle.modeling.fast import linear
 from sentinelle_tools.benchmarks import corpus
 from sentinelle_tools.benchmarks.pipeline_report import markdown, plot
 
@@ -146,7 +146,13 @@ def partitioned(corpus_tsv: Path, rows_per_part: int = 250_000) -> Path:
 
 
 def set_params(repo: Path, source: Path, overrides: dict[str, dict[str, Any]]) -> None:
-    params = schema.read(repo / "params.yaml")
+    # A commit from before settings.yaml (an A/B's old side) keeps every key in params.yaml.
+    split = (repo / "settings.yaml").is_file()
+    params = (
+        schema.read(repo / "params.yaml")
+        if split
+        else yaml.safe_load((repo / "params.yaml").read_text())
+    )
     params["ingest"]["source"] = str(source)
     # A large corpus is larger than the default bound on a source (200 MB).
     size = (
@@ -157,7 +163,7 @@ def set_params(repo: Path, source: Path, overrides: dict[str, dict[str, Any]]) -
     params["ingest"]["max_bytes"] = max(params["ingest"]["max_bytes"], size)
     for section, values in overrides.items():
         params[section].update(values)
-    for file, part in schema.split(params).items():
+    for file, part in (schema.split(params) if split else {"params.yaml": params}).items():
         (repo / file).write_text(yaml.safe_dump(part, sort_keys=False))
 
 
@@ -241,7 +247,11 @@ def checkout(rev: str, dest: Path) -> Path:
     )
     module = next(
         m
-        for m, f in (("sentinelle.svm.linear", "svm/linear.py"), ("sentinelle.linear", "linear.py"))
+        for m, f in (
+            ("sentinelle.modeling.fast.linear", "modeling/fast/linear.py"),
+            ("sentinelle.svm.linear", "svm/linear.py"),
+            ("sentinelle.linear", "linear.py"),
+        )
         if (dest / "src/sentinelle" / f).is_file()
     )
     subprocess.run(
@@ -287,7 +297,8 @@ def run(
         "runs": [],
     }
     imports: dict[tuple[str, str], dict[str, float]] = {}
-    linear.compile_kernels()  # into src/sentinelle/svm/__pycache__, which copy_project copies
+    # into src/sentinelle/modeling/fast/__pycache__, which copy_project copies
+    linear.compile_kernels()
     with tempfile.TemporaryDirectory(prefix="sentinelle-bench-") as tmp:
         tmpdir = Path(tmp)
         roots = {
@@ -339,7 +350,11 @@ def run(
                             )
                     for label, repo in repos.items():
                         m = merged(parts[label])
-                        metrics = io.read_json(repo / "dvclive/evaluate/details.json")
+                        # before issue 29 every test figure was in metrics.json
+                        details = repo / "dvclive/evaluate/details.json"
+                        metrics = io.read_json(
+                            details if details.is_file() else details.with_name("metrics.json")
+                        )
                         results["runs"].append(
                             {"size": size, "config": config, "rev": label, **m, "metrics": metrics}
                         )

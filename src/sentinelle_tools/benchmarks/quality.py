@@ -42,7 +42,8 @@ from sentinelle.data import cleaning, formats, sources
 from sentinelle.data import split as splitting
 from sentinelle.evaluation import metrics
 from sentinelle.experiments.plans import PUBLISHED, run_sections
-from sentinelle.modeling import calibration, inference, training
+from sentinelle.modeling import calibration, inference
+from sentinelle.modeling.fast import training
 from sentinelle.params import Params, parse, read
 from sentinelle.text.canonical import canonical
 from sentinelle.text.normaliser import Normaliser

@@ -2,7 +2,7 @@
 
 Two differences, neither visible in its output:
 
-- n-gram counting takes the vectorised kernels of ``features.ngrams`` where they
+- n-gram counting takes the vectorised kernels of ``ngrams`` where they
   give exactly scikit-learn's counts (and scikit-learn's own code otherwise);
 - its saved state holds the vocabulary as two arrays, the terms in column order as
   one UTF-8 byte array plus an offsets array: skops stores a dict as one JSON node
@@ -19,7 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfTransformer, TfidfVectorizer
 
-from sentinelle.features.ngrams import COUNT_CHUNK, count_chunk, countable
+from sentinelle.modeling.fast.ngrams import COUNT_CHUNK, count_chunk, countable
 
 
 class CompactTfidfVectorizer(TfidfVectorizer):

@@ -16,8 +16,8 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import CountVectorizer
 
 from sentinelle.compute import on_this_machine, ordered_map, uses_dask
-from sentinelle.features.countfile import CountFile, write_piece
-from sentinelle.features.ngrams import COUNT_CHUNK, count_chunk, countable
+from sentinelle.modeling.fast.countfile import CountFile, write_piece
+from sentinelle.modeling.fast.ngrams import COUNT_CHUNK, count_chunk, countable
 
 COUNT_KEEP_NNZ = 2_000_000  # count keeps pass-1 counts up to this size instead of counting twice
 PASS2_DOCS = 10 * COUNT_CHUNK  # documents per pass-2 task
@@ -26,7 +26,7 @@ PASS2_DOCS = 10 * COUNT_CHUNK  # documents per pass-2 task
 @dataclass
 class Combined:
     """The count matrices of several vectorisers side by side, in ``file`` (see
-    ``features.countfile``), with each column's vectoriser and document frequency."""
+    ``countfile``), with each column's vectoriser and document frequency."""
 
     file: CountFile
     indptr: np.ndarray

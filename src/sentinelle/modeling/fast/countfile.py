@@ -1,11 +1,11 @@
 """A CSR count matrix's non-zeros, appended chunk by chunk to two ``.npy`` files in a
 temporary folder.
 
-The process that counts (``features.counting``) appends each chunk as it arrives, in
+The process that counts (``counting``) appends each chunk as it arrives, in
 order (``append``), or copies in a chunk that a worker on this machine wrote beside the
 files (``write_piece``, then ``append_piece``). So no process holds or maps the whole matrix;
 whoever needs it, the stage for the other classifiers or the SVM solver process
-(``sentinelle.svm.solver``), maps the files (``np.load(..., mmap_mode="c")``). The folder
+(``solver``), maps the files (``np.load(..., mmap_mode="c")``). The folder
 is removed when the file is closed.
 """
 

@@ -1,4 +1,5 @@
-"""Training: the pipeline and the out-of-fold scores that choose its threshold, in one go."""
+"""The fast engine's fit: the pipeline and the out-of-fold scores that choose its threshold,
+from one count of the n-grams."""
 
 from __future__ import annotations
 
@@ -6,24 +7,55 @@ from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
 
 from sentinelle import compute
-from sentinelle.features.countfile import CountFile
-from sentinelle.features.counting import Combined, count
-from sentinelle.features.tfidf import smooth_idf, tfidf_rows
 from sentinelle.modeling.calibration import calibrated_svm, fit_sigmoid, sigmoid
+from sentinelle.modeling.fast.countfile import CountFile
+from sentinelle.modeling.fast.counting import Combined, count
+from sentinelle.modeling.fast.features import build_features, fold_featuriser
+from sentinelle.modeling.fast.solver import Solver
+from sentinelle.modeling.fast.tfidf import smooth_idf, tfidf_rows
 from sentinelle.modeling.fitted import FittedModel
-from sentinelle.modeling.folds import fold_featuriser, splits
-from sentinelle.modeling.pipeline import build_pipeline, raw_classifier, raw_scores, vectorisers
-from sentinelle.params import TrainParams
-from sentinelle.svm.solver import Solver
+from sentinelle.modeling.folds import grouped_stratified_folds
+from sentinelle.modeling.pipeline import build_classifier, raw_classifier, raw_scores, vectorisers
+from sentinelle.params import Params, TrainParams
 
-# From this many training texts the SVM is fitted in a solver process (``svm.solver``):
+# From this many training texts the SVM is fitted in a solver process (``solver``):
 # the stage's process then never holds the count matrix, numba or the fits' arrays.
 # Below it, starting that process (~0.2 s) costs more than the memory it saves.
 SOLVER_MIN_TEXTS = 20_000
+
+
+def fit(train: pd.DataFrame, params: Params) -> FittedModel:
+    """The model fitted on ``train`` (columns ``text``, ``label``, ``group``) by ``params``,
+    with the out-of-fold scores that choose its operating points."""
+    return _fit(
+        params.train,
+        params.base.seed,
+        train["text"],
+        train["label"],
+        train["group"],
+        jobs=2,
+        final=True,
+    )
+
+
+def build_pipeline(p: TrainParams, seed: int) -> Pipeline:
+    """The unfitted pipeline: the fast engine's features, then the classifier."""
+    return Pipeline([("features", build_features(p)), ("classifier", build_classifier(p, seed))])
+
+
+def splits(
+    p: TrainParams, seed: int, texts: np.ndarray, labels: np.ndarray, groups: Any | None
+) -> Any:
+    """The CV folds: grouped stratified with ``groups``, else scikit-learn's stratified."""
+    if groups is None:
+        return StratifiedKFold(p.cv_folds, shuffle=True, random_state=seed).split(texts, labels)
+    return grouped_stratified_folds(labels, groups, p.cv_folds, seed)
 
 
 def out_of_fold_scores(
@@ -51,8 +83,8 @@ def train(
 
     The same model as ``build_pipeline(p, seed).fit(texts, labels)`` and the same
     scores as ``out_of_fold_scores``, but the n-gram counts of the training texts are
-    computed once (vectorised, see ``features.counting``) and shared by the final vectorisers
-    and every fold. The linear SVM (the default) is fitted by ``sentinelle.svm.linear``
+    computed once (vectorised, see ``counting``) and shared by the final vectorisers
+    and every fold. The linear SVM (the default) is fitted by ``linear``
     straight from those counts, fold and final fits ``jobs`` at a time in threads,
     with no TF-IDF matrix built; its Platt sigmoid is fitted on the out-of-fold
     decision values (the grouped CV that also chooses the threshold) instead of a
@@ -101,7 +133,7 @@ def _fit_in_process(
     """Every classifier but the linear SVM of ``_fit_svm`` (so also the SVM with ``max_features``):
     per-fold TF-IDF matrices and scikit-learn's ``fit``."""
     oof = np.empty(len(texts), dtype=np.float64)
-    make = fold_featuriser(p, seed, texts, counts if p.max_features is None else None)
+    make = fold_featuriser(p, texts, counts if p.max_features is None else None)
     for train_idx, test_idx in splits:
         X_train, X_test = make(train_idx, test_idx)
         classifier = raw_classifier(p, seed).fit(X_train, labels[train_idx])
@@ -139,7 +171,7 @@ def _fit_svm(
     jobs: int,
     final: bool,
 ) -> FittedModel:
-    """The linear SVM's folds and final fit: ``svm.linear.fit_folds`` on ``counts``, in
+    """The linear SVM's folds and final fit: ``linear.fit_folds`` on ``counts``, in
     ``solver``'s process, or in this one if None."""
     classes = np.unique(labels)
     positive = labels == classes[1]
@@ -156,9 +188,8 @@ def _fit_svm(
         weight=np.concatenate([v.idf_ for v in vectorisers(pipeline)]) if final else None,
     )
     if solver is None:
-        from sentinelle.svm import (
-            linear,  # numba: only in the process that fits (see SOLVER_MIN_TEXTS)
-        )
+        # numba: only in the process that fits (see SOLVER_MIN_TEXTS)
+        from sentinelle.modeling.fast import linear
 
         results, whole = linear.fit_folds(
             linear.Counts.from_csr(counts.matrix, sizes, p.sublinear_tf), **job

@@ -46,7 +46,7 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
-from sentinelle.features.tfidf import smooth_idf
+from sentinelle.modeling.fast.tfidf import smooth_idf
 
 TOL = 1e-4  # LinearSVC's default
 MAX_ITER = 1000  # LinearSVC's default
@@ -407,7 +407,7 @@ def compile_kernels() -> None:
     """Compile the kernels for the types the pipeline passes them (or load them from the cache).
 
     numba compiles on first use and caches the machine code in ``__pycache__``;
-    ``python -m sentinelle.svm.linear`` (run by ``dev.py`` after installing) does it
+    ``python -m sentinelle.modeling.fast.linear`` (run by ``dev.py`` after installing) does it
     once, so that the first ``dvc repro`` does not pay the ~2 s.
     """
     for dtype in (np.uint16, np.float32):  # see features.counting.count

@@ -8,7 +8,7 @@ numpy, SciPy's sparse module and numba (started when training starts, so its
 imports overlap the counting), maps it and runs the fits. The stage's process
 never maps the matrix unless it needs it itself (other classifiers).
 
-    python -m sentinelle.svm.solver     # the solver process (started by Solver)
+    python -m sentinelle.modeling.fast.solver     # the solver process (started by Solver)
 """
 
 from __future__ import annotations
@@ -24,25 +24,25 @@ from typing import Any
 
 import numpy as np
 
-from sentinelle.features.countfile import CountFile
+from sentinelle.modeling.fast.countfile import CountFile
 
 
 class Solver:
-    """``python -m sentinelle.svm.solver`` with ``counts``' file: fits on request, one request.
+    """``python -m sentinelle.modeling.fast.solver`` on ``counts``' file: one request of fits.
 
     Use as a context manager; the process is stopped on leaving it.
     """
 
     def __init__(self, counts: CountFile) -> None:
         src = str(
-            Path(__file__).resolve().parents[2]
+            Path(__file__).resolve().parents[3]
         )  # this copy of sentinelle, not another install
         env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")])),
         }
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "sentinelle.svm.solver"],
+            [sys.executable, "-m", "sentinelle.modeling.fast.solver"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
@@ -141,7 +141,7 @@ def main() -> None:
     reply = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything printed goes to stderr, not into the reply
     # numba loads here, while the stage counts; not at the top: the stage imports this module.
-    from sentinelle.svm import linear
+    from sentinelle.modeling.fast import linear
 
     try:
         job, arrays = _read(sys.stdin.buffer)

@@ -1,3 +1,0 @@
-"""The fast engine's linear SVM solver."""
-
-__all__ = ["linear", "solver"]
