@@ -32,11 +32,12 @@ def test_a_calibrated_svm_built_from_its_parts_predicts_as_scikit_learns_own() -
     theirs = fitted_by_scikit_learn()
     svm, calibrator = base_estimator(theirs), sigmoid(theirs)
     assert isinstance(svm, LinearSVC)
-    template = CalibratedClassifierCV(LinearSVC(), method="sigmoid", cv=3, ensemble=False)
-    ours = calibrated_svm(template, svm, calibrator.a_, calibrator.b_)
+    ours = calibrated_svm(svm, calibrator.a_, calibrator.b_, cv_folds=3)
     np.testing.assert_array_equal(ours.predict_proba(X), theirs.predict_proba(X))
     np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
     assert list(ours.classes_) == ["ham", "spam"] and ours.n_features_in_ == 30
+    # its parameters are those of scikit-learn's own (saved in the model file)
+    assert repr(ours.get_params()) == repr(theirs.get_params())
 
 
 def test_the_fast_scores_are_scikit_learns_to_the_bit() -> None:

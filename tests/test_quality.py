@@ -12,8 +12,8 @@ from helpers import ROOT
 from sentinelle.evaluation import metrics, plots
 from sentinelle.modeling import calibration, inference
 from sentinelle.modeling.fast import training
-from sentinelle.modeling.fast.training import build_pipeline
-from sentinelle.modeling.pipeline import raw_classifier, raw_scores
+from sentinelle.modeling.fast.training import build_pipeline, raw_classifier
+from sentinelle.modeling.pipeline import raw_scores
 from sentinelle.params import load
 from sentinelle.text.canonical import canonical
 from sentinelle.text.normaliser import Normaliser

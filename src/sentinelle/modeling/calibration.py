@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 from scipy.special import expit
+from sklearn.base import clone
 from sklearn.calibration import CalibratedClassifierCV, _CalibratedClassifier, _SigmoidCalibration
 from sklearn.linear_model._base import LinearClassifierMixin
 from sklearn.pipeline import Pipeline
@@ -63,17 +64,19 @@ def fit_sigmoid(decision: np.ndarray, positive: np.ndarray) -> tuple[float, floa
     return float(f"{a / scale:.{SIGMOID_DIGITS}g}"), float(f"{b:.{SIGMOID_DIGITS}g}")
 
 
-def calibrated_svm(template: Any, svm: Any, a: float, b: float) -> Any:
-    """``template`` (an unfitted ``CalibratedClassifierCV``) as if fitted: ``svm`` with the
-    sigmoid ``a``, ``b``."""
+def calibrated_svm(svm: Any, a: float, b: float, cv_folds: int) -> CalibratedClassifierCV:
+    """The fitted linear ``svm`` with Platt's sigmoid ``a``, ``b``, as the object scikit-learn's
+    ``CalibratedClassifierCV(svm, method="sigmoid", cv=cv_folds, ensemble=False)`` would be
+    after its fit (one calibrated classifier: the SVM fitted on everything)."""
     calibrator = _SigmoidCalibration()
     calibrator.a_, calibrator.b_ = a, b
-    template.calibrated_classifiers_ = [
+    calibrated = CalibratedClassifierCV(clone(svm), method="sigmoid", cv=cv_folds, ensemble=False)
+    calibrated.calibrated_classifiers_ = [
         _CalibratedClassifier(svm, [calibrator], classes=svm.classes_, method="sigmoid")
     ]
-    template.classes_ = svm.classes_
-    template.n_features_in_ = svm.n_features_in_
-    return template
+    calibrated.classes_ = svm.classes_
+    calibrated.n_features_in_ = svm.n_features_in_
+    return calibrated
 
 
 def probability_threshold(model: Pipeline, raw_threshold: float) -> float:

@@ -5,8 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn import svm
-from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.naive_bayes import ComplementNB, MultinomialNB
@@ -16,14 +14,9 @@ from sentinelle.params import TrainParams
 
 
 def build_classifier(p: TrainParams, seed: int) -> Any:
-    """The classifier ``p.classifier`` names, with its params."""
+    """The classifier ``p.classifier`` names, with its params: every one but the linear SVM,
+    which each engine fits its own way (``sklearn_engine.classifier``, ``fast.training``)."""
     match p.classifier:
-        case "linear_svm":
-            # Calibrated (Platt sigmoid on out-of-fold decision values, one SVM refit
-            # on all data) so that its scores are probabilities like the others'.
-            return CalibratedClassifierCV(
-                raw_classifier(p, seed), method="sigmoid", cv=p.cv_folds, ensemble=False
-            )
         case "logreg":
             return LogisticRegression(
                 C=p.C, class_weight=p.class_weight, solver="liblinear", max_iter=1000
@@ -44,14 +37,7 @@ def build_classifier(p: TrainParams, seed: int) -> Any:
                 n_jobs=p.n_jobs,
                 random_state=seed,
             )
-    raise AssertionError(p.classifier)  # unreachable: params.py allows only the above
-
-
-def raw_classifier(p: TrainParams, seed: int) -> Any:
-    """The classifier whose scores choose the threshold: the SVM before calibration."""
-    if p.classifier == "linear_svm":
-        return svm.LinearSVC(C=p.C, class_weight=p.class_weight, random_state=seed)
-    return build_classifier(p, seed)
+    raise AssertionError(p.classifier)  # linear_svm, or a name params.py does not allow
 
 
 def raw_scores(classifier: Any, X: Any) -> np.ndarray:

@@ -7,9 +7,9 @@ checks that both give the same verdicts and scores. In order:
 1. Features: TF-IDF of word n-grams of the normalised tokens (the preprocess stage has
    already normalised, case-folded and tokenised the text: a token is anything between
    spaces) and/or of ``char_wb`` n-grams, side by side (``train.features``).
-2. Classifier: ``LinearSVC`` (``train.classifier: linear_svm``, the default) or
-   ``LogisticRegression`` (``logreg``); the other classifiers are the same scikit-learn
-   estimators as the fast engine's (``pipeline.build_classifier``).
+2. Classifier: ``LinearSVC`` (``train.classifier: linear_svm``, the default); the other
+   classifiers (``logreg``, the naive Bayes, ``sgd``, ``random_forest``) are the scikit-learn
+   estimators both engines take from ``pipeline.build_classifier``.
 3. Out-of-fold scores: the whole pipeline, features included, is fitted on all folds but
    one and scores the one left out, over ``train.cv_folds`` grouped stratified folds:
    near-duplicates (the ``group`` column, one per normalised text) stay in one fold, as
@@ -66,7 +66,7 @@ def fit(train: pd.DataFrame, params: Params) -> FittedModel:
     model = pipeline(p, seed).fit(texts, labels)
     n_features = model[-1].n_features_in_
     if p.classifier == "linear_svm":
-        model.steps[-1] = ("classifier", platt_scaled(p, seed, model[-1], oof, labels == "spam"))
+        model.steps[-1] = ("classifier", platt_scaled(p, model[-1], oof, labels == "spam"))
     spam = list(model.classes_).index("spam")
     return FittedModel(model, oof, model.predict_proba(texts)[:, spam], n_features)
 
@@ -93,19 +93,16 @@ def pipeline(p: TrainParams, seed: int) -> Pipeline:
 
 
 def classifier(p: TrainParams, seed: int) -> Any:
-    match p.classifier:
-        case "linear_svm":
-            return LinearSVC(
-                C=p.C,
-                class_weight=p.class_weight,
-                tol=SVM_TOL,
-                max_iter=SVM_MAX_ITER,
-                random_state=seed,
-            )
-        case "logreg":
-            return LogisticRegression(
-                C=p.C, class_weight=p.class_weight, solver="liblinear", max_iter=1000
-            )
+    """``LinearSVC`` (uncalibrated: Platt scaling comes after the out-of-fold scores), or the
+    classifier of ``pipeline.build_classifier``."""
+    if p.classifier == "linear_svm":
+        return LinearSVC(
+            C=p.C,
+            class_weight=p.class_weight,
+            tol=SVM_TOL,
+            max_iter=SVM_MAX_ITER,
+            random_state=seed,
+        )
     return build_classifier(p, seed)
 
 
@@ -121,7 +118,7 @@ def out_of_fold_scores(
 
 
 def platt_scaled(
-    p: TrainParams, seed: int, svm: LinearSVC, oof: np.ndarray, spam: np.ndarray
+    p: TrainParams, svm: LinearSVC, oof: np.ndarray, spam: np.ndarray
 ) -> CalibratedClassifierCV:
     """``svm`` with Platt's sigmoid ``P(spam) = 1 / (1 + exp(a * decision + b))``, fitted on
     the out-of-fold decision values ``oof`` (not on the SVM's values for texts it has seen).
@@ -143,8 +140,5 @@ def platt_scaled(
     )
     a, b = -logistic.coef_[0, 0], -logistic.intercept_[0]
     return calibrated_svm(
-        build_classifier(p, seed),
-        svm,
-        float(f"{a:.{SIGMOID_DIGITS}g}"),
-        float(f"{b:.{SIGMOID_DIGITS}g}"),
+        svm, float(f"{a:.{SIGMOID_DIGITS}g}"), float(f"{b:.{SIGMOID_DIGITS}g}"), p.cv_folds
     )

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
@@ -21,7 +22,7 @@ from sentinelle.modeling.fast.solver import Solver
 from sentinelle.modeling.fast.tfidf import smooth_idf, tfidf_rows
 from sentinelle.modeling.fitted import FittedModel
 from sentinelle.modeling.folds import grouped_stratified_folds
-from sentinelle.modeling.pipeline import build_classifier, raw_classifier, raw_scores, vectorisers
+from sentinelle.modeling.pipeline import build_classifier, raw_scores, vectorisers
 from sentinelle.params import Params, TrainParams
 
 # From this many training texts the SVM is fitted in a solver process (``solver``):
@@ -45,8 +46,22 @@ def fit(train: pd.DataFrame, params: Params) -> FittedModel:
 
 
 def build_pipeline(p: TrainParams, seed: int) -> Pipeline:
-    """The unfitted pipeline: the fast engine's features, then the classifier."""
-    return Pipeline([("features", build_features(p)), ("classifier", build_classifier(p, seed))])
+    """The unfitted pipeline: the fast engine's features, then the classifier (the linear SVM
+    sigmoid-calibrated, so that its scores are probabilities like the others')."""
+    if p.classifier == "linear_svm":
+        classifier = CalibratedClassifierCV(
+            raw_classifier(p, seed), method="sigmoid", cv=p.cv_folds, ensemble=False
+        )
+    else:
+        classifier = build_classifier(p, seed)
+    return Pipeline([("features", build_features(p)), ("classifier", classifier)])
+
+
+def raw_classifier(p: TrainParams, seed: int) -> Any:
+    """The classifier whose scores choose the threshold: the SVM before calibration."""
+    if p.classifier == "linear_svm":
+        return LinearSVC(C=p.C, class_weight=p.class_weight, random_state=seed)
+    return build_classifier(p, seed)
 
 
 def splits(
@@ -153,7 +168,7 @@ def _fit_in_process(
     classifier = raw_classifier(p, seed).fit(X, labels)
     if p.classifier == "linear_svm":
         classifier = calibrated_svm(
-            pipeline[-1], classifier, *fit_sigmoid(oof, labels == classifier.classes_[1])
+            classifier, *fit_sigmoid(oof, labels == classifier.classes_[1]), p.cv_folds
         )
     pipeline.steps[-1] = (pipeline.steps[-1][0], classifier)
     spam = list(classifier.classes_).index("spam")
@@ -209,7 +224,7 @@ def _fit_svm(
     assert isinstance(svm, LinearSVC)
     svm.classes_, svm.coef_, svm.intercept_ = classes, w.reshape(1, -1), np.array([b])
     svm.n_features_in_, svm.n_iter_ = len(w), iterations
-    classifier = calibrated_svm(pipeline[-1], svm, *fit_sigmoid(sign * oof, positive))
+    classifier = calibrated_svm(svm, *fit_sigmoid(sign * oof, positive), p.cv_folds)
     pipeline.steps[-1] = (pipeline.steps[-1][0], classifier)
     proba = sigmoid(classifier).predict(decision)  # P(classes[1])
     return FittedModel(pipeline, oof, proba if sign > 0 else 1 - proba, len(w))
