@@ -32,8 +32,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import venv
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -309,6 +311,68 @@ def find_python(version: "tuple[int, int]") -> "str | None":
     return None
 
 
+_PRINTING = threading.Lock()  # one Python's log at a time
+
+
+def _reproduce_on(version: "tuple[int, int]", python: str, head: str, clean: "dict[str, str]"):
+    """`dev.py pipeline` in a fresh clone of ``head`` with ``python``, then the diff of its
+    outputs; its output printed at the end. (name, whether dvc.lock and dvclive/ are identical)"""
+    name = f"python{dotted(version)}"
+    clone = Path(tempfile.mkdtemp(prefix=f"sentinelle-{name}-")) / "sentinelle"
+    with tempfile.TemporaryFile() as log:
+
+        def run(cmd: "list[str]", **kwargs) -> int:
+            log.flush()
+            return subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, **kwargs).returncode
+
+        def done(ok: bool, message: str) -> "tuple[str, bool]":
+            log.seek(0)
+            with _PRINTING:
+                sys.stdout.write(log.read().decode(errors="replace"))
+                sys.stdout.flush()
+                (say if ok else error)(message)
+            return name, ok
+
+        full = subprocess.run(
+            [python, "-c", "import platform; print(platform.python_version())"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        say_first = f"[dev] {name}: Python {full} ({python}); fresh clone of {head[:12]} in {clone}"
+        log.write(f"{say_first}\n".encode())
+        start = time.monotonic()
+        rc = run(["git", "clone", "-q", "--no-checkout", str(ROOT), str(clone)])
+        rc = rc or run(["git", "-C", str(clone), "checkout", "-q", head])
+        rc = rc or run([python, "dev.py", "pipeline"], cwd=clone, env=clean)
+        seconds = time.monotonic() - start
+        if rc != 0:
+            return done(
+                False,
+                f"{name}: the clone or `{name} dev.py pipeline` failed (exit code {rc}) "
+                f"after {seconds:.0f} s; the clone is kept: {clone}",
+            )
+        diff = run(["git", "diff", "--stat", "--exit-code", "dvc.lock", "dvclive/"], cwd=clone)
+        extra = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=all", "--", "dvc.lock", "dvclive/"],
+            cwd=clone,
+            capture_output=True,
+            text=True,
+        ).stdout
+        if diff != 0 or extra:
+            log.write(extra.encode())
+            return done(
+                False,
+                f"{name}: the fresh clone's dvc.lock or dvclive/ differs from the committed one "
+                f"(kept: {clone})",
+            )
+        shutil.rmtree(clone.parent, ignore_errors=True)
+        return done(
+            True,
+            f"ok: {name}: `dev.py pipeline` in {seconds:.0f} s, "
+            "then `git diff --exit-code dvc.lock dvclive/`: identical",
+        )
+
+
 def reproduce(args: "list[str]") -> int:
     """`dev.py pipeline` in a fresh clone of HEAD on other Pythons; 1 if any fails or differs."""
     try:
@@ -334,58 +398,20 @@ def reproduce(args: "list[str]") -> int:
     clean = {
         k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")
     }
-    failed, passed = [], []
+    found = []
     for version in versions:
-        name = f"python{dotted(version)}"
         python = find_python(version)
         if python is None:
             where = f"looked on PATH and in pyenv's versions/{dotted(version)}.*"
-            say(f"skipped: {name} not found ({where})")
-            continue
-        full = subprocess.run(
-            [python, "-c", "import platform; print(platform.python_version())"],
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-        clone = Path(tempfile.mkdtemp(prefix=f"sentinelle-{name}-")) / "sentinelle"
-        say(f"{name}: Python {full} ({python}); fresh clone of {head[:12]} in {clone}")
-        start = time.monotonic()
-        rc = subprocess.run(
-            ["git", "clone", "-q", "--no-checkout", str(ROOT), str(clone)]
-        ).returncode
-        rc = rc or subprocess.run(["git", "-C", str(clone), "checkout", "-q", head]).returncode
-        rc = rc or subprocess.run([python, "dev.py", "pipeline"], cwd=clone, env=clean).returncode
-        seconds = time.monotonic() - start
-        if rc != 0:
-            failed.append(name)
-            error(
-                f"{name}: the clone or `{name} dev.py pipeline` failed (exit code {rc}) "
-                f"after {seconds:.0f} s; the clone is kept: {clone}"
-            )
-            continue
-        diff = subprocess.run(
-            ["git", "diff", "--stat", "--exit-code", "dvc.lock", "dvclive/"], cwd=clone
-        ).returncode
-        extra = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=all", "--", "dvc.lock", "dvclive/"],
-            cwd=clone,
-            capture_output=True,
-            text=True,
-        ).stdout
-        if diff != 0 or extra:
-            failed.append(name)
-            print(extra, end="")
-            error(
-                f"{name}: the fresh clone's dvc.lock or dvclive/ differs from the committed one "
-                f"(kept: {clone})"
-            )
-            continue
-        passed.append(name)
-        say(
-            f"ok: {name}: `dev.py pipeline` in {seconds:.0f} s, "
-            "then `git diff --exit-code dvc.lock dvclive/`: identical"
-        )
-        shutil.rmtree(clone.parent, ignore_errors=True)
+            say(f"skipped: python{dotted(version)} not found ({where})")
+        else:
+            found.append((version, python))
+    # The Pythons run side by side (their installs are mostly one core each); each one's output
+    # goes to a log, printed whole when it is done.
+    with ThreadPoolExecutor(max(1, len(found))) as pool:
+        results = list(pool.map(lambda vp: _reproduce_on(*vp, head, clean), found))
+    failed = [name for name, ok in results if not ok]
+    passed = [name for name, ok in results if ok]
     say(
         f"reproduce: {len(passed)} identical, {len(failed)} failed"
         + (f" ({', '.join(failed)})" if failed else "")
