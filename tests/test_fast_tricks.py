@@ -16,8 +16,9 @@ from sklearn.feature_extraction.text import CountVectorizer
 import tiny_model
 from helpers import ROOT
 from sentinelle.modeling.fast import counting
-from sentinelle.modeling.fast.features import build_features
+from sentinelle.modeling.fast.vectorizer import CompactTfidfVectorizer
 from sentinelle.modeling.pipeline import parts
+from sentinelle.modeling.sklearn_engine import features as spec_features
 from sentinelle.params import load
 from sentinelle.text.normaliser import Normaliser
 
@@ -33,10 +34,12 @@ def test_the_default_features_never_fall_back_to_scikit_learns_counting(monkeypa
         raise AssertionError("CountVectorizer._count_vocab ran: the vectorised kernels did not")
 
     monkeypatch.setattr(CountVectorizer, "_count_vocab", scikit_learns_counting)
-    counts = counting.count(parts(build_features(PARAMS.train)), np.asarray(TEXTS, dtype=object))
+    counts = counting.count(
+        parts(spec_features(PARAMS.train, CompactTfidfVectorizer)), np.asarray(TEXTS, dtype=object)
+    )
     assert counts.matrix.shape[0] == len(TEXTS) and counts.matrix.nnz > 0
 
-    features = build_features(PARAMS.train)
+    features = spec_features(PARAMS.train, CompactTfidfVectorizer)
     fitted = features.fit_transform(TEXTS)
     np.testing.assert_allclose(features.transform(TEXTS).toarray(), fitted.toarray(), atol=1e-12)
 

@@ -1,12 +1,11 @@
 """The ``fast`` engine: the model of ``modeling.sklearn_engine``, computed for scale.
 
 One public function, ``fit(train, params)`` (``training.fit``). Behind it: n-gram counts
-computed once for every fold and the final fit (``features``, ``counting``, ``ngrams``,
-``vectorizer``),
+computed once for every fold and the final fit (``counting``, ``ngrams``, ``vectorizer``),
 written to a count file (``countfile``); the linear SVM's problem solved from those counts
 by a numba kernel (``linear``), in a solver process (``solver``) from
 ``training.SOLVER_MIN_TEXTS`` messages; per-fold TF-IDF for the other classifiers
-(``tfidf``, ``features``); per-message work as Dask tasks for large corpora
+(``tfidf``, ``fold_features``); per-message work as Dask tasks for large corpora
 (``sentinelle.compute``). It gives the same model as the ``sklearn`` engine up to the
 solvers' stopping rule (``tests/test_engines.py``). This package is the only place of
 scikit-learn's private API outside ``modeling.calibration``, of numba, count files and

@@ -14,12 +14,14 @@ from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
 
 from sentinelle import compute
+from sentinelle.modeling import sklearn_engine
 from sentinelle.modeling.calibration import calibrated_svm, fit_sigmoid, sigmoid
 from sentinelle.modeling.fast.countfile import CountFile
 from sentinelle.modeling.fast.counting import Combined, count
-from sentinelle.modeling.fast.features import build_features, fold_featuriser
+from sentinelle.modeling.fast.fold_features import fold_featuriser
 from sentinelle.modeling.fast.solver import Solver
 from sentinelle.modeling.fast.tfidf import smooth_idf, tfidf_rows
+from sentinelle.modeling.fast.vectorizer import CompactTfidfVectorizer
 from sentinelle.modeling.fitted import FittedModel
 from sentinelle.modeling.folds import grouped_stratified_folds
 from sentinelle.modeling.pipeline import build_classifier, raw_scores, vectorisers
@@ -46,15 +48,17 @@ def fit(train: pd.DataFrame, params: Params) -> FittedModel:
 
 
 def build_pipeline(p: TrainParams, seed: int) -> Pipeline:
-    """The unfitted pipeline: the fast engine's features, then the classifier (the linear SVM
-    sigmoid-calibrated, so that its scores are probabilities like the others')."""
+    """The unfitted pipeline: the specification's features, counted by ``CompactTfidfVectorizer``,
+    then the classifier (the linear SVM sigmoid-calibrated, so that its scores are
+    probabilities like the others')."""
     if p.classifier == "linear_svm":
         classifier = CalibratedClassifierCV(
             raw_classifier(p, seed), method="sigmoid", cv=p.cv_folds, ensemble=False
         )
     else:
         classifier = build_classifier(p, seed)
-    return Pipeline([("features", build_features(p)), ("classifier", classifier)])
+    features = sklearn_engine.features(p, CompactTfidfVectorizer)
+    return Pipeline([("features", features), ("classifier", classifier)])
 
 
 def raw_classifier(p: TrainParams, seed: int) -> Any:

@@ -1,38 +1,18 @@
-"""The fast engine's features: the vectorisers the params ask for, and per-fold TF-IDF from
-one count (the out-of-fold scores of the classifiers other than the SVM)."""
+"""Per-fold TF-IDF from one count of the n-grams: the out-of-fold scores of the classifiers
+other than the SVM."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
-from sklearn.pipeline import FeatureUnion
 
+from sentinelle.modeling import sklearn_engine
 from sentinelle.modeling.fast.counting import Combined, count
 from sentinelle.modeling.fast.tfidf import smooth_idf, tfidf_rows
 from sentinelle.modeling.fast.vectorizer import CompactTfidfVectorizer
 from sentinelle.modeling.pipeline import parts
 from sentinelle.params import TrainParams
-
-
-def build_features(p: TrainParams) -> CompactTfidfVectorizer | FeatureUnion:
-    """The fast engine's features for ``train.features``: the sklearn engine's, counted by
-    ``CompactTfidfVectorizer``."""
-    common: dict[str, Any] = dict(
-        lowercase=False,  # the normaliser already case-folds
-        min_df=p.min_df,
-        max_features=p.max_features,
-        sublinear_tf=p.sublinear_tf,
-        # float64, as the classifiers want it: no float32 -> float64 copy of every matrix
-        dtype=np.float64,
-    )
-    word = CompactTfidfVectorizer(
-        analyzer="word", token_pattern=r"\S+", ngram_range=p.word_ngrams, **common
-    )
-    char = CompactTfidfVectorizer(analyzer="char_wb", ngram_range=p.char_ngrams, **common)
-    if p.features == "union":
-        return FeatureUnion([("word", word), ("char", char)])
-    return word if p.features == "word" else char
 
 
 def fold_featuriser(p: TrainParams, texts: np.ndarray, counts: Combined | None = None) -> Any:
@@ -44,12 +24,12 @@ def fold_featuriser(p: TrainParams, texts: np.ndarray, counts: Combined | None =
     if p.max_features is not None:
 
         def refit(train_idx: np.ndarray, test_idx: np.ndarray) -> tuple[Any, Any]:
-            features = build_features(p)
+            features = sklearn_engine.features(p, CompactTfidfVectorizer)
             return features.fit_transform(texts[train_idx]), features.transform(texts[test_idx])
 
         return refit
     if counts is None:
-        counts = count(parts(build_features(p)), texts)
+        counts = count(parts(sklearn_engine.features(p, CompactTfidfVectorizer)), texts)
 
     def from_counts(train_idx: np.ndarray, test_idx: np.ndarray) -> tuple[Any, Any]:
         train_counts = counts.matrix[train_idx]
