@@ -7,9 +7,10 @@ by a numba kernel (``linear``), in a solver process (``solver``) from
 ``training.SOLVER_MIN_TEXTS`` messages; per-fold TF-IDF for the other classifiers
 (``tfidf``, ``fold_features``); per-message work as Dask tasks for large corpora
 (``sentinelle.compute``). It gives the same model as the ``sklearn`` engine up to the
-solvers' stopping rule (``tests/test_engines.py``). This package is the only place of
-scikit-learn's private API outside ``modeling.calibration``, of numba, count files and
-solver processes.
+solvers' stopping rule (``tests/test_engines.py``). This package is the only place of numba,
+count files and solver processes, and of scikit-learn's private API but for two: the
+calibrated classifier's parts (``modeling.calibration``) and a run-dependent attribute that
+``modeling.persistence`` drops before saving.
 """
 
 from __future__ import annotations
