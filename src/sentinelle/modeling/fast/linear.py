@@ -410,7 +410,7 @@ def compile_kernels() -> None:
     ``python -m sentinelle.modeling.fast.linear`` (run by ``dev.py`` after installing) does it
     once, so that the first ``dvc repro`` does not pay the ~2 s.
     """
-    for dtype in (np.uint16, np.float32):  # see features.counting.count
+    for dtype in (np.uint16, np.float32):  # see counting.count
         matrix = sp.csr_matrix(np.array([[1, 0, 2], [0, 3, 1], [1, 1, 0]], dtype=dtype))
         matrix.indices = matrix.indices.astype(np.int32)
         counts = Counts.from_csr(matrix, [1, 2], sublinear_tf=True)
