@@ -12,6 +12,7 @@ from sentinelle.errors import UserError
 from sentinelle.experiments import plots_report
 from sentinelle.experiments.plans import RESULTS_DIR, Plan
 from sentinelle.experiments.runner import Outcome, baseline_row, command, exp_show, experiments_of
+from sentinelle.production.review.results import flatten
 
 log = logging.getLogger("sentinelle.experiments")
 
@@ -19,20 +20,10 @@ log = logging.getLogger("sentinelle.experiments")
 # --------------------------------------------------------------- comparison
 
 
-def _flat(node: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in node.items():
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def flat_metrics(data: dict[str, Any]) -> dict[str, Any]:
     """All metrics of one revision, named as `dvc exp show` names them (``obfuscated.recall``);
     a name in two files gets its folder as prefix."""
-    files = {path: _flat(f.get("data") or {}) for path, f in (data.get("metrics") or {}).items()}
+    files = {path: flatten(f.get("data") or {}) for path, f in (data.get("metrics") or {}).items()}
     counts: dict[str, int] = {}
     for values in files.values():
         for k in values:
