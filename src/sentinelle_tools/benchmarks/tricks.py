@@ -40,7 +40,7 @@ VARIANTS = {
         "from sentinelle.modeling.fast.vectorizer import CompactTfidfVectorizer\n"
         "def state(self):\n"
         "    s = dict(TfidfVectorizer.__getstate__(self))\n"
-        "    for k in ('vocabulary_utf8_', 'vocabulary_offsets_', '_stop_words_id'):\n"
+        "    for k in ('vocabulary_utf8_', 'vocabulary_offsets_'):\n"
         "        s.pop(k, None)\n"
         "    return s\n"
         "CompactTfidfVectorizer.__getstate__ = state\n"

@@ -64,10 +64,7 @@ class CompactTfidfVectorizer(TfidfVectorizer):
         if "vocabulary_utf8_" in state:
             del state["vocabulary_"]  # saved as the two arrays, after every other attribute
             state |= {name: state.pop(name) for name in ("vocabulary_utf8_", "vocabulary_offsets_")}
-        # scikit-learn remembers id(stop_words), a memory address that changes from run to
-        # run; without it the vectoriser simply re-checks its stop words once.
-        state.pop("_stop_words_id", None)
-        return state
+        return state  # without _stop_words_id: ``persistence.save`` drops it from every vectoriser
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state = dict(state)
